@@ -1,0 +1,17 @@
+"""Entry point: `streamlit run dashboard.py`. Routes to the pages and draws the shared controls."""
+from __future__ import annotations
+
+import streamlit as st
+
+from pages import common
+
+st.set_page_config(page_title="KPI scorecards", page_icon="🎯", layout="wide")
+
+catalog = common.catalog()
+pages = [st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:", url_path="overview", default=True)]
+pages += [common.team_page(team.id, team.label) for team in catalog.teams]
+pages += [st.Page("pages/glossary.py", title="Glossary", icon=":material/menu_book:", url_path="glossary")]
+page = st.navigation(pages, position="top")
+st.session_state["team"] = page.url_path
+common.controls(common.context())
+page.run()

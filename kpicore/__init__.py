@@ -1,0 +1,1 @@
+"""kpicore: customer-centric KPI scorecards over DuckDB (no Streamlit in here)."""

@@ -1,0 +1,314 @@
+"""The KPI catalog: one definition per KPI, parsed from YAML into typed objects."""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kpicore.errors import CatalogError, CatalogIssue, UnknownTeam
+
+DEFAULT_CATALOG = Path(__file__).with_name("catalog.yaml")
+CUSTOMER = "customer"
+
+
+class Unit(Enum):
+    """What a KPI value measures."""
+
+    COUNT = "count"
+    PERCENT = "percent"
+    CURRENCY = "currency"
+    DAYS = "days"
+    HOURS = "hours"
+    SCORE = "score"
+    RATIO = "ratio"
+
+
+class Direction(Enum):
+    """Which way is good."""
+
+    UP = "up"
+    DOWN = "down"
+
+
+class Agg(Enum):
+    """Aggregations a simple KPI may use."""
+
+    COUNT = "count"
+    COUNT_DISTINCT = "count_distinct"
+    SUM = "sum"
+    AVG = "avg"
+    MEDIAN = "median"
+
+
+class Op(Enum):
+    """Comparison operators of a filter condition."""
+
+    EQ = "eq"
+    NE = "ne"
+    IN = "in"
+    NOT_IN = "not_in"
+    GT = "gt"
+    GE = "ge"
+    LT = "lt"
+    LE = "le"
+    IS_NULL = "is_null"
+    NOT_NULL = "not_null"
+
+    @property
+    def takes_value(self) -> bool:
+        """Whether the condition compares with a value."""
+        return self not in (Op.IS_NULL, Op.NOT_NULL)
+
+    @property
+    def takes_list(self) -> bool:
+        """Whether the value is a list."""
+        return self in (Op.IN, Op.NOT_IN)
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A filter on one column, e.g. stage = won."""
+
+    column: str
+    op: Op
+    value: Any = None
+
+
+@dataclass(frozen=True)
+class Simple:
+    """An aggregate over one table, bucketed by one time column."""
+
+    table: str
+    time: str
+    agg: Agg
+    column: str | None = None
+    duration: tuple[str, str] | None = None
+    where: tuple[Condition, ...] = ()
+
+
+@dataclass(frozen=True)
+class Stock:
+    """Entities active at the start or end of a period (between a start and an end column)."""
+
+    table: str
+    start: str
+    end: str
+    at: str
+    where: tuple[Condition, ...] = ()
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """One KPI divided by another."""
+
+    numerator: str
+    denominator: str
+
+
+@dataclass(frozen=True)
+class Derived:
+    """An arithmetic expression of KPIs and catalog parameters."""
+
+    expr: str
+
+
+@dataclass(frozen=True)
+class Side:
+    """One end of a conversion: a table and its time column."""
+
+    table: str
+    time: str
+    where: tuple[Condition, ...] = ()
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """Share (or value per entity) of a period's cohort that reached a later event within N days."""
+
+    source: Side
+    target: Side
+    key: str
+    window_days: int
+    value: str | None = None
+
+
+@dataclass(frozen=True)
+class NetRetention:
+    """Value this period from keys that paid in the previous period, over their value then."""
+
+    table: str
+    key: str
+    time: str
+    value: str
+
+
+Formula = Simple | Stock | Ratio | Derived | Conversion | NetRetention
+FORMULA_KEYS = {
+    "simple": Simple, "stock": Stock, "ratio": Ratio, "derived": Derived,
+    "conversion": Conversion, "net_retention": NetRetention,
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    """The target value and the attainment below which a KPI is off track."""
+
+    value: float
+    at_risk: float = 0.9
+
+
+@dataclass(frozen=True)
+class Kpi:
+    """One catalog entry; a measure (building block) has no team, direction or target."""
+
+    id: str
+    label: str
+    description: str
+    unit: Unit
+    formula: Formula
+    team: str | None = None
+    direction: Direction | None = None
+    target: Target | None = None
+    weight: float = 1.0
+    counterweights: tuple[str, ...] = ()
+    drives: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
+    line: int | None = None
+
+    @property
+    def is_measure(self) -> bool:
+        """Whether this is a building block rather than a scored KPI."""
+        return self.team is None
+
+
+@dataclass(frozen=True)
+class Team:
+    """A team that owns KPIs."""
+
+    id: str
+    label: str
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """How a team's score mixes its own KPIs with the shared customer outcomes."""
+
+    team_weight: float = 0.5
+    customer_weight: float = 0.5
+    attainment_cap: float = 1.2
+    at_risk: float = 0.9
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """A validated KPI catalog."""
+
+    source: str
+    fingerprint: str
+    teams: tuple[Team, ...]
+    kpis: tuple[Kpi, ...]
+    scoring: Scoring = Scoring()
+    parameters: dict[str, float] = field(default_factory=dict)
+    currency: str = "EUR"
+
+    def __hash__(self) -> int:
+        return hash(self.fingerprint)
+
+    def kpi(self, kpi_id: str) -> Kpi:
+        """The entry with id `kpi_id`."""
+        return next(k for k in self.kpis if k.id == kpi_id)
+
+    def team(self, team_id: str) -> Team:
+        """The team with id `team_id`."""
+        for team in self.teams:
+            if team.id == team_id:
+                return team
+        known = ", ".join(t.id for t in self.teams)
+        raise UnknownTeam(f"There is no team '{team_id}' in the catalog. Teams: {known}.")
+
+    def scored(self, team_id: str) -> tuple[Kpi, ...]:
+        """The scored KPIs owned by a team (`customer` for the shared outcomes)."""
+        return tuple(k for k in self.kpis if k.team == team_id)
+
+    @property
+    def outcomes(self) -> tuple[Kpi, ...]:
+        """The shared customer outcomes."""
+        return self.scored(CUSTOMER)
+
+    @property
+    def measures(self) -> tuple[Kpi, ...]:
+        """Building blocks that other KPIs are computed from."""
+        return tuple(k for k in self.kpis if k.is_measure)
+
+
+class _LineDict(dict):
+    """A YAML mapping that remembers its line."""
+
+    line: int | None = None
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that records line numbers and duplicate keys."""
+
+    duplicates: list[tuple[int, str]]
+
+
+def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> _LineDict:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        if key in seen:
+            loader.duplicates.append((key_node.start_mark.line + 1, str(key)))
+        seen.add(key)
+    mapping = _LineDict(loader.construct_mapping(node, deep=True))
+    mapping.line = node.start_mark.line + 1
+    return mapping
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def catalog_path(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """The catalog to use: an explicit path, else $KPI_CATALOG, else the shipped one."""
+    chosen = explicit or os.environ.get("KPI_CATALOG")
+    return Path(chosen) if chosen else DEFAULT_CATALOG
+
+
+def load_catalog(path: str | os.PathLike[str] | None = None) -> Catalog:
+    """Read and validate a catalog file; raise CatalogError listing every problem."""
+    source = catalog_path(path)
+    try:
+        text = source.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise CatalogError(str(source), [CatalogIssue("catalog", "file", f"cannot be read ({error}).")]) from None
+    return parse_catalog(text, str(source))
+
+
+def parse_catalog(text: str, source: str = "<text>") -> Catalog:
+    """Parse and validate catalog YAML text; raise CatalogError listing every problem."""
+    from kpicore.validate import build_catalog
+
+    loader = _Loader(text)
+    loader.duplicates = []
+    try:
+        document = loader.get_single_data()
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = mark.line + 1 if mark else None
+        issue = CatalogIssue("catalog", "file", f"is not valid YAML: {error}", line)
+        raise CatalogError(source, [issue]) from None
+    finally:
+        loader.dispose()
+    fingerprint = hashlib.sha256(text.encode()).hexdigest()[:16]
+    catalog, issues = build_catalog(document, source, fingerprint)
+    issues = [CatalogIssue("catalog", key, "is given twice in the same entry.", line)
+              for line, key in loader.duplicates] + issues
+    if issues or catalog is None:
+        raise CatalogError(source, issues)
+    return catalog

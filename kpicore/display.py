@@ -1,0 +1,66 @@
+"""Numbers for people: values, changes and statuses formatted by unit."""
+from __future__ import annotations
+
+from kpicore.catalog import Unit
+from kpicore.scorecard import KpiResult, Status
+
+CURRENCY_SYMBOLS = {"EUR": "€", "USD": "$", "GBP": "£", "CHF": "CHF "}
+STATUS_ICONS = {
+    Status.ON_TRACK: "🟢",
+    Status.AT_RISK: "🟠",
+    Status.OFF_TRACK: "🔴",
+    Status.MATURING: "⏳",
+    Status.NO_DATA: "⚪",
+}
+UNIT_LABELS = {
+    Unit.COUNT: "count", Unit.PERCENT: "%", Unit.CURRENCY: "currency", Unit.DAYS: "days",
+    Unit.HOURS: "hours", Unit.SCORE: "score", Unit.RATIO: "ratio",
+}
+
+
+def format_value(value: float | None, unit: Unit, currency: str = "EUR") -> str:
+    """A KPI value as people read it: 12.3%, €1,234, 18.5 h, 3.2×."""
+    if value is None:
+        return "–"
+    if unit is Unit.PERCENT:
+        return f"{value * 100:.1f}%"
+    if unit is Unit.CURRENCY:
+        symbol = CURRENCY_SYMBOLS.get(currency, currency + " ")
+        sign = "-" if value < 0 else ""
+        digits = 0 if abs(value) >= 100 else 2
+        return f"{sign}{symbol}{abs(value):,.{digits}f}"
+    if unit is Unit.HOURS:
+        return f"{value:.1f} h"
+    if unit is Unit.DAYS:
+        return f"{value:.1f} d"
+    if unit is Unit.RATIO:
+        return f"{value:.2f}×"
+    if unit is Unit.SCORE:
+        return f"{value:.0f}"
+    return f"{value:,.0f}" if abs(value - round(value)) < 1e-9 or abs(value) >= 100 else f"{value:,.1f}"
+
+
+def format_change(result: KpiResult, currency: str = "EUR") -> str | None:
+    """The change against the comparison: percentage points for rates, else relative."""
+    change = result.change
+    if change is None:
+        return None
+    unit = result.kpi.unit
+    if unit is Unit.PERCENT:
+        return f"{change * 100:+.1f} pp"
+    if unit is Unit.SCORE:
+        return f"{change:+.0f} pts"
+    relative = result.relative_change
+    if relative is None:
+        return f"{change:+,.1f}"
+    return f"{relative * 100:+.1f}%"
+
+
+def format_status(status: Status) -> str:
+    """A status with its icon, e.g. '🟢 on track'."""
+    return f"{STATUS_ICONS[status]} {status.value}"
+
+
+def format_score(score: float | None) -> str:
+    """A team score (weighted attainment) as a percentage of target."""
+    return "–" if score is None else f"{score * 100:.0f}%"

@@ -1,0 +1,44 @@
+"""Expected failures, each with a message a business user can act on."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class KpiError(Exception):
+    """Base of every expected failure; the message is shown to the user as is."""
+
+
+@dataclass(frozen=True)
+class CatalogIssue:
+    """One problem found in a KPI catalog."""
+
+    kpi: str
+    field: str
+    message: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = f"line {self.line}: " if self.line else ""
+        return f"{where}{self.kpi}: {self.field}: {self.message}"
+
+
+class CatalogError(KpiError):
+    """A catalog file that cannot be used, with every problem found in it."""
+
+    def __init__(self, source: str, issues: list[CatalogIssue]) -> None:
+        self.source = source
+        self.issues = issues
+        lines = "\n".join(f"  - {issue}" for issue in issues)
+        super().__init__(f"The KPI catalog {source} has {len(issues)} problem(s):\n{lines}")
+
+
+class UnknownPeriod(KpiError):
+    """A period label that is malformed or has no data."""
+
+
+class UnknownTeam(KpiError):
+    """A team that the catalog does not define."""
+
+
+class BadParameter(KpiError):
+    """A value given on the command line or in a URL that is not allowed."""

@@ -1,0 +1,119 @@
+"""The glossary: each KPI's single definition in words, and search over it."""
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+
+from kpicore.catalog import (
+    Agg,
+    Catalog,
+    Condition,
+    Conversion,
+    Derived,
+    Formula,
+    Kpi,
+    NetRetention,
+    Op,
+    Ratio,
+    Simple,
+    Stock,
+)
+from kpicore.display import format_value
+
+_OPS = {Op.EQ: "=", Op.NE: "≠", Op.GT: ">", Op.GE: "≥", Op.LT: "<", Op.LE: "≤", Op.IN: "in", Op.NOT_IN: "not in"}
+
+
+def _where(conditions: tuple[Condition, ...]) -> str:
+    parts = []
+    for c in conditions:
+        if c.op is Op.IS_NULL:
+            parts.append(f"{c.column} is empty")
+        elif c.op is Op.NOT_NULL:
+            parts.append(f"{c.column} is set")
+        elif c.op.takes_list:
+            parts.append(f"{c.column} {_OPS[c.op]} ({', '.join(str(v) for v in c.value)})")
+        else:
+            value = str(c.value).lower() if isinstance(c.value, bool) else c.value
+            parts.append(f"{c.column} {_OPS[c.op]} {value}")
+    return f" where {' and '.join(parts)}" if parts else ""
+
+
+def formula_text(formula: Formula, catalog: Catalog) -> str:
+    """The formula in one line of plain words, KPIs named by their labels."""
+    labels = {k.id: k.label for k in catalog.kpis}
+    if isinstance(formula, Simple):
+        if formula.duration is not None:
+            what = f"{formula.agg.value} time from {formula.duration[0]} to {formula.duration[1]}"
+        elif formula.agg is Agg.COUNT:
+            what = f"count of {formula.table}"
+        else:
+            what = f"{formula.agg.value.replace('_', ' ')} of {formula.column}"
+        return f"{what} in {formula.table}{_where(formula.where)}, by {formula.time} in the period"
+    if isinstance(formula, Stock):
+        moment = "first day of the period" if formula.at == "start" else "first day after the period"
+        return (f"{formula.table} active on the {moment} ({formula.start} before it, "
+                f"{formula.end} empty or not before it){_where(formula.where)}")
+    if isinstance(formula, Ratio):
+        return f"{labels[formula.numerator]} ÷ {labels[formula.denominator]}"
+    if isinstance(formula, Derived):
+        return _expression(ast.parse(formula.expr, mode="eval").body, labels)
+    if isinstance(formula, Conversion):
+        reached = (f"sum of {formula.target.table}.{formula.value}" if formula.value
+                   else f"share of {formula.source.table}")
+        per = f" per {formula.source.table.rstrip('s')}" if formula.value else ""
+        return (f"{reached}{per} created in the period (by {formula.source.time}{_where(formula.source.where)}) "
+                f"reaching {formula.target.table} (by {formula.target.time}{_where(formula.target.where)}) "
+                f"within {formula.window_days} days, matched on {formula.key}")
+    if isinstance(formula, NetRetention):
+        return (f"{formula.value} in the period from each {formula.key} that paid in the previous period "
+                f"÷ their {formula.value} in the previous period ({formula.table} by {formula.time})")
+    raise TypeError(formula)
+
+
+def _expression(node: ast.expr, labels: dict[str, str]) -> str:
+    if isinstance(node, ast.BinOp):
+        symbol = {ast.Add: "+", ast.Sub: "−", ast.Mult: "×", ast.Div: "÷"}[type(node.op)]
+        return f"({_expression(node.left, labels)} {symbol} {_expression(node.right, labels)})"
+    if isinstance(node, ast.UnaryOp):
+        return f"−{_expression(node.operand, labels)}"
+    if isinstance(node, ast.Constant):
+        return f"{node.value:g}"
+    assert isinstance(node, ast.Name)
+    return labels.get(node.id, node.id.replace("_", " "))
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One glossary row."""
+
+    kpi: Kpi
+    owner: str
+    formula: str
+    target: str
+    bands: str
+
+    def matches(self, query: str) -> bool:
+        """Whether a search text occurs in the id, label, aliases, description, owner or formula."""
+        words = query.casefold().split()
+        haystack = " ".join(
+            [self.kpi.id, self.kpi.label, self.kpi.description, self.owner, self.formula, *self.kpi.aliases]
+        ).casefold()
+        return all(word in haystack for word in words)
+
+
+def entries(catalog: Catalog, query: str = "") -> list[Entry]:
+    """Glossary rows for every KPI and measure matching `query` (all when empty)."""
+    owners = {t.id: t.label for t in catalog.teams} | {"customer": "Shared customer outcome"}
+    found = []
+    for kpi in catalog.kpis:
+        target = bands = "–"
+        if kpi.target is not None and kpi.direction is not None:
+            shown = format_value(kpi.target.value, kpi.unit, catalog.currency)
+            target = f"{'≥' if kpi.direction.value == 'up' else '≤'} {shown}"
+            bands = (f"on track at 100% of target, at risk from {kpi.target.at_risk:.0%}, "
+                     f"off track below {kpi.target.at_risk:.0%}")
+        owner = owners.get(kpi.team or "", "Building block")
+        entry = Entry(kpi, owner, formula_text(kpi.formula, catalog), target, bands)
+        if entry.matches(query):
+            found.append(entry)
+    return found

@@ -1,0 +1,222 @@
+"""Scorecards: each KPI's value against its comparison and target, and each team's score."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from enum import Enum
+
+from kpicore.catalog import CUSTOMER, Catalog, Direction, Kpi
+from kpicore.compute import KpiValues
+from kpicore.periods import Comparison, Period
+
+TREND_PERIODS = 12
+
+
+class Status(Enum):
+    """Where a KPI (or a score) stands against its target."""
+
+    ON_TRACK = "on track"
+    AT_RISK = "at risk"
+    OFF_TRACK = "off track"
+    MATURING = "maturing"
+    NO_DATA = "no data"
+
+    @property
+    def judged(self) -> bool:
+        """Whether the status says something about the target (and counts in a score)."""
+        return self in (Status.ON_TRACK, Status.AT_RISK, Status.OFF_TRACK)
+
+
+@dataclass(frozen=True)
+class TrendPoint:
+    """One period of a KPI's trend."""
+
+    period: Period
+    value: float | None
+    comparison: float | None
+    maturing: bool
+
+
+@dataclass(frozen=True)
+class KpiResult:
+    """A KPI in the selected period, as a scorecard shows it."""
+
+    kpi: Kpi
+    period: Period
+    value: float | None
+    comparison_period: Period
+    comparison: float | None
+    attainment: float | None
+    status: Status
+    as_of: date | None
+    trend: tuple[TrendPoint, ...]
+    note: str | None = None
+
+    @property
+    def change(self) -> float | None:
+        """Value minus comparison value."""
+        if self.value is None or self.comparison is None:
+            return None
+        return self.value - self.comparison
+
+    @property
+    def relative_change(self) -> float | None:
+        """Change as a fraction of the comparison value (None when that is zero)."""
+        if self.change is None or not self.comparison:
+            return None
+        return self.change / abs(self.comparison)
+
+    @property
+    def improved(self) -> bool | None:
+        """Whether the change went in the KPI's good direction (None without change or direction)."""
+        if self.change is None or self.change == 0 or self.kpi.direction is None:
+            return None
+        return (self.change > 0) == (self.kpi.direction is Direction.UP)
+
+
+@dataclass(frozen=True)
+class TeamScore:
+    """A team's score: its own KPIs and the shared customer outcomes, weighted."""
+
+    team: str
+    label: str
+    score: float | None
+    own_score: float | None
+    customer_score: float | None
+    status: Status
+    kpis: tuple[KpiResult, ...]
+
+
+@dataclass(frozen=True)
+class Scorecard:
+    """Everything the Overview shows for one period."""
+
+    period: Period
+    comparison: Comparison
+    outcomes: tuple[KpiResult, ...]
+    teams: tuple[TeamScore, ...]
+
+
+def attainment(kpi: Kpi, value: float | None) -> float | None:
+    """How far the value reaches the target: 1.0 means exactly on target (not capped)."""
+    if value is None or kpi.target is None or kpi.direction is None:
+        return None
+    target = kpi.target.value
+    if kpi.direction is Direction.UP:
+        return value / target if target else None
+    if value <= 0:
+        return float("inf")
+    return target / value
+
+
+def status_of(kpi: Kpi, reached: float | None, maturing: bool) -> Status:
+    """On track at 100% of target or more, at risk down to the KPI's at_risk band, else off track."""
+    if maturing:
+        return Status.MATURING
+    if reached is None or kpi.target is None:
+        return Status.NO_DATA
+    if reached >= 1:
+        return Status.ON_TRACK
+    return Status.AT_RISK if reached >= kpi.target.at_risk else Status.OFF_TRACK
+
+
+def kpi_result(kpi: Kpi, values: KpiValues, period: Period, comparison: Comparison) -> KpiResult:
+    """One KPI in a period: value, comparison, attainment, status, as-of date and trend.
+
+    A cohort KPI whose cohort is still maturing reports the latest mature cohort instead and
+    says so in its note; with no mature cohort at all it reports the value so far as maturing.
+    """
+    maturing = values.maturing.get(kpi.id, frozenset())
+    shown, note = period, values.notes.get(kpi.id)
+    if period in maturing:
+        mature = [p for p in values.periods if p <= period and p not in maturing]
+        if mature:
+            shown = mature[-1]
+            note = (f"Cohort of {shown.label}, the latest that has had its full window "
+                    f"({period.label} is still maturing).")
+    before = shown.compared(comparison)
+    value = values.value(kpi.id, shown)
+    reached = attainment(kpi, value)
+    trend = tuple(
+        TrendPoint(p, values.value(kpi.id, p), values.value(kpi.id, p.compared(comparison)), p in maturing)
+        for p in values.periods
+        if p <= period
+    )[-TREND_PERIODS:]
+    return KpiResult(
+        kpi=kpi,
+        period=shown,
+        value=value,
+        comparison_period=before,
+        comparison=values.value(kpi.id, before),
+        attainment=reached,
+        status=status_of(kpi, reached, shown in maturing),
+        as_of=values.as_of.get(kpi.id),
+        trend=trend,
+        note=note,
+    )
+
+
+def weighted_attainment(results: tuple[KpiResult, ...], cap: float) -> float | None:
+    """Weighted mean of capped attainment over the KPIs whose status is judged."""
+    judged = [r for r in results if r.status.judged and r.attainment is not None]
+    total = sum(r.kpi.weight for r in judged)
+    if not total:
+        return None
+    return sum(r.kpi.weight * min(max(r.attainment, 0.0), cap) for r in judged) / total
+
+
+def build_scorecard(catalog: Catalog, values: KpiValues, period: Period, comparison: Comparison) -> Scorecard:
+    """The customer outcomes and every team's scored KPIs for one period."""
+    def results(team: str) -> tuple[KpiResult, ...]:
+        return tuple(kpi_result(k, values, period, comparison) for k in catalog.scored(team))
+
+    outcomes = results(CUSTOMER)
+    scoring = catalog.scoring
+    customer_score = weighted_attainment(outcomes, scoring.attainment_cap)
+    teams = []
+    for team in catalog.teams:
+        own = results(team.id)
+        own_score = weighted_attainment(own, scoring.attainment_cap)
+        score = _mix(own_score, customer_score, scoring.team_weight, scoring.customer_weight)
+        teams.append(TeamScore(team.id, team.label, score, own_score, customer_score,
+                               _score_status(score, scoring.at_risk), own))
+    return Scorecard(period, comparison, outcomes, tuple(teams))
+
+
+def _mix(own: float | None, shared: float | None, own_weight: float, shared_weight: float) -> float | None:
+    """Weighted mean of the two parts; a part without data leaves the other to stand alone."""
+    parts = [(s, w) for s, w in ((own, own_weight), (shared, shared_weight)) if s is not None and w > 0]
+    if not parts:
+        return None
+    return sum(s * w for s, w in parts) / sum(w for _, w in parts)
+
+
+def _score_status(score: float | None, at_risk: float) -> Status:
+    if score is None:
+        return Status.NO_DATA
+    if score >= 1:
+        return Status.ON_TRACK
+    return Status.AT_RISK if score >= at_risk else Status.OFF_TRACK
+
+
+
+def as_record(result: KpiResult) -> dict[str, object]:
+    """A KPI result as plain data (rates as fractions), for JSON, CSV and tables."""
+    kpi = result.kpi
+    return {
+        "id": kpi.id,
+        "label": kpi.label,
+        "team": kpi.team,
+        "unit": kpi.unit.value,
+        "direction": kpi.direction.value if kpi.direction else None,
+        "period": result.period.label,
+        "value": result.value,
+        "comparison_period": result.comparison_period.label,
+        "comparison": result.comparison,
+        "change": result.change,
+        "target": kpi.target.value if kpi.target else None,
+        "attainment": result.attainment,
+        "status": result.status.value,
+        "as_of": result.as_of.isoformat() if result.as_of else None,
+        "note": result.note,
+    }

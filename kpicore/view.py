@@ -1,0 +1,62 @@
+"""What a view shows (grain, period, comparison), read from and written to URL query parameters."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+from kpicore.compute import KpiValues
+from kpicore.errors import UnknownPeriod
+from kpicore.periods import Comparison, Grain, Period, grain_of, parse_period
+
+
+@dataclass(frozen=True)
+class View:
+    """The state that shapes a scorecard view; `period` None means the latest complete one."""
+
+    grain: Grain = Grain.MONTH
+    period: str | None = None
+    comparison: Comparison = Comparison.PREVIOUS
+
+    @classmethod
+    def from_query_params(cls, params: Mapping[str, str]) -> tuple[View, list[str]]:
+        """The view a URL asks for, and a notice for each parameter that was not understood."""
+        notices: list[str] = []
+        view = cls()
+        grain_text, period, comparison = params.get("grain"), params.get("period"), params.get("comparison")
+        if grain_text is not None:
+            try:
+                view = replace(view, grain=Grain(grain_text))
+            except ValueError:
+                notices.append(_unknown("grain", grain_text, [g.value for g in Grain]))
+        if comparison is not None:
+            try:
+                view = replace(view, comparison=Comparison(comparison))
+            except ValueError:
+                notices.append(_unknown("comparison", comparison, [c.value for c in Comparison]))
+        if period is not None:
+            try:
+                found = grain_of(period)
+                if grain_text is None:
+                    view = replace(view, grain=found)
+                parse_period(period, view.grain)
+                view = replace(view, period=period)
+            except UnknownPeriod as error:
+                notices.append(f"URL parameter period: {error} Showing the latest complete period instead.")
+        return view, notices
+
+    def to_query_params(self, period: Period) -> dict[str, str]:
+        """Query parameters that reproduce this view, with the period actually shown."""
+        return {"grain": self.grain.value, "period": period.label, "comparison": self.comparison.value}
+
+    def resolve(self, values: KpiValues) -> tuple[Period, list[str]]:
+        """The period to show: the one asked for if the data has it, else the latest complete one."""
+        if self.period is None:
+            return values.latest, []
+        try:
+            return values.check(parse_period(self.period, self.grain)), []
+        except UnknownPeriod as error:
+            return values.latest, [f"URL parameter period: {error} Showing {values.latest.label} instead."]
+
+
+def _unknown(name: str, value: str, allowed: list[str]) -> str:
+    return f"URL parameter {name}: '{value}' is not one of {', '.join(allowed)}. Using the default instead."

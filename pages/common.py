@@ -1,0 +1,209 @@
+"""The app side of kpicore: caching, URL state, the controls and the pieces every page shows."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+
+import pandas as pd
+import streamlit as st
+
+from kpicore import store
+from kpicore.catalog import CUSTOMER, Catalog, Kpi, catalog_path, load_catalog
+from kpicore.charts import trend_chart
+from kpicore.compute import KpiValues, compute
+from kpicore.display import format_change, format_score, format_status, format_value
+from kpicore.errors import CatalogError
+from kpicore.periods import Comparison, Grain, Period
+from kpicore.scorecard import KpiResult, Scorecard, Status, TeamScore, build_scorecard
+from kpicore.view import View
+
+VIEW_KEYS = ("grain", "period", "comparison")
+STATUS_COLORS = {Status.ON_TRACK: "green", Status.AT_RISK: "orange", Status.OFF_TRACK: "red",
+                 Status.MATURING: "gray", Status.NO_DATA: "gray"}
+
+
+@st.cache_resource
+def _connection(path: str):  # noqa: ANN202 - a DuckDB connection shared by the whole process
+    return store.connect(path)
+
+
+@st.cache_resource
+def _catalog(path: str, modified: float) -> Catalog:
+    return load_catalog(path)
+
+
+@st.cache_data(show_spinner="Computing KPIs…", max_entries=64)
+def _values(db: str, schema: str, catalog_fingerprint: str, grain: Grain, _catalog: Catalog) -> KpiValues:
+    """KPI values, cached per database, snapshot, catalog version and grain."""
+    return compute(_connection(db).cursor(), _catalog, schema, grain)
+
+
+def catalog() -> Catalog:
+    """The catalog in use; a broken one stops the page with every problem listed."""
+    path = catalog_path()
+    try:
+        return _catalog(str(path), path.stat().st_mtime if path.exists() else 0.0)
+    except CatalogError as error:
+        st.error(f"**The KPI catalog cannot be used.** Fix these problems in `{error.source}` and reload:")
+        st.code("\n".join(str(issue) for issue in error.issues), language=None)
+        st.stop()
+        raise
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every page works from in one run."""
+
+    catalog: Catalog
+    snapshot: store.Snapshot
+    view: View
+    period: Period
+    values: KpiValues
+    notices: tuple[str, ...]
+
+    def scorecard(self) -> Scorecard:
+        """Customer outcomes and team scorecards for the period shown."""
+        return build_scorecard(self.catalog, self.values, self.period, self.view.comparison)
+
+    @property
+    def comparison_label(self) -> str:
+        return f"{self.view.comparison.label} ({self.period.compared(self.view.comparison).label})"
+
+
+def context() -> Context:
+    """Read the view from the URL (or the session), compute, and write the full view back to the URL."""
+    cat = catalog()
+    db = str(store.db_path())
+    snapshot = store.latest_snapshot(_connection(db).cursor())
+    params = {key: st.query_params[key] for key in VIEW_KEYS if key in st.query_params}
+    if not params and "view" in st.session_state:
+        params = st.session_state["view"]
+    view, notices = View.from_query_params(params)
+    values = _values(db, snapshot.schema, cat.fingerprint, view.grain, cat)
+    period, more = view.resolve(values)
+    wanted = view.to_query_params(period)
+    for key, value in wanted.items():
+        if st.query_params.get(key) != value:
+            st.query_params[key] = value
+    st.session_state["view"] = wanted
+    return Context(cat, snapshot, replace(view, period=period.label), period, values, tuple(notices + more))
+
+
+def controls(ctx: Context) -> None:
+    """Grain, period and comparison pickers in the sidebar; a change goes to the URL."""
+    with st.sidebar:
+        st.header("View")
+        grains = [g.value for g in Grain]
+        grain = st.segmented_control("Grain", grains, default=ctx.view.grain.value, key=f"grain-{ctx.view.grain.value}",
+                                     format_func=str.capitalize, required=True)
+        labels = [p.label for p in reversed(ctx.values.periods)]
+        period = st.selectbox("Period", labels, index=labels.index(ctx.period.label),
+                              key=f"period-{ctx.period.label}", help="Latest complete period first.")
+        comparisons = [c.value for c in Comparison]
+        comparison = st.radio("Compare with", comparisons, index=comparisons.index(ctx.view.comparison.value),
+                              key=f"comparison-{ctx.view.comparison.value}",
+                              format_func=lambda c: Comparison(c).label.capitalize())
+        st.caption(f"Data as of {_latest_as_of(ctx)} · snapshot {ctx.snapshot.id} ({ctx.snapshot.note})")
+    chosen = {"grain": grain, "period": period, "comparison": comparison}
+    if grain != ctx.view.grain.value:
+        chosen.pop("period")
+    if chosen != {key: value for key, value in ctx.view.to_query_params(ctx.period).items() if key in chosen}:
+        st.query_params.clear()
+        st.query_params.update(chosen)
+        st.session_state.pop("view", None)
+        st.rerun()
+    for notice in ctx.notices:
+        st.warning(notice, icon="⚠️")
+
+
+def _latest_as_of(ctx: Context) -> str:
+    days = [d for d in ctx.values.as_of.values() if d is not None]
+    return max(days).isoformat() if days else "–"
+
+
+def page_header(ctx: Context, title: str) -> None:
+    """Page title with the period and comparison it shows."""
+    st.title(title)
+    st.caption(f"{ctx.view.grain.value.capitalize()} {ctx.period.label} · compared with {ctx.comparison_label}")
+
+
+def metric(result: KpiResult, ctx: Context) -> None:
+    """A KPI tile: value, change, status, target, as-of date and a small trend."""
+    kpi, currency = result.kpi, ctx.catalog.currency
+    value = format_value(result.value, kpi.unit, currency)
+    if result.status is Status.MATURING:
+        value = f"{value} so far"
+    delta = None if result.status is Status.MATURING else format_change(result, currency)
+    inverse = kpi.direction is not None and kpi.direction.value == "down"
+    target = format_value(kpi.target.value, kpi.unit, currency) if kpi.target else "–"
+    as_of = result.as_of.isoformat() if result.as_of else "no data"
+    trend = [p.value for p in result.trend if p.value is not None]
+    with st.container(border=True):
+        st.metric(
+            kpi.label, value, delta, delta_color="inverse" if inverse else "normal",
+            help=kpi.description, chart_data=trend if len(trend) > 1 else None,
+            delta_description=f"vs {result.comparison_period.label}" if delta else None,
+        )
+        st.badge(format_status(result.status), color=STATUS_COLORS[result.status])
+        st.caption(f"Target {target} · as of {as_of}" + (f" · {result.note}" if result.note else ""))
+
+
+def outcome_strip(ctx: Context, card: Scorecard) -> None:
+    """The shared customer outcomes, on top of every page."""
+    st.subheader("Customer outcomes", help="Shared by every team and counted in every team's score.")
+    per_row = 4
+    for start in range(0, len(card.outcomes), per_row):
+        columns = st.columns(per_row)
+        for column, result in zip(columns, card.outcomes[start:start + per_row], strict=False):
+            with column:
+                metric(result, ctx)
+
+
+def score_line(team: TeamScore) -> str:
+    """'Score 94% (own KPIs 102%, customer outcomes 86%)'."""
+    return (f"Score **{format_score(team.score)}** · own KPIs {format_score(team.own_score)} · "
+            f"customer outcomes {format_score(team.customer_score)}")
+
+
+def trend(result: KpiResult, ctx: Context) -> None:
+    """The KPI's trend chart."""
+    st.altair_chart(trend_chart(result, ctx.view.comparison.label.capitalize(), ctx.catalog.currency))
+
+
+def team_page(team_id: str, label: str) -> st.Page:
+    """The page of one team (one script serves every team; the URL path names the team)."""
+    return st.Page("pages/team.py", title=label, icon=":material/groups:", url_path=team_id)
+
+
+def team_link(ctx: Context, team_id: str, label: str) -> None:
+    """A link to a team's page that keeps the current view."""
+    st.page_link(team_page(team_id, ctx.catalog.team(team_id).label), label=label,
+                 icon=":material/arrow_forward:", query_params=ctx.view.to_query_params(ctx.period))
+
+
+def score_table(results: tuple[KpiResult, ...], ctx: Context) -> pd.DataFrame:
+    """A team's KPIs as a compact table of formatted values."""
+    currency = ctx.catalog.currency
+    return pd.DataFrame([
+        {
+            "KPI": r.kpi.label,
+            "Value": format_value(r.value, r.kpi.unit, currency),
+            "Change": format_change(r, currency) or "–",
+            "Target": format_value(r.kpi.target.value, r.kpi.unit, currency) if r.kpi.target else "–",
+            "Status": format_status(r.status),
+        }
+        for r in results
+    ])
+
+
+def relations(catalog: Catalog, kpi: Kpi) -> str:
+    """What a KPI drives, what guards it and what it guards, with owners, as Markdown."""
+    owners = {t.id: t.label for t in catalog.teams} | {CUSTOMER: "customer outcome"}
+
+    def names(ids: Iterable[str]) -> str:
+        listed = [f"{catalog.kpi(i).label} ({owners.get(catalog.kpi(i).team or '', '')})" for i in ids]
+        return ", ".join(listed) or "–"
+
+    guards = [k.id for k in catalog.kpis if kpi.id in k.counterweights]
+    return (f"**Drives:** {names(kpi.drives)}  \n**Guarded by:** {names(kpi.counterweights)}  \n"
+            f"**Guards:** {names(guards)}")

@@ -1,0 +1,37 @@
+"""Glossary: every KPI's single definition, searchable."""
+from __future__ import annotations
+
+import streamlit as st
+
+from kpicore.glossary import entries
+from pages import common
+
+ctx = common.context()
+common.page_header(ctx, "Glossary")
+st.markdown("One definition per KPI: the same words, formula and target wherever the number appears.")
+query = st.text_input("Search", value=st.query_params.get("q", ""), placeholder="e.g. churn, MQL, Lösungszeit",
+                      key=f"search-{st.query_params.get('q', '')}")
+if query != st.query_params.get("q", ""):
+    if query:
+        st.query_params["q"] = query
+    else:
+        del st.query_params["q"]
+found = entries(ctx.catalog, query)
+if not found:
+    st.info(f"No KPI matches '{query}'. Try a shorter word, another language, or clear the search.")
+st.caption(f"{len(found)} of {len(ctx.catalog.kpis)} definitions")
+for entry in found:
+    kpi = entry.kpi
+    with st.container(border=True, key=f"glossary-{kpi.id}"):
+        st.markdown(f"#### {kpi.label}  \n`{kpi.id}` · {entry.owner}")
+        st.markdown(kpi.description)
+        st.markdown(f"**Formula:** {entry.formula}")
+        facts = [f"**Unit:** {kpi.unit.value}"]
+        if kpi.direction is not None:
+            facts.append(f"**Good direction:** {'up' if kpi.direction.value == 'up' else 'down'}")
+        facts += [f"**Target:** {entry.target}", f"**Bands:** {entry.bands}"]
+        st.markdown(" · ".join(facts))
+        if not kpi.is_measure:
+            st.markdown(common.relations(ctx.catalog, kpi))
+        if kpi.aliases:
+            st.markdown(f"**Also called:** {', '.join(kpi.aliases)}")

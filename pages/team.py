@@ -1,0 +1,25 @@
+"""A team's page: the customer outcomes on top, then the team's KPIs with trends and links."""
+from __future__ import annotations
+
+import streamlit as st
+
+from pages import common
+
+ctx = common.context()
+team = ctx.catalog.team(st.session_state["team"])
+card = ctx.scorecard()
+score = next(t for t in card.teams if t.team == team.id)
+common.page_header(ctx, team.label)
+st.markdown(team.description)
+common.outcome_strip(ctx, card)
+st.subheader(f"{team.label} KPIs")
+st.markdown(common.score_line(score))
+for result in score.kpis:
+    with st.container(border=True, key=f"kpi-{result.kpi.id}"):
+        st.markdown(f"#### {result.kpi.label}")
+        left, right = st.columns([1, 2])
+        with left:
+            common.metric(result, ctx)
+            st.markdown(common.relations(ctx.catalog, result.kpi))
+        with right:
+            common.trend(result, ctx)
