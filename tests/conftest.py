@@ -32,3 +32,31 @@ def memory_conn() -> duckdb.DuckDBPyConnection:
     conn = duckdb.connect(":memory:")
     yield conn
     conn.close()
+
+
+def build_tiny_store(conn: duckdb.DuckDBPyConnection, rows: dict[str, list[dict]], schema: str = "tiny") -> str:
+    """Create every canonical table in `schema` (typed as the data model says) and insert `rows`.
+
+    `rows` maps a table name to a list of dicts (column -> value; missing columns are NULL).
+    Returns the schema name, ready for `kpicore.compute.compute(conn, catalog, schema, grain)`.
+    """
+    from kpicore.compute import quote
+    from kpicore.model import TABLES
+
+    conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}")
+    for name, table in TABLES.items():
+        columns = ", ".join(f"{quote(c.name)} {c.type.sql}" for c in table.columns)
+        conn.execute(f"CREATE OR REPLACE TABLE {quote(schema)}.{quote(name)} ({columns})")
+        for row in rows.get(name, []):
+            unknown = set(row) - set(table.column_names)
+            assert not unknown, f"{name} has no columns {unknown}"
+            names = ", ".join(quote(c) for c in row)
+            marks = ", ".join("?" for _ in row)
+            conn.execute(f"INSERT INTO {quote(schema)}.{quote(name)} ({names}) VALUES ({marks})", list(row.values()))
+    return schema
+
+
+@pytest.fixture
+def tiny_store(memory_conn: duckdb.DuckDBPyConnection):
+    """A function rows -> schema that fills a fresh in-memory DuckDB with hand-made canonical tables."""
+    return lambda rows, schema="tiny": build_tiny_store(memory_conn, rows, schema)
