@@ -342,7 +342,7 @@ def _day(value: date | datetime) -> date:
 
 
 def _calendar(spans: dict[tuple[str, str], Span], grain: Grain) -> list[Period]:
-    """Whole periods in the window where every loaded table has data."""
+    """Periods from the first one in which every loaded table has data to the latest complete one."""
     primary = [spans[(name, table.time)] for name, table in TABLES.items() if (name, table.time) in spans]
     if not primary:
         return []

@@ -123,10 +123,8 @@ def parse_period(label: str, grain: Grain | None = None) -> Period:
 
 
 def periods_between(first: date, last: date, grain: Grain) -> list[Period]:
-    """Every whole period that starts on or after `first` and ends by `last` (inclusive day)."""
+    """Every period from the one containing `first` to the last one complete by `last` (inclusive)."""
     period = containing(first, grain)
-    if period.start < first:
-        period = period.shift(1)
     found = []
     while period.end <= last + timedelta(days=1):
         found.append(period)

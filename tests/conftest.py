@@ -39,6 +39,9 @@ def build_tiny_store(conn: duckdb.DuckDBPyConnection, rows: dict[str, list[dict]
 
     `rows` maps a table name to a list of dicts (column -> value; missing columns are NULL).
     Returns the schema name, ready for `kpicore.compute.compute(conn, catalog, schema, grain)`.
+    Note: compute only reports complete periods, i.e. up to the last period that ends by the latest
+    date in the data (let some row fall on the period's last day), starting with the period in which
+    every non-empty table has data.
     """
     from kpicore.compute import quote
     from kpicore.model import TABLES
