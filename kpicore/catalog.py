@@ -14,6 +14,7 @@ from kpicore.errors import CatalogError, CatalogIssue, UnknownTeam
 
 DEFAULT_CATALOG = Path(__file__).with_name("catalog.yaml")
 CUSTOMER = "customer"
+GRAIN_MONTHS = {"week": 7 / 30.4375, "month": 1.0, "quarter": 3.0}
 
 
 class Unit(Enum):
@@ -156,10 +157,11 @@ FORMULA_KEYS = {
 
 @dataclass(frozen=True)
 class Target:
-    """The target value and the attainment below which a KPI is off track."""
+    """The monthly target, explicit targets for other grains, and the at-risk attainment band."""
 
     value: float
     at_risk: float = 0.9
+    by_grain: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -184,6 +186,21 @@ class Kpi:
     def is_measure(self) -> bool:
         """Whether this is a building block rather than a scored KPI."""
         return self.team is None
+
+    @property
+    def additive(self) -> bool:
+        """Whether the value grows with the period's length (a count or sum of events)."""
+        return isinstance(self.formula, Simple) and self.formula.agg in (Agg.COUNT, Agg.SUM)
+
+    def target_for(self, grain: str) -> float | None:
+        """The target for a grain: explicit if the catalog gives one, else the monthly one,
+        scaled by the period's length for counts and sums."""
+        if self.target is None:
+            return None
+        explicit = dict(self.target.by_grain)
+        if grain in explicit:
+            return explicit[grain]
+        return self.target.value * GRAIN_MONTHS[grain] if self.additive else self.target.value
 
 
 @dataclass(frozen=True)

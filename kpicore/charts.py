@@ -64,9 +64,9 @@ def trend_chart(result: KpiResult, comparison_label: str, currency: str = "EUR",
         (alt.datum.series == "Value") & (alt.datum.maturing == "cohort still maturing")
     ).mark_point(filled=True, color="white", stroke=VALUE_COLOR, size=60, opacity=1)
     layers: list[alt.Chart] = [lines, maturing]
-    if result.kpi.target is not None:
-        target = pd.DataFrame([{"target": result.kpi.target.value,
-                                "label": f"Target {format_value(result.kpi.target.value, result.kpi.unit, currency)}"}])
+    if result.target is not None:
+        label = f"Target {format_value(result.target, result.kpi.unit, currency)}"
+        target = pd.DataFrame([{"target": result.target, "label": label}])
         rule = alt.Chart(target).mark_rule(color=TARGET_COLOR, strokeDash=[6, 4]).encode(
             y="target:Q", tooltip=[alt.Tooltip("label:N", title="Target")]
         )

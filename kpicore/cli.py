@@ -123,10 +123,11 @@ def _table(results: list[KpiResult], catalog: Catalog) -> str:
     header = ["KPI", "Team", "Period", "Value", "Compared", "Change", "Target", "Status", "As of"]
     rows = [header]
     for r in results:
-        target = format_value(r.kpi.target.value, r.kpi.unit, catalog.currency) if r.kpi.target else "–"
+        target = format_value(r.target, r.kpi.unit, catalog.currency)
         rows.append([
             r.kpi.label, r.kpi.team or "", r.period.label, format_value(r.value, r.kpi.unit, catalog.currency),
-            f"{format_value(r.comparison, r.kpi.unit, catalog.currency)} ({r.comparison_period.label})", format_change(r) or "–", target,
+            f"{format_value(r.comparison, r.kpi.unit, catalog.currency)} ({r.comparison_period.label})",
+            format_change(r) or "–", target,
             r.status.value, r.as_of.isoformat() if r.as_of else "–",
         ])
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]

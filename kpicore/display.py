@@ -37,7 +37,7 @@ def format_value(value: float | None, unit: Unit, currency: str = "EUR") -> str:
         return f"{value:.2f}×"
     if unit is Unit.SCORE:
         return f"{value:.0f}"
-    return f"{value:,.0f}" if abs(value - round(value)) < 1e-9 or abs(value) >= 100 else f"{value:,.1f}"
+    return f"{value:,.0f}" if abs(value - round(value)) < 1e-9 or abs(value) >= 10 else f"{value:,.1f}"
 
 
 def format_change(result: KpiResult, currency: str = "EUR") -> str | None:

@@ -108,8 +108,11 @@ def entries(catalog: Catalog, query: str = "") -> list[Entry]:
     for kpi in catalog.kpis:
         target = bands = "–"
         if kpi.target is not None and kpi.direction is not None:
-            shown = format_value(kpi.target.value, kpi.unit, catalog.currency)
-            target = f"{'≥' if kpi.direction.value == 'up' else '≤'} {shown}"
+            sign = "≥" if kpi.direction.value == "up" else "≤"
+            target = "; ".join(
+                f"{sign} {format_value(kpi.target_for(grain), kpi.unit, catalog.currency)} per {grain}"
+                for grain in ("month", "quarter", "week")
+            )
             bands = (f"on track at 100% of target, at risk from {kpi.target.at_risk:.0%}, "
                      f"off track below {kpi.target.at_risk:.0%}")
         owner = owners.get(kpi.team or "", "Building block")

@@ -46,6 +46,7 @@ class KpiResult:
     value: float | None
     comparison_period: Period
     comparison: float | None
+    target: float | None
     attainment: float | None
     status: Status
     as_of: date | None
@@ -97,11 +98,10 @@ class Scorecard:
     teams: tuple[TeamScore, ...]
 
 
-def attainment(kpi: Kpi, value: float | None) -> float | None:
+def attainment(kpi: Kpi, value: float | None, target: float | None) -> float | None:
     """How far the value reaches the target: 1.0 means exactly on target (not capped)."""
-    if value is None or kpi.target is None or kpi.direction is None:
+    if value is None or target is None or kpi.direction is None:
         return None
-    target = kpi.target.value
     if kpi.direction is Direction.UP:
         return value / target if target else None
     if value <= 0:
@@ -136,7 +136,8 @@ def kpi_result(kpi: Kpi, values: KpiValues, period: Period, comparison: Comparis
                     f"({period.label} is still maturing).")
     before = shown.compared(comparison)
     value = values.value(kpi.id, shown)
-    reached = attainment(kpi, value)
+    target = kpi.target_for(values.grain.value)
+    reached = attainment(kpi, value, target)
     trend = tuple(
         TrendPoint(p, values.value(kpi.id, p), values.value(kpi.id, p.compared(comparison)), p in maturing)
         for p in values.periods
@@ -148,6 +149,7 @@ def kpi_result(kpi: Kpi, values: KpiValues, period: Period, comparison: Comparis
         value=value,
         comparison_period=before,
         comparison=values.value(kpi.id, before),
+        target=target,
         attainment=reached,
         status=status_of(kpi, reached, shown in maturing),
         as_of=values.as_of.get(kpi.id),
@@ -214,7 +216,7 @@ def as_record(result: KpiResult) -> dict[str, object]:
         "comparison_period": result.comparison_period.label,
         "comparison": result.comparison,
         "change": result.change,
-        "target": kpi.target.value if kpi.target else None,
+        "target": result.target,
         "attainment": result.attainment,
         "status": result.status.value,
         "as_of": result.as_of.isoformat() if result.as_of else None,

@@ -135,7 +135,7 @@ def metric(result: KpiResult, ctx: Context) -> None:
         value = f"{value} so far"
     delta = None if result.status is Status.MATURING else format_change(result, currency)
     inverse = kpi.direction is not None and kpi.direction.value == "down"
-    target = format_value(kpi.target.value, kpi.unit, currency) if kpi.target else "–"
+    target = format_value(result.target, kpi.unit, currency)
     as_of = result.as_of.isoformat() if result.as_of else "no data"
     trend = [p.value for p in result.trend if p.value is not None]
     with st.container(border=True):
@@ -189,7 +189,7 @@ def score_table(results: tuple[KpiResult, ...], ctx: Context) -> pd.DataFrame:
             "KPI": r.kpi.label,
             "Value": format_value(r.value, r.kpi.unit, currency),
             "Change": format_change(r, currency) or "–",
-            "Target": format_value(r.kpi.target.value, r.kpi.unit, currency) if r.kpi.target else "–",
+            "Target": format_value(r.target, r.kpi.unit, currency),
             "Status": format_status(r.status),
         }
         for r in results
