@@ -290,7 +290,7 @@ def atoms(kpi: Kpi, by_id: dict[str, Kpi]) -> list[Kpi]:
 def columns_of(formula: Formula) -> list[tuple[str, str]]:
     """(table, time column) pairs an atomic formula reads."""
     if isinstance(formula, Simple):
-        return [(formula.table, formula.time)]
+        return [(formula.table, c) for c in (formula.time, *(formula.duration or ()))]
     if isinstance(formula, Stock):
         return [(formula.table, formula.start), (formula.table, formula.end)]
     if isinstance(formula, Conversion):
@@ -301,6 +301,7 @@ def columns_of(formula: Formula) -> list[tuple[str, str]]:
 
 
 def _monthly(formula: Formula) -> bool:
+    """Whether the formula reads a month-typed column (no finer than a month)."""
     return any(TABLES[t].column(c).type is ColumnType.MONTH for t, c in columns_of(formula))
 
 
@@ -350,7 +351,10 @@ def _calendar(spans: dict[tuple[str, str], Span], grain: Grain) -> list[Period]:
 
 
 def _as_of(kpi: Kpi, by_id: dict[str, Kpi], spans: dict[tuple[str, str], Span]) -> date | None:
-    """The last day the KPI's stalest source table has data for."""
+    """The freshness of the KPI's stalest source table.
+
+    A table is as fresh as the latest date in any of its time columns the catalog reads: a churn
+    recorded on the 31st shows the customer export is current through the 31st."""
     tables = {t for atom in atoms(kpi, by_id) for t, _ in columns_of(atom.formula)}
     lasts = []
     for table in tables:

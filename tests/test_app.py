@@ -1,0 +1,296 @@
+"""The pages as a user sees them, run headless with Streamlit's AppTest on the sample data."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from kpicore import store
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = ROOT / "dashboard.py"
+CATALOG = ROOT / "kpicore" / "catalog.yaml"
+
+OUTCOMES = [
+    "Customer retention rate", "Churn rate", "Net revenue retention", "Lead-to-customer rate", "Lead-to-revenue",
+    "Net promoter score", "Customer satisfaction (CSAT)", "CLV to CAC ratio",
+]
+TEAM_KPIS = {
+    "marketing": ["Leads", "MQL rate", "Cost per lead", "Post-sale nurture reach", "Website visits"],
+    "sales": ["Opportunities", "Win rate", "New customers", "Average deal size", "Sales cycle",
+              "Onboarding hand-off within 14 days"],
+    "service": ["Tickets resolved", "First response time", "Resolution time", "Reopen rate", "Open tickets at end"],
+}
+TEAM_LABELS = {"marketing": "Marketing", "sales": "Sales", "service": "Service"}
+LATEST = "2026-10"  # the latest complete month of the sample data
+DEFAULT_PARAMS = {"grain": "month", "period": LATEST, "comparison": "previous"}
+
+
+@pytest.fixture(scope="module")
+def app_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A DuckDB file with the sample data, built once for this module."""
+    path = tmp_path_factory.mktemp("app") / "kpi.duckdb"
+    store.connect(path).close()
+    return path
+
+
+@pytest.fixture(autouse=True)
+def app_env(app_db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every app run reads the sample database and the shipped catalog."""
+    monkeypatch.setenv("KPI_DB", str(app_db))
+    monkeypatch.delenv("KPI_CATALOG", raising=False)
+
+
+def open_page(at: AppTest, url_path: str) -> AppTest:
+    """Select the page registered under `url_path` ("overview" is the default page) for the next run.
+
+    `switch_page("pages/team.py")` always picks the first team, because the same file serves every
+    team; the page hash of the wanted registration is looked up after a first run instead.
+    """
+    wanted = "" if url_path == "overview" else url_path
+    hashes = [h for h, info in at._registered_pages.items() if info.get("url_pathname") == wanted]
+    assert hashes, f"no page with url path {url_path!r}: {at._registered_pages}"
+    at._page_hash = hashes[0]
+    return at
+
+
+def run_page(url_path: str = "overview", **params: str) -> AppTest:
+    """Run the app on a page, with `params` in the URL as a shared link would have them."""
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.query_params.update(params)
+    at.run()
+    if url_path != "overview":
+        open_page(at, url_path).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def metric_labels(at: AppTest) -> list[str]:
+    return [m.label for m in at.metric]
+
+
+def page_caption(at: AppTest) -> str:
+    """The line under the page title that names the period and the comparison."""
+    return at.main.caption[0].value
+
+
+def texts(at: AppTest) -> str:
+    return "\n".join(m.value for m in at.markdown)
+
+
+def warnings(at: AppTest) -> list[str]:
+    return [w.value for w in at.warning]
+
+
+# --- every page -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("url_path", ["overview", "marketing", "sales", "service", "glossary"])
+def test_page_runs_without_exception_or_warning(url_path: str) -> None:
+    at = run_page(url_path)
+    assert not at.exception
+    assert not at.error
+    assert warnings(at) == []
+    assert f"Month {LATEST}" in page_caption(at)
+
+
+@pytest.mark.parametrize("url_path", ["overview", "marketing", "sales", "service"])
+def test_customer_outcomes_on_top_of_every_scorecard_page(url_path: str) -> None:
+    at = run_page(url_path)
+    assert "Customer outcomes" in [s.value for s in at.subheader]
+    labels = metric_labels(at)
+    assert labels[:len(OUTCOMES)] == OUTCOMES
+    assert all(m.value and m.value != "–" for m in at.metric[:len(OUTCOMES)]), [m.value for m in at.metric]
+
+
+@pytest.mark.parametrize("team", list(TEAM_KPIS))
+def test_team_page_shows_its_own_kpis_with_trends(team: str) -> None:
+    at = run_page(team)
+    assert [t.value for t in at.title] == [TEAM_LABELS[team]]
+    labels = metric_labels(at)
+    team_labels = labels[len(OUTCOMES):]
+    assert set(TEAM_KPIS[team]) <= set(team_labels)
+    others = {label for other, kpis in TEAM_KPIS.items() if other != team for label in kpis}
+    assert not others & set(labels)
+    assert len(at.get("vega_lite_chart")) >= len(TEAM_KPIS[team])
+    assert "Score" in texts(at)
+
+
+def test_switch_page_to_team_file_opens_the_first_team() -> None:
+    at = run_page()
+    at.switch_page("pages/team.py").run()
+    assert not at.exception
+    assert [t.value for t in at.title] == ["Marketing"]
+    assert "Leads" in metric_labels(at)
+
+
+def test_overview_shows_every_team_scorecard() -> None:
+    at = run_page()
+    markdown = texts(at)
+    for team, label in TEAM_LABELS.items():
+        assert f"### {label}" in markdown
+        tables = [df.value for df in at.dataframe]
+        kpis_in_tables = {kpi for df in tables for kpi in df["KPI"]}
+        assert set(TEAM_KPIS[team]) <= kpis_in_tables
+    assert markdown.count("Score") >= 3
+    assert len(at.dataframe) == 3
+    assert metric_labels(at) == OUTCOMES
+
+
+# --- glossary -------------------------------------------------------------------------------------
+
+
+def glossary_headings(at: AppTest) -> list[str]:
+    return [m.value.split("\n")[0].removeprefix("#### ").strip() for m in at.markdown if m.value.startswith("#### ")]
+
+
+def test_glossary_lists_every_definition() -> None:
+    at = run_page("glossary")
+    headings = glossary_headings(at)
+    for label in OUTCOMES + [kpi for kpis in TEAM_KPIS.values() for kpi in kpis]:
+        assert label in headings
+    assert "**Formula:**" in texts(at)
+    assert any(f"{len(headings)} of {len(headings)} definitions" in c.value for c in at.caption)
+
+
+@pytest.mark.parametrize(("query", "expected"), [
+    ("churn", "Churn rate"),
+    ("Abwanderungsrate", "Churn rate"),
+    ("MQL", "MQL rate"),
+    ("Lösungszeit", "Resolution time"),
+])
+def test_glossary_search_narrows_the_definitions(query: str, expected: str) -> None:
+    at = run_page("glossary")
+    everything = glossary_headings(at)
+    at.text_input[0].set_value(query).run()
+    assert not at.exception
+    found = glossary_headings(at)
+    assert expected in found
+    assert 0 < len(found) < len(everything)
+    assert "Tickets resolved" not in found
+    assert at.query_params.get("q") == query
+    assert not at.info
+
+
+def test_glossary_search_without_match_says_so() -> None:
+    at = run_page("glossary")
+    at.text_input[0].set_value("xyzzy-nonsense").run()
+    assert not at.exception
+    assert glossary_headings(at) == []
+    assert at.info and "xyzzy-nonsense" in at.info[0].value
+
+
+def test_glossary_search_comes_from_the_url() -> None:
+    at = run_page("glossary", q="churn")
+    assert at.text_input[0].value == "churn"
+    assert "Churn rate" in glossary_headings(at)
+    assert "Leads" not in glossary_headings(at)
+
+
+# --- view state in the URL ------------------------------------------------------------------------
+
+
+def test_app_writes_the_full_view_into_the_url() -> None:
+    at = run_page()
+    assert dict(at.query_params) == DEFAULT_PARAMS
+
+
+@pytest.mark.parametrize(("params", "caption", "url"), [
+    ({"period": "2026-07"}, ["Month 2026-07", "previous period (2026-06)"],
+     {"grain": "month", "period": "2026-07", "comparison": "previous"}),
+    ({"grain": "quarter", "period": "2026-Q2"}, ["Quarter 2026-Q2", "(2026-Q1)"],
+     {"grain": "quarter", "period": "2026-Q2", "comparison": "previous"}),
+    ({"period": "2026-Q2"}, ["Quarter 2026-Q2"], {"grain": "quarter", "period": "2026-Q2", "comparison": "previous"}),
+    ({"comparison": "year_ago"}, [f"Month {LATEST}", "same period last year (2025-10)"],
+     {"grain": "month", "period": LATEST, "comparison": "year_ago"}),
+    ({"period": "2026-W40"}, ["Week 2026-W40", "(2026-W39)"],
+     {"grain": "week", "period": "2026-W40", "comparison": "previous"}),
+])
+def test_url_chooses_the_view(params: dict[str, str], caption: list[str], url: dict[str, str]) -> None:
+    at = run_page(**params)
+    for fragment in caption:
+        assert fragment in page_caption(at)
+    assert warnings(at) == []
+    assert dict(at.query_params) == url
+    assert at.selectbox[0].value == url["period"]
+    assert metric_labels(at) == OUTCOMES
+
+
+def test_period_from_url_compares_metrics_with_the_period_before() -> None:
+    at = run_page("sales", period="2026-07")
+    compared = {m.label: m.proto.delta_description for m in at.metric}
+    for label in ["Churn rate", "Net promoter score", "Opportunities", "Win rate", "Average deal size"]:
+        assert compared[label] == "vs 2026-06"
+    default = run_page("sales")
+    assert [m.value for m in at.metric] != [m.value for m in default.metric]
+
+
+@pytest.mark.parametrize(("params", "name"), [
+    ({"grain": "fortnight"}, "grain"),
+    ({"period": "2026-13"}, "period"),
+    ({"period": "1999-01"}, "period"),
+    ({"period": "yesterday"}, "period"),
+    ({"comparison": "banana"}, "comparison"),
+])
+@pytest.mark.parametrize("url_path", ["overview", "sales"])
+def test_invalid_url_parameter_warns_and_shows_the_default(url_path: str, params: dict[str, str], name: str) -> None:
+    at = run_page(url_path, **params)
+    assert any(w.startswith(f"URL parameter {name}:") for w in warnings(at)), warnings(at)
+    assert f"Month {LATEST} · compared with previous period (2026-09)" in page_caption(at)
+    assert dict(at.query_params) == DEFAULT_PARAMS
+    assert metric_labels(at)[:len(OUTCOMES)] == OUTCOMES
+    if url_path == "sales":
+        assert "Win rate" in metric_labels(at)
+
+
+# --- sidebar controls -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("url_path", ["overview", "sales"])
+def test_period_picker_updates_the_view_and_the_url(url_path: str) -> None:
+    at = run_page(url_path)
+    assert at.selectbox[0].options[0] == LATEST
+    at.selectbox[0].set_value("2026-07").run()
+    assert not at.exception
+    assert dict(at.query_params) == {"grain": "month", "period": "2026-07", "comparison": "previous"}
+    assert "Month 2026-07" in page_caption(at)
+    assert at.selectbox[0].value == "2026-07"
+    if url_path == "sales":
+        assert [t.value for t in at.title] == ["Sales"]
+        assert "Win rate" in metric_labels(at)
+
+
+def test_grain_picker_switches_to_the_latest_period_of_that_grain() -> None:
+    at = run_page(period="2026-07")
+    at.button_group[0].set_value("quarter").run()
+    assert not at.exception
+    assert dict(at.query_params) == {"grain": "quarter", "period": "2026-Q3", "comparison": "previous"}
+    assert "Quarter 2026-Q3" in page_caption(at)
+
+
+def test_comparison_picker_updates_the_view_and_the_url() -> None:
+    at = run_page("service")
+    at.radio[0].set_value("year_ago").run()
+    assert not at.exception
+    assert dict(at.query_params) == {"grain": "month", "period": LATEST, "comparison": "year_ago"}
+    assert "same period last year (2025-10)" in page_caption(at)
+    assert [t.value for t in at.title] == ["Service"]
+
+
+# --- a broken catalog -----------------------------------------------------------------------------
+
+
+def test_broken_catalog_lists_the_problem_instead_of_crashing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = CATALOG.read_text(encoding="utf-8")
+    broken = text.replace("  - id: customers_at_start\n", "  - id: customers_at_start\n    colour: blue\n", 1)
+    assert broken != text
+    path = tmp_path / "catalog.yaml"
+    path.write_text(broken, encoding="utf-8")
+    monkeypatch.setenv("KPI_CATALOG", str(path))
+    at = AppTest.from_file(str(APP), default_timeout=60).run()
+    assert not at.exception
+    assert at.error and "catalog" in at.error[0].value
+    problems = "\n".join(c.value for c in at.code) + "\n".join(e.value for e in at.error)
+    assert "customers_at_start" in problems and "colour" in problems
+    assert not at.metric

@@ -1,0 +1,163 @@
+"""The glossary: every KPI's definition in words, found by any of its names, in any language."""
+from __future__ import annotations
+
+import pytest
+
+from kpicore.catalog import parse_catalog
+from kpicore.glossary import entries, formula_text
+
+CATALOG = parse_catalog("""\
+teams:
+  - {id: sales, label: Sales}
+  - {id: service, label: Service desk}
+measures:
+  - id: deals_won
+    label: Deals won
+    description: Deals won in the period.
+    unit: count
+    simple:
+      table: opportunities
+      time: closed_at
+      agg: count
+      where: [{column: stage, op: eq, value: won}]
+  - id: deals_closed
+    label: Deals closed
+    description: Deals won or lost in the period.
+    unit: count
+    simple:
+      table: opportunities
+      time: closed_at
+      agg: count
+      where: [{column: stage, op: in, value: [won, lost]}]
+kpis:
+  - id: win_rate
+    label: Win rate
+    team: sales
+    description: Share of closed deals that were won.
+    unit: percent
+    direction: up
+    ratio: {numerator: deals_won, denominator: deals_closed}
+    target: {value: 0.28, at_risk: 0.9}
+    aliases: [Gewinnquote, Close rate]
+  - id: opportunities
+    label: Opportunities
+    team: sales
+    description: New deals opened in the period.
+    unit: count
+    direction: up
+    simple: {table: opportunities, time: created_at, agg: count}
+    target: {value: 200, at_risk: 0.8}
+  - id: onboarding_handoff
+    label: Onboarding hand-off
+    team: sales
+    description: Share of new customers who got an onboarding contact soon after signing.
+    unit: percent
+    direction: up
+    conversion:
+      from: {table: customers, time: acquired_at}
+      to:
+        table: touches
+        time: occurred_at
+        where: [{column: kind, op: eq, value: onboarding}]
+      key: customer_id
+      window_days: 14
+    target: {value: 0.85}
+  - id: resolution_time
+    label: Resolution time
+    team: service
+    description: Median hours from a ticket's creation to its resolution.
+    unit: hours
+    direction: down
+    simple: {table: tickets, time: resolved_at, agg: median, duration: {from: created_at, to: resolved_at}}
+    target: {value: 24}
+    aliases: [Lösungszeit]
+""")
+
+
+def ids(found) -> list[str]:
+    return [entry.kpi.id for entry in found]
+
+
+@pytest.mark.parametrize(("query", "expected"), [
+    ("", ["deals_won", "deals_closed", "win_rate", "opportunities", "onboarding_handoff", "resolution_time"]),
+    ("Win rate", ["win_rate"]),
+    ("win RATE", ["win_rate"]),
+    ("gewinnquote", ["win_rate"]),
+    ("Lösungszeit", ["resolution_time"]),
+    ("onboarding_handoff", ["onboarding_handoff"]),
+    ("service desk", ["resolution_time"]),  # owner label
+    ("building block", ["deals_won", "deals_closed"]),
+    ("opened period", ["opportunities"]),  # words are AND-ed, in any order
+    ("deals lost", ["deals_closed"]),
+    ("close rate", ["win_rate"]),
+    ("rate hours", []),
+    ("churn", []),
+])
+def test_search(query, expected):
+    assert ids(entries(CATALOG, query)) == expected
+
+
+def test_search_the_shipped_catalog_by_an_alias_in_another_language(catalog):
+    assert ids(entries(catalog, "Abwanderungsrate")) == ["churn_rate"]
+    assert ids(entries(catalog, "Kundenzufriedenheit")) == ["csat"]
+    assert "nps" in ids(entries(catalog, "NPS"))
+
+
+def test_every_shipped_kpi_has_an_entry(catalog):
+    assert ids(entries(catalog)) == [k.id for k in catalog.kpis]
+
+
+def test_formula_of_a_ratio_names_both_labels():
+    assert formula_text(CATALOG.kpi("win_rate").formula, CATALOG) == "Deals won ÷ Deals closed"
+
+
+def test_formula_of_a_conversion_names_the_window():
+    text = formula_text(CATALOG.kpi("onboarding_handoff").formula, CATALOG)
+    assert "share of customers" in text
+    assert "within 14 days" in text
+    assert "touches" in text and "kind = onboarding" in text
+    assert "customer_id" in text
+
+
+def test_formula_of_a_simple_kpi_names_table_filter_and_time():
+    assert formula_text(CATALOG.kpi("deals_closed").formula, CATALOG) == (
+        "count of opportunities in opportunities where stage in (won, lost), by closed_at in the period"
+    )
+    assert formula_text(CATALOG.kpi("resolution_time").formula, CATALOG) == (
+        "median time from created_at to resolved_at in tickets, by resolved_at in the period"
+    )
+
+
+def test_formula_of_a_derived_kpi_uses_labels_and_symbols(catalog):
+    assert formula_text(catalog.kpi("nps").formula, catalog) == "((100 × (Promoters − Detractors)) ÷ NPS answers)"
+    assert formula_text(catalog.kpi("clv").formula, catalog) == (
+        "((Revenue per customer × gross margin) ÷ Churn rate)"
+    )
+
+
+def _entry(kpi_id: str):
+    return next(e for e in entries(CATALOG) if e.kpi.id == kpi_id)
+
+
+@pytest.mark.parametrize(("kpi", "owner", "target"), [
+    # 200 a month is 600 a quarter and 200 * 7 / 30.4375 = 46.0 a week
+    ("opportunities", "Sales", "≥ 200 per month; ≥ 600 per quarter; ≥ 46 per week"),
+    ("win_rate", "Sales", "≥ 28.0% per month; ≥ 28.0% per quarter; ≥ 28.0% per week"),
+    ("resolution_time", "Service desk", "≤ 24.0 h per month; ≤ 24.0 h per quarter; ≤ 24.0 h per week"),
+    ("deals_won", "Building block", "–"),
+])
+def test_owner_and_targets_per_month_quarter_and_week(kpi, owner, target):
+    entry = _entry(kpi)
+    assert entry.owner == owner
+    assert entry.target == target
+
+
+def test_bands_state_the_at_risk_threshold():
+    assert _entry("opportunities").bands == "on track at 100% of target, at risk from 80%, off track below 80%"
+    assert _entry("deals_won").bands == "–"
+
+
+def test_shared_outcomes_are_owned_by_the_customer(catalog):
+    churn = next(e for e in entries(catalog, "churn_rate"))
+    assert churn.owner == "Shared customer outcome"
+    assert churn.formula == "Customers lost ÷ Customers at start"
