@@ -273,19 +273,42 @@ class _LineDict(dict):
 class _Loader(yaml.SafeLoader):
     """SafeLoader that records line numbers and duplicate keys."""
 
-    duplicates: list[tuple[int, str]]
+    duplicates: list[tuple[int, str, _LineDict]]
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> _LineDict:
+    mapping = _LineDict(loader.construct_mapping(node, deep=True))
+    mapping.line = node.start_mark.line + 1
     seen: set[Any] = set()
     for key_node, _ in node.value:
         key = loader.construct_object(key_node)
         if key in seen:
-            loader.duplicates.append((key_node.start_mark.line + 1, str(key)))
+            loader.duplicates.append((key_node.start_mark.line + 1, str(key), mapping))
         seen.add(key)
-    mapping = _LineDict(loader.construct_mapping(node, deep=True))
-    mapping.line = node.start_mark.line + 1
     return mapping
+
+
+def _owners(document: Any) -> dict[int, str]:
+    """Maps id() of every mapping inside a catalog entry to that entry's id."""
+    owners: dict[int, str] = {}
+
+    def walk(value: Any, owner: str) -> None:
+        if isinstance(value, dict):
+            owners[id(value)] = owner
+            children = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            return
+        for child in children:
+            walk(child, owner)
+
+    if isinstance(document, dict):
+        for section in ("measures", "kpis"):
+            for entry in document.get(section) or []:
+                if isinstance(entry, dict):
+                    walk(entry, str(entry.get("id", "?")))
+    return owners
 
 
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
@@ -324,8 +347,9 @@ def parse_catalog(text: str, source: str = "<text>") -> Catalog:
         loader.dispose()
     fingerprint = hashlib.sha256(text.encode()).hexdigest()[:16]
     catalog, issues = build_catalog(document, source, fingerprint)
-    issues = [CatalogIssue("catalog", key, "is given twice in the same entry.", line)
-              for line, key in loader.duplicates] + issues
+    owners = _owners(document)
+    issues = [CatalogIssue(owners.get(id(mapping), "catalog"), key, "is given twice in the same mapping.", line)
+              for line, key, mapping in loader.duplicates] + issues
     if issues or catalog is None:
         raise CatalogError(source, issues)
     return catalog

@@ -47,7 +47,7 @@ def format_change(result: KpiResult, currency: str = "EUR") -> str | None:
         return None
     unit = result.kpi.unit
     if unit is Unit.PERCENT:
-        return f"{change * 100:+.1f} pp"
+        return "±0.0 pp" if round(change * 100, 1) == 0 else f"{change * 100:+.1f} pp"
     if unit is Unit.SCORE:
         return f"{change:+.0f} pts"
     relative = result.relative_change

@@ -201,8 +201,8 @@ def _kpi(raw: dict[str, Any], is_measure: bool, report: _Report) -> Kpi | None:
     kpi_id = raw.get("id") if isinstance(raw.get("id"), str) else "?"
     entry = _Entry(raw, kpi_id, "", report)
     required = {"id", "label", "description", "unit"} | (set() if is_measure else {"team", "direction", "target"})
-    entry.check_keys(required, MEASURE_KEYS if is_measure else KPI_KEYS)
     before = len(report.issues)
+    entry.check_keys(required, MEASURE_KEYS if is_measure else KPI_KEYS)
     label, description, unit = entry.text("label"), entry.text("description"), entry.choice("unit", Unit)
     formula = _formula(entry)
     team = direction = target = None
@@ -295,6 +295,8 @@ def _where(entry: _Entry, table: str | None) -> tuple[Condition, ...]:
             cond.problem("value", f"is needed for '{op.value}'.")
         elif op.takes_list and not (isinstance(value, list) and value):
             cond.problem("value", f"must be a non-empty list for '{op.value}'.")
+        elif op.takes_value and not op.takes_list and isinstance(value, (list, dict)):
+            cond.problem("value", f"must be a single value for '{op.value}' (use 'in' for a list).")
         elif not op.takes_value and value is not None:
             cond.problem("value", f"is not used with '{op.value}'; remove it.")
         else:

@@ -11,8 +11,9 @@ from kpicore import store
 from kpicore.catalog import CUSTOMER, Catalog, Kpi, catalog_path, load_catalog
 from kpicore.charts import trend_chart
 from kpicore.compute import KpiValues, compute
-from kpicore.display import format_change, format_score, format_status, format_value
+from kpicore.display import format_change, format_score, format_value
 from kpicore.errors import CatalogError
+from kpicore.glossary import formula_text
 from kpicore.periods import Comparison, Grain, Period
 from kpicore.scorecard import KpiResult, Scorecard, Status, TeamScore, build_scorecard
 from kpicore.view import View
@@ -20,6 +21,8 @@ from kpicore.view import View
 VIEW_KEYS = ("grain", "period", "comparison")
 STATUS_COLORS = {Status.ON_TRACK: "green", Status.AT_RISK: "orange", Status.OFF_TRACK: "red",
                  Status.MATURING: "gray", Status.NO_DATA: "gray"}
+STATUS_ICONS = {Status.ON_TRACK: "check_circle", Status.AT_RISK: "warning", Status.OFF_TRACK: "error",
+                Status.MATURING: "hourglass_top", Status.NO_DATA: "remove"}
 
 
 @st.cache_resource
@@ -138,14 +141,16 @@ def metric(result: KpiResult, ctx: Context) -> None:
     target = format_value(result.target, kpi.unit, currency)
     as_of = result.as_of.isoformat() if result.as_of else "no data"
     trend = [p.value for p in result.trend if p.value is not None]
+    explained = f"{kpi.description}\n\n**Formula:** {formula_text(kpi.formula, ctx.catalog)}"
     with st.container(border=True):
         st.metric(
             kpi.label, value, delta, delta_color="inverse" if inverse else "normal",
-            help=kpi.description, chart_data=trend if len(trend) > 1 else None,
+            help=explained + (f"\n\n{result.note}" if result.note else ""),
+            chart_data=trend if len(trend) > 1 else None,
             delta_description=f"vs {result.comparison_period.label}" if delta else None,
         )
-        st.badge(format_status(result.status), color=STATUS_COLORS[result.status])
-        st.caption(f"Target {target} · as of {as_of}" + (f" · {result.note}" if result.note else ""))
+        cohort = f" · cohort {result.period.label}" if result.period != ctx.period else ""
+        st.caption(f"{status_badge(result.status)} Target {target} · as of {as_of}{cohort}")
 
 
 def outcome_strip(ctx: Context, card: Scorecard) -> None:
@@ -189,8 +194,7 @@ def score_table(results: tuple[KpiResult, ...], ctx: Context) -> pd.DataFrame:
             "KPI": r.kpi.label,
             "Value": format_value(r.value, r.kpi.unit, currency),
             "Change": format_change(r, currency) or "–",
-            "Target": format_value(r.target, r.kpi.unit, currency),
-            "Status": format_status(r.status),
+            "Status": r.status.value,
         }
         for r in results
     ])
@@ -207,3 +211,18 @@ def relations(catalog: Catalog, kpi: Kpi) -> str:
     guards = [k.id for k in catalog.kpis if kpi.id in k.counterweights]
     return (f"**Drives:** {names(kpi.drives)}  \n**Guarded by:** {names(kpi.counterweights)}  \n"
             f"**Guards:** {names(guards)}")
+
+
+def status_badge(status: Status) -> str:
+    """A coloured Markdown badge for a status, e.g. a red 'off track'."""
+    return f":{STATUS_COLORS[status]}-badge[:material/{STATUS_ICONS[status]}: {status.value}]"
+
+
+def styled_scores(results: tuple[KpiResult, ...], ctx: Context) -> pd.io.formats.style.Styler:
+    """The score table with each status coloured."""
+    css = {s.value: f"color: {STATUS_CSS[s]}; font-weight: 600" for s in Status}
+    return score_table(results, ctx).style.map(lambda v: css.get(v, ""), subset=["Status"])
+
+
+STATUS_CSS = {Status.ON_TRACK: "#1a7f37", Status.AT_RISK: "#bc4c00", Status.OFF_TRACK: "#cf222e",
+              Status.MATURING: "#6e7781", Status.NO_DATA: "#6e7781"}

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import streamlit as st
 
-from kpicore.display import format_status
 from pages import common
 
 ctx = common.context()
@@ -14,7 +13,6 @@ st.subheader("Team scorecards", help="Each score mixes the team's own KPIs with 
 for column, team in zip(st.columns(len(card.teams)), card.teams, strict=True):
     with column, st.container(border=True):
         st.markdown(f"### {team.label}")
-        st.badge(format_status(team.status), color=common.STATUS_COLORS[team.status])
-        st.markdown(common.score_line(team))
-        st.dataframe(common.score_table(team.kpis, ctx), hide_index=True)
+        st.markdown(f"{common.status_badge(team.status)} {common.score_line(team)}")
+        st.dataframe(common.styled_scores(team.kpis, ctx), hide_index=True, width="stretch")
         common.team_link(ctx, team.team, f"Open {team.label}")

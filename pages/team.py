@@ -16,7 +16,6 @@ st.subheader(f"{team.label} KPIs")
 st.markdown(common.score_line(score))
 for result in score.kpis:
     with st.container(border=True, key=f"kpi-{result.kpi.id}"):
-        st.markdown(f"#### {result.kpi.label}")
         left, right = st.columns([1, 2])
         with left:
             common.metric(result, ctx)

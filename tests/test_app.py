@@ -4,6 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from streamlit.runtime.pages_manager import PagesManager
+from streamlit.runtime.scriptrunner import script_runner
 from streamlit.testing.v1 import AppTest
 
 from kpicore import store
@@ -42,6 +44,22 @@ def app_env(app_db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("KPI_CATALOG", raising=False)
 
 
+class _NavigationOnly(PagesManager):
+    uses_pages_directory = False
+
+
+@pytest.fixture(autouse=True)
+def navigation_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run every script run through `st.navigation` in dashboard.py, as a running server does.
+
+    AppTest forgets before each run that the app uses `st.navigation`, so with a `pages/` folder
+    next to dashboard.py every rerun of Overview or Glossary would execute the page file alone
+    (legacy pages-directory mode). A server forgets it only until its first script run; that case
+    is tested by `test_first_request_to_a_deep_link_shows_the_whole_app` (and in test_browser.py).
+    """
+    monkeypatch.setattr(script_runner, "PagesManager", _NavigationOnly)
+
+
 def open_page(at: AppTest, url_path: str) -> AppTest:
     """Select the page registered under `url_path` ("overview" is the default page) for the next run.
 
@@ -56,12 +74,15 @@ def open_page(at: AppTest, url_path: str) -> AppTest:
 
 
 def run_page(url_path: str = "overview", **params: str) -> AppTest:
-    """Run the app on a page, with `params` in the URL as a shared link would have them."""
+    """Open a page with `params` in the URL, as a link shared in a meeting would."""
     at = AppTest.from_file(str(APP), default_timeout=60)
+    if url_path != "overview":
+        at.run()
+        at.query_params.clear()
+        del at.session_state["view"]
+        open_page(at, url_path)
     at.query_params.update(params)
     at.run()
-    if url_path != "overview":
-        open_page(at, url_path).run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 
@@ -123,6 +144,16 @@ def test_switch_page_to_team_file_opens_the_first_team() -> None:
     assert not at.exception
     assert [t.value for t in at.title] == ["Marketing"]
     assert "Leads" in metric_labels(at)
+
+
+@pytest.mark.parametrize("page_file", ["pages/overview.py", "pages/glossary.py"])
+def test_first_request_to_a_deep_link_shows_the_whole_app(page_file: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A link to /overview or /glossary opened as the very first request must still get navigation and controls."""
+    monkeypatch.setattr(script_runner, "PagesManager", PagesManager)
+    at = AppTest.from_file(str(APP), default_timeout=60).switch_page(page_file).run()
+    assert not at.exception
+    assert [s.label for s in at.selectbox] == ["Period"], "the sidebar view controls are missing"
+    assert {info.get("url_pathname") for info in at._registered_pages.values()} >= {"sales", "glossary"}
 
 
 def test_overview_shows_every_team_scorecard() -> None:

@@ -97,6 +97,14 @@ CONVERSION = """\
       window_days: 90
     target: {value: 0.05}
 """
+CONVERSION_FORMULA = CONVERSION[CONVERSION.index("    conversion:"):CONVERSION.index("    target:")]
+DURATION_FORMULA = """\
+    simple:
+      table: opportunities
+      time: closed_at
+      agg: median
+      duration: {from: created_at, to: closed_at}
+"""
 CONVERSION_LINE = END + 8  # the conversion mapping starts at its `from:` line
 
 
@@ -206,7 +214,8 @@ BROKEN = [
      "opportunities", "counterweights", "refers to 'win_rat', which is not a KPI of the catalog", 22),
     ("unknown drives", edit(BASE, ("    drives: [win_rate]\n", "    drives: [churn]\n")),
      "opportunities", "drives", "refers to 'churn', which is not a KPI of the catalog", 22),
-    ("counterweight is a measure", edit(BASE, ("    counterweights: [win_rate]\n", "    counterweights: [deals_won]\n")),
+    ("counterweight is a measure",
+     edit(BASE, ("    counterweights: [win_rate]\n", "    counterweights: [deals_won]\n")),
      "opportunities", "counterweights", "refers to 'deals_won', which is not a KPI of the catalog", 22),
     ("counterweight is the KPI itself",
      edit(BASE, ("    counterweights: [win_rate]\n", "    counterweights: [opportunities]\n")),
@@ -237,7 +246,8 @@ BROKEN = [
      edit(BASE, ("    target: {value: 56}\n", "    target: {value: 56}\n    aliases: [opportunities]\n")),
      "expected_wins", "aliases", "'opportunities' is already a label or alias of opportunities", 42),
     ("duplicate YAML key",
-     edit(BASE, ("    direction: up\n" + OPPORTUNITIES_FORMULA, "    direction: up\n    unit: count\n" + OPPORTUNITIES_FORMULA)),
+     edit(BASE, ("    direction: up\n" + OPPORTUNITIES_FORMULA,
+                 "    direction: up\n    unit: count\n" + OPPORTUNITIES_FORMULA)),
      "opportunities", "unit", "is given twice", 28),
     ("count KPI with a ratio of two counts", edit(BASE, ("    unit: percent\n", "    unit: count\n")),
      "win_rate", "unit", "'count' does not fit the formula (expected: percent, ratio)", 33),
@@ -245,10 +255,7 @@ BROKEN = [
      BASE + CONVERSION.replace("unit: percent", "unit: count"),
      "lead_conversion", "unit", "'count' does not fit the formula (expected: percent)", END + 1),
     ("duration as a count",
-     BASE + CONVERSION.replace("unit: percent", "unit: count").replace(
-         "    conversion:\n      from: {table: leads, time: created_at}\n      to: {table: customers, time: acquired_at}\n"
-         "      key: lead_id\n      window_days: 90\n",
-         "    simple: {table: opportunities, time: closed_at, agg: median, duration: {from: created_at, to: closed_at}}\n"),
+     BASE + CONVERSION.replace("unit: percent", "unit: count").replace(CONVERSION_FORMULA, DURATION_FORMULA),
      "lead_conversion", "unit", "'count' does not fit the formula (expected: days, hours)", END + 1),
     ("invalid YAML", edit(BASE, ("    label: Expected wins\n", "    label: Expected: wins\n")),
      "catalog", "file", "is not valid YAML", 43),

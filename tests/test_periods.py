@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kpicore.errors import UnknownPeriod
-from kpicore.periods import Comparison, Grain, Period, containing, grain_of, parse_period, periods_between
+from kpicore.periods import Comparison, Grain, containing, grain_of, parse_period, periods_between
 
 W, M, Q = Grain.WEEK, Grain.MONTH, Grain.QUARTER
 
@@ -84,7 +84,8 @@ def test_comparison_labels():
     ("2026-W54", "'2026-W54' does not exist in the calendar"),
     ("2026-W00", "'2026-W00' does not exist in the calendar"),
     ("2025-W53", "'2025-W53' does not exist in the calendar"),
-    ("2026-Q5", "'2026-Q5' is not a period. Write a month as 2026-10, a quarter as 2026-Q3 or an ISO week as 2026-W40."),
+    ("2026-Q5", "'2026-Q5' is not a period. Write a month as 2026-10, a quarter as 2026-Q3 or an ISO week as "
+                "2026-W40."),
     ("2026-Q0", "'2026-Q0' is not a period."),
     ("oct 2026", "'oct 2026' is not a period. Write a month as 2026-10"),
     ("", "'' is not a period."),

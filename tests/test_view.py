@@ -62,7 +62,8 @@ def test_query_params_name_the_period_actually_shown():
     }
 
 
-@given(st.dates(min_value=date(1900, 1, 1), max_value=date(2200, 12, 31)), st.sampled_from(list(Grain)), st.sampled_from(list(Comparison)))
+@given(st.dates(min_value=date(1900, 1, 1), max_value=date(2200, 12, 31)), st.sampled_from(list(Grain)),
+       st.sampled_from(list(Comparison)))
 def test_a_shared_link_reproduces_the_view(day, grain, comparison):
     period = containing(day, grain)
     params = View(grain, None, comparison).to_query_params(period)

@@ -1,0 +1,93 @@
+"""Charts: the Vega-Lite specs of trend charts and sparklines."""
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import pytest
+
+from kpicore.catalog import Agg, Direction, Kpi, Ratio, Simple, Target, Unit
+from kpicore.charts import sparkline, trend_chart
+from kpicore.periods import Grain, Period
+from kpicore.scorecard import KpiResult, Status, TrendPoint
+
+PERIODS = [Period(date(2026, month, 1), Grain.MONTH) for month in (1, 2, 3)]
+
+
+def make_result(unit: Unit = Unit.PERCENT, target: float | None = 0.3,
+                maturing: tuple[bool, ...] = (False, False, False)) -> KpiResult:
+    """A KPI result with the trend 0.1, 0.2, 0.25 against 0.05, 0.1, 0.2."""
+    formula = Ratio("a", "b") if unit is Unit.PERCENT else Simple("revenue", "month", Agg.SUM, "amount")
+    kpi = Kpi("k", "Win rate" if unit is Unit.PERCENT else "Revenue", "A test KPI.", unit, formula, team="sales",
+              direction=Direction.UP, target=None if target is None else Target(target))
+    trend = tuple(TrendPoint(p, v, c, m) for p, v, c, m in zip(PERIODS, (0.1, 0.2, 0.25), (0.05, 0.1, 0.2), maturing,
+                                                               strict=True))
+    return KpiResult(kpi=kpi, period=PERIODS[-1], value=0.25, comparison_period=PERIODS[1], comparison=0.2,
+                     target=target, attainment=None if target is None else 0.25 / target, status=Status.AT_RISK,
+                     as_of=date(2026, 3, 31), trend=trend)
+
+
+def layers(spec: dict[str, Any], mark: str) -> list[dict[str, Any]]:
+    """The layers drawing `mark`."""
+    found = []
+    for layer in spec["layer"]:
+        kind = layer["mark"]["type"] if isinstance(layer["mark"], dict) else layer["mark"]
+        if kind == mark:
+            found.append(layer)
+    return found
+
+
+def rows(spec: dict[str, Any], layer: dict[str, Any]) -> list[dict[str, Any]]:
+    """The data rows a layer draws."""
+    data = layer.get("data", spec.get("data"))
+    return data["values"] if "values" in data else spec["datasets"][data["name"]]
+
+
+def test_trend_chart_draws_the_value_and_the_comparison_as_lines():
+    spec = trend_chart(make_result(), "Previous period").to_dict()
+    [line] = layers(spec, "line")
+    drawn = rows(spec, line)
+    series = {(r["period"], r["series"]): r["value"] for r in drawn}
+    assert series[("2026-03", "Value")] == 0.25
+    assert series[("2026-03", "Previous period")] == 0.2
+    assert series[("2026-01", "Previous period")] == 0.05
+    assert line["encoding"]["color"]["scale"]["domain"] == ["Value", "Previous period"]
+    assert line["encoding"]["y"]["field"] == "value"
+
+
+def test_trend_chart_draws_the_target_as_a_rule():
+    spec = trend_chart(make_result(target=0.3), "Previous period").to_dict()
+    [rule] = layers(spec, "rule")
+    field = rule["encoding"]["y"]["field"]
+    assert [r[field] for r in rows(spec, rule)] == [0.3]
+
+
+def test_trend_chart_without_target_has_no_rule():
+    spec = trend_chart(make_result(target=None), "Previous period").to_dict()
+    assert layers(spec, "rule") == []
+    assert len(layers(spec, "line")) == 1
+
+
+@pytest.mark.parametrize(("unit", "percent"), [(Unit.PERCENT, True), (Unit.CURRENCY, False)])
+def test_y_axis_format_follows_the_unit(unit, percent):
+    spec = trend_chart(make_result(unit=unit, target=None), "Previous period").to_dict()
+    [line] = layers(spec, "line")
+    assert ("%" in line["encoding"]["y"]["axis"]["format"]) is percent
+
+
+def test_maturing_points_are_marked():
+    spec = trend_chart(make_result(maturing=(False, False, True)), "Previous period").to_dict()
+    [line] = layers(spec, "line")
+    marked = [r for r in rows(spec, line) if r["series"] == "Value" and "matur" in r["maturing"]]
+    assert [r["period"] for r in marked] == ["2026-03"]
+    points = layers(spec, "point")
+    assert points, "a point layer marks the maturing values"
+    assert any("maturing" in str(layer.get("transform")) for layer in points)
+
+
+def test_sparkline_has_no_axes():
+    spec = sparkline(make_result()).to_dict()
+    assert spec["mark"]["type"] == "line"
+    assert spec["encoding"]["x"]["axis"] is None
+    assert spec["encoding"]["y"]["axis"] is None
+    assert [r["value"] for r in rows(spec, spec)] == [0.1, 0.2, 0.25]
