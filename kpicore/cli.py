@@ -5,7 +5,6 @@ import argparse
 import csv
 import io
 import json
-import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -100,7 +99,7 @@ def _kpis(args: argparse.Namespace) -> int:
         raise UnknownTeam(f"{error} Use '{CUSTOMER}' for the shared customer outcomes.") from None
     records = [as_record(r) for r in results]
     if args.format == "json":
-        print(json.dumps(records, indent=2, default=_json_number))
+        print(json.dumps(records, indent=2))
     elif args.format == "csv":
         out = io.StringIO()
         writer = csv.DictWriter(out, fieldnames=list(records[0]) if records else ["id"], lineterminator="\n")
@@ -110,10 +109,6 @@ def _kpis(args: argparse.Namespace) -> int:
     else:
         print(_table(results, catalog))
     return 0
-
-
-def _json_number(value: object) -> object:
-    return None if isinstance(value, float) and math.isinf(value) else str(value)
 
 
 def _table(results: list[KpiResult], catalog: Catalog) -> str:

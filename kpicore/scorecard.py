@@ -1,6 +1,7 @@
 """Scorecards: each KPI's value against its comparison and target, and each team's score."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import date
 from enum import Enum
@@ -203,7 +204,9 @@ def _score_status(score: float | None, at_risk: float) -> Status:
 
 
 def as_record(result: KpiResult) -> dict[str, object]:
-    """A KPI result as plain data (rates as fractions), for JSON, CSV and tables."""
+    """A KPI result as plain data (rates as fractions), for JSON, CSV and tables.
+
+    An infinite attainment (a 'down' KPI at zero) has no number in JSON and is written as null."""
     kpi = result.kpi
     return {
         "id": kpi.id,
@@ -217,7 +220,7 @@ def as_record(result: KpiResult) -> dict[str, object]:
         "comparison": result.comparison,
         "change": result.change,
         "target": result.target,
-        "attainment": result.attainment,
+        "attainment": result.attainment if result.attainment is None or math.isfinite(result.attainment) else None,
         "status": result.status.value,
         "as_of": result.as_of.isoformat() if result.as_of else None,
         "note": result.note,

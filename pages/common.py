@@ -138,13 +138,15 @@ def metric(result: KpiResult, ctx: Context) -> None:
         value = f"{value} so far"
     delta = None if result.status is Status.MATURING else format_change(result, currency)
     inverse = kpi.direction is not None and kpi.direction.value == "down"
+    flat = delta is not None and delta.startswith("±")  # a change too small to show has no colour
     target = format_value(result.target, kpi.unit, currency)
     as_of = result.as_of.isoformat() if result.as_of else "no data"
     trend = [p.value for p in result.trend if p.value is not None]
     explained = f"{kpi.description}\n\n**Formula:** {formula_text(kpi.formula, ctx.catalog)}"
     with st.container(border=True):
         st.metric(
-            kpi.label, value, delta, delta_color="inverse" if inverse else "normal",
+            kpi.label, value, delta, delta_color="off" if flat else "inverse" if inverse else "normal",
+            delta_arrow="off" if flat else "auto",
             help=explained + (f"\n\n{result.note}" if result.note else ""),
             chart_data=trend if len(trend) > 1 else None,
             delta_description=f"vs {result.comparison_period.label}" if delta else None,
