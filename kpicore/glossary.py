@@ -5,6 +5,7 @@ import ast
 from dataclasses import dataclass
 
 from kpicore.catalog import (
+    CUSTOMER,
     Agg,
     Catalog,
     Condition,
@@ -104,8 +105,9 @@ class Entry:
 def entries(catalog: Catalog, query: str = "") -> list[Entry]:
     """Glossary rows for every KPI and measure matching `query` (all when empty)."""
     owners = {t.id: t.label for t in catalog.teams} | {"customer": "Shared customer outcome"}
+    order = [CUSTOMER] + [t.id for t in catalog.teams]
     found = []
-    for kpi in catalog.kpis:
+    for kpi in sorted(catalog.kpis, key=lambda k: (k.is_measure, order.index(k.team) if k.team in order else 0)):
         target = bands = "–"
         if kpi.target is not None and kpi.direction is not None:
             sign = "≥" if kpi.direction.value == "up" else "≤"

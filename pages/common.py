@@ -73,8 +73,23 @@ class Context:
         return f"{self.view.comparison.label} ({self.period.compared(self.view.comparison).label})"
 
 
+def _leave_pages_directory_mode() -> None:
+    """Rerun through dashboard.py when Streamlit ran a page file on its own.
+
+    Until some run calls st.navigation, a fresh Streamlit server treats `pages/` as an old-style
+    pages directory, so the first visitor of e.g. /glossary would get that file without the
+    router (no navigation, no controls). Switching the flag off and rerunning routes properly.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def context() -> Context:
     """Read the view from the URL (or the session), compute, and write the full view back to the URL."""
+    _leave_pages_directory_mode()
     cat = catalog()
     db = str(store.db_path())
     snapshot = store.latest_snapshot(_connection(db).cursor())

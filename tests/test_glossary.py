@@ -79,7 +79,8 @@ def ids(found) -> list[str]:
 
 
 @pytest.mark.parametrize(("query", "expected"), [
-    ("", ["deals_won", "deals_closed", "win_rate", "opportunities", "onboarding_handoff", "resolution_time"]),
+    # KPIs first (team by team, in catalog order), building blocks last
+    ("", ["win_rate", "opportunities", "onboarding_handoff", "resolution_time", "deals_won", "deals_closed"]),
     ("Win rate", ["win_rate"]),
     ("win RATE", ["win_rate"]),
     ("gewinnquote", ["win_rate"]),
@@ -103,8 +104,11 @@ def test_search_the_shipped_catalog_by_an_alias_in_another_language(catalog):
     assert "nps" in ids(entries(catalog, "NPS"))
 
 
-def test_every_shipped_kpi_has_an_entry(catalog):
-    assert ids(entries(catalog)) == [k.id for k in catalog.kpis]
+def test_every_shipped_kpi_has_an_entry_outcomes_first_building_blocks_last(catalog):
+    found = ids(entries(catalog))
+    assert sorted(found) == sorted(k.id for k in catalog.kpis)
+    assert found[:8] == [k.id for k in catalog.outcomes]
+    assert set(found[-len(catalog.measures):]) == {k.id for k in catalog.measures}
 
 
 def test_formula_of_a_ratio_names_both_labels():

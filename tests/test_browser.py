@@ -1,0 +1,190 @@
+"""The app in a real browser: `streamlit run dashboard.py` driven by Playwright and Debian's Chromium."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from kpicore import store
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+TIMEOUT_MS = 60_000
+
+OUTCOMES = [
+    "Customer retention rate", "Churn rate", "Net revenue retention", "Lead-to-customer rate", "Lead-to-revenue",
+    "Net promoter score", "Customer satisfaction (CSAT)", "CLV to CAC ratio",
+]
+PAGES = ["Overview", "Marketing", "Sales", "Service", "Glossary"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def streamlit_server(db: Path, log: Path) -> Iterator[str]:
+    """`streamlit run dashboard.py` on a free port, its base URL while it runs; stopped afterwards."""
+    port = _free_port()
+    env = {**os.environ, "KPI_DB": str(db)}
+    env.pop("KPI_CATALOG", None)
+    command = [sys.executable, "-m", "streamlit", "run", "dashboard.py", "--server.headless", "true",
+               "--server.port", str(port), "--browser.gatherUsageStats", "false"]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1)
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"streamlit did not come up on port {port}:\n{log.read_text(errors='replace')}")
+                time.sleep(0.2)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Headless Debian Chromium; CI installs it, so a missing one is a failure, not a skip."""
+    if not CHROMIUM.exists():
+        pytest.fail(f"Chromium not found at {CHROMIUM}: install Debian's chromium package (apt-get install chromium).")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def browser_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A DuckDB file with the sample data for the servers of this module."""
+    path = tmp_path_factory.mktemp("browser") / "kpi.duckdb"
+    store.connect(path).close()
+    return path
+
+
+@pytest.fixture(scope="module")
+def base_url(browser: Browser, browser_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One server for the module, already past its first page view (see test_first_visit_...)."""
+    with streamlit_server(browser_db, tmp_path_factory.mktemp("log") / "streamlit.log") as url:
+        page = browser.new_page()
+        page.goto(f"{url}/")
+        page.get_by_test_id("stMetricValue").first.wait_for(timeout=TIMEOUT_MS)
+        page.close()
+        yield url
+
+
+@pytest.fixture
+def app_page(browser: Browser) -> Iterator[Page]:
+    """A fresh tab per test."""
+    context = browser.new_context(viewport={"width": 1440, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    yield page
+    context.close()
+
+
+def open_app(page: Page, url: str) -> None:
+    """Open `url` and wait until the app has drawn its metrics."""
+    page.goto(url)
+    page.get_by_test_id("stMetricValue").first.wait_for(timeout=TIMEOUT_MS)
+
+
+def url_params(page: Page) -> dict[str, str]:
+    return {key: values[-1] for key, values in parse_qs(urlparse(page.url).query).items()}
+
+
+def metric_labels(page: Page) -> list[str]:
+    return [text.strip() for text in page.get_by_test_id("stMetricLabel").all_inner_texts()]
+
+
+def test_overview_shows_outcomes_and_every_team_scorecard(app_page: Page, base_url: str) -> None:
+    open_app(app_page, f"{base_url}/")
+    expect(app_page.get_by_test_id("stMetricLabel")).to_have_count(len(OUTCOMES))
+    for label in OUTCOMES:
+        expect(app_page.get_by_test_id("stMetricLabel").filter(has_text=label).first).to_be_visible()
+    for team in ["Marketing", "Sales", "Service"]:
+        expect(app_page.get_by_role("heading", name=team, exact=True)).to_be_visible()
+    expect(app_page.get_by_text(re.compile(r"^Score \d+%"))).to_have_count(3)
+    expect(app_page.get_by_test_id("stDataFrame")).to_have_count(3)
+
+
+def test_team_link_with_period_shows_that_team_and_period(app_page: Page, base_url: str) -> None:
+    open_app(app_page, f"{base_url}/sales?period=2026-07")
+    main = app_page.get_by_test_id("stMain")
+    expect(main.get_by_role("heading", name="Sales", exact=True).first).to_be_visible()
+    expect(main.get_by_text(re.compile(r"Month 2026-07 · compared with previous period \(2026-06\)"))).to_be_visible()
+    labels = app_page.get_by_test_id("stMetricLabel")
+    for label in [*OUTCOMES, "Win rate", "Average deal size", "Opportunities"]:
+        expect(labels.filter(has_text=label).first).to_be_visible()
+    expect(labels.filter(has_text="Tickets resolved")).to_have_count(0)
+    expect(app_page.get_by_test_id("stSelectbox")).to_contain_text("2026-07")
+    assert url_params(app_page)["period"] == "2026-07"
+
+
+def test_invalid_url_parameter_warns_and_shows_the_default(app_page: Page, base_url: str) -> None:
+    open_app(app_page, f"{base_url}/?grain=fortnight")
+    expect(app_page.get_by_test_id("stAlert").filter(has_text="URL parameter grain")).to_be_visible()
+    expect(app_page.get_by_test_id("stMetricValue")).to_have_count(len(OUTCOMES))
+    expect(app_page).to_have_url(re.compile(r"grain=month"))
+
+
+def test_app_writes_its_view_into_the_url(app_page: Page, base_url: str) -> None:
+    open_app(app_page, f"{base_url}/")
+    expect(app_page).to_have_url(re.compile(r"period=2026-10"))
+    assert url_params(app_page) == {"grain": "month", "period": "2026-10", "comparison": "previous"}
+
+
+def test_period_picker_changes_the_url_and_the_numbers(app_page: Page, base_url: str) -> None:
+    open_app(app_page, f"{base_url}/service")
+    caption = app_page.get_by_test_id("stMain").get_by_text(re.compile(r"^Month 2026-\d\d · compared"))
+    expect(caption).to_contain_text("Month 2026-10")
+    app_page.get_by_test_id("stSelectbox").click()
+    app_page.get_by_role("option", name="2026-07", exact=True).click()
+    expect(app_page).to_have_url(re.compile(r"period=2026-07"))
+    expect(caption).to_contain_text("Month 2026-07")
+    assert urlparse(app_page.url).path == "/service"
+    expect(app_page.get_by_test_id("stMetricLabel").filter(has_text="Reopen rate")).to_have_count(1)
+
+
+@pytest.mark.parametrize("path", ["/glossary", "/sales"])
+def test_first_visit_after_start_on_a_deep_link_shows_the_whole_app(
+    path: str, browser: Browser, browser_db: Path, tmp_path: Path
+) -> None:
+    """The first link anyone opens after a (re)start is often a shared deep link; it must work like any other."""
+    with streamlit_server(browser_db, tmp_path / "streamlit.log") as url:
+        page = browser.new_page()
+        try:
+            page.goto(f"{url}{path}")
+            page.get_by_test_id("stMain").get_by_role("heading").first.wait_for(timeout=TIMEOUT_MS)
+            expect(page.get_by_test_id("stSidebar").get_by_test_id("stSelectbox")).to_have_count(1)
+            expect(page.get_by_text("Page not found")).to_have_count(0)
+            expect(page.get_by_test_id("stTopNavLink")).to_contain_text(PAGES)
+            expect(page.get_by_test_id("stSidebarNav")).to_have_count(0)
+        finally:
+            page.close()
