@@ -4,8 +4,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from streamlit.runtime.pages_manager import PagesManager
-from streamlit.runtime.scriptrunner import script_runner
 from streamlit.testing.v1 import AppTest
 
 from kpicore import store
@@ -42,22 +40,6 @@ def app_env(app_db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every app run reads the sample database and the shipped catalog."""
     monkeypatch.setenv("KPI_DB", str(app_db))
     monkeypatch.delenv("KPI_CATALOG", raising=False)
-
-
-class _NavigationOnly(PagesManager):
-    uses_pages_directory = False
-
-
-@pytest.fixture(autouse=True)
-def navigation_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Run every script run through `st.navigation` in dashboard.py, as a running server does.
-
-    AppTest forgets before each run that the app uses `st.navigation`, so with a `pages/` folder
-    next to dashboard.py every rerun of Overview or Glossary would execute the page file alone
-    (legacy pages-directory mode). A server forgets it only until its first script run; that case
-    is tested by `test_first_request_to_a_deep_link_shows_the_whole_app` (and in test_browser.py).
-    """
-    monkeypatch.setattr(script_runner, "PagesManager", _NavigationOnly)
 
 
 def open_page(at: AppTest, url_path: str) -> AppTest:
@@ -147,9 +129,8 @@ def test_switch_page_to_team_file_opens_the_first_team() -> None:
 
 
 @pytest.mark.parametrize("page_file", ["pages/overview.py", "pages/glossary.py"])
-def test_first_request_to_a_deep_link_shows_the_whole_app(page_file: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_first_request_to_a_deep_link_shows_the_whole_app(page_file: str) -> None:
     """A link to /overview or /glossary opened as the very first request must still get navigation and controls."""
-    monkeypatch.setattr(script_runner, "PagesManager", PagesManager)
     at = AppTest.from_file(str(APP), default_timeout=60).switch_page(page_file).run()
     assert not at.exception
     assert [s.label for s in at.selectbox] == ["Period"], "the sidebar view controls are missing"

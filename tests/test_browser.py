@@ -70,14 +70,14 @@ def streamlit_server(db: Path, log: Path) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
+def chromium() -> Iterator[Browser]:
     """Headless Debian Chromium; CI installs it, so a missing one is a failure, not a skip."""
     if not CHROMIUM.exists():
         pytest.fail(f"Chromium not found at {CHROMIUM}: install Debian's chromium package (apt-get install chromium).")
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
 
 
 @pytest.fixture(scope="module")
@@ -89,10 +89,10 @@ def browser_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def base_url(browser: Browser, browser_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def app_url(chromium: Browser, browser_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One server for the module, already past its first page view (see test_first_visit_...)."""
     with streamlit_server(browser_db, tmp_path_factory.mktemp("log") / "streamlit.log") as url:
-        page = browser.new_page()
+        page = chromium.new_page()
         page.goto(f"{url}/")
         page.get_by_test_id("stMetricValue").first.wait_for(timeout=TIMEOUT_MS)
         page.close()
@@ -100,9 +100,9 @@ def base_url(browser: Browser, browser_db: Path, tmp_path_factory: pytest.TempPa
 
 
 @pytest.fixture
-def app_page(browser: Browser) -> Iterator[Page]:
+def app_page(chromium: Browser) -> Iterator[Page]:
     """A fresh tab per test."""
-    context = browser.new_context(viewport={"width": 1440, "height": 1000})
+    context = chromium.new_context(viewport={"width": 1440, "height": 1000})
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
     yield page
@@ -119,23 +119,19 @@ def url_params(page: Page) -> dict[str, str]:
     return {key: values[-1] for key, values in parse_qs(urlparse(page.url).query).items()}
 
 
-def metric_labels(page: Page) -> list[str]:
-    return [text.strip() for text in page.get_by_test_id("stMetricLabel").all_inner_texts()]
-
-
-def test_overview_shows_outcomes_and_every_team_scorecard(app_page: Page, base_url: str) -> None:
-    open_app(app_page, f"{base_url}/")
+def test_overview_shows_outcomes_and_every_team_scorecard(app_page: Page, app_url: str) -> None:
+    open_app(app_page, f"{app_url}/")
     expect(app_page.get_by_test_id("stMetricLabel")).to_have_count(len(OUTCOMES))
     for label in OUTCOMES:
         expect(app_page.get_by_test_id("stMetricLabel").filter(has_text=label).first).to_be_visible()
     for team in ["Marketing", "Sales", "Service"]:
         expect(app_page.get_by_role("heading", name=team, exact=True)).to_be_visible()
-    expect(app_page.get_by_text(re.compile(r"^Score \d+%"))).to_have_count(3)
+    expect(app_page.get_by_test_id("stMarkdownContainer").filter(has_text=re.compile(r"\bScore \d+%"))).to_have_count(3)
     expect(app_page.get_by_test_id("stDataFrame")).to_have_count(3)
 
 
-def test_team_link_with_period_shows_that_team_and_period(app_page: Page, base_url: str) -> None:
-    open_app(app_page, f"{base_url}/sales?period=2026-07")
+def test_team_link_with_period_shows_that_team_and_period(app_page: Page, app_url: str) -> None:
+    open_app(app_page, f"{app_url}/sales?period=2026-07")
     main = app_page.get_by_test_id("stMain")
     expect(main.get_by_role("heading", name="Sales", exact=True).first).to_be_visible()
     expect(main.get_by_text(re.compile(r"Month 2026-07 · compared with previous period \(2026-06\)"))).to_be_visible()
@@ -143,25 +139,25 @@ def test_team_link_with_period_shows_that_team_and_period(app_page: Page, base_u
     for label in [*OUTCOMES, "Win rate", "Average deal size", "Opportunities"]:
         expect(labels.filter(has_text=label).first).to_be_visible()
     expect(labels.filter(has_text="Tickets resolved")).to_have_count(0)
-    expect(app_page.get_by_test_id("stSelectbox")).to_contain_text("2026-07")
+    expect(app_page.get_by_role("combobox", name="Period")).to_have_value("2026-07")
     assert url_params(app_page)["period"] == "2026-07"
 
 
-def test_invalid_url_parameter_warns_and_shows_the_default(app_page: Page, base_url: str) -> None:
-    open_app(app_page, f"{base_url}/?grain=fortnight")
+def test_invalid_url_parameter_warns_and_shows_the_default(app_page: Page, app_url: str) -> None:
+    open_app(app_page, f"{app_url}/?grain=fortnight")
     expect(app_page.get_by_test_id("stAlert").filter(has_text="URL parameter grain")).to_be_visible()
     expect(app_page.get_by_test_id("stMetricValue")).to_have_count(len(OUTCOMES))
     expect(app_page).to_have_url(re.compile(r"grain=month"))
 
 
-def test_app_writes_its_view_into_the_url(app_page: Page, base_url: str) -> None:
-    open_app(app_page, f"{base_url}/")
+def test_app_writes_its_view_into_the_url(app_page: Page, app_url: str) -> None:
+    open_app(app_page, f"{app_url}/")
     expect(app_page).to_have_url(re.compile(r"period=2026-10"))
     assert url_params(app_page) == {"grain": "month", "period": "2026-10", "comparison": "previous"}
 
 
-def test_period_picker_changes_the_url_and_the_numbers(app_page: Page, base_url: str) -> None:
-    open_app(app_page, f"{base_url}/service")
+def test_period_picker_changes_the_url_and_the_view(app_page: Page, app_url: str) -> None:
+    open_app(app_page, f"{app_url}/service")
     caption = app_page.get_by_test_id("stMain").get_by_text(re.compile(r"^Month 2026-\d\d · compared"))
     expect(caption).to_contain_text("Month 2026-10")
     app_page.get_by_test_id("stSelectbox").click()
@@ -172,16 +168,32 @@ def test_period_picker_changes_the_url_and_the_numbers(app_page: Page, base_url:
     expect(app_page.get_by_test_id("stMetricLabel").filter(has_text="Reopen rate")).to_have_count(1)
 
 
-@pytest.mark.parametrize("path", ["/glossary", "/sales"])
+def test_navigating_to_a_team_keeps_the_view(app_page: Page, app_url: str) -> None:
+    open_app(app_page, f"{app_url}/?period=2026-07&comparison=year_ago")
+    app_page.get_by_test_id("stTopNavLink").filter(has_text="Sales").click()
+    expect(app_page).to_have_url(re.compile(r"/sales\?"))
+    expect(app_page.get_by_test_id("stMetricLabel").filter(has_text="Win rate")).to_have_count(1)
+    expect(app_page.get_by_test_id("stMain").get_by_text(re.compile(r"^Month 2026-07 · compared"))).to_contain_text(
+        "same period last year (2025-07)")
+    assert url_params(app_page) == {"grain": "month", "period": "2026-07", "comparison": "year_ago"}
+
+    app_page.get_by_test_id("stTopNavLink").filter(has_text="Overview").click()
+    app_page.get_by_role("link", name=re.compile("Open Service")).click()
+    expect(app_page).to_have_url(re.compile(r"/service\?"))
+    expect(app_page.get_by_test_id("stMetricLabel").filter(has_text="Reopen rate")).to_have_count(1)
+    assert url_params(app_page) == {"grain": "month", "period": "2026-07", "comparison": "year_ago"}
+
+
+@pytest.mark.parametrize(("path", "title"), [("/glossary", "Glossary"), ("/sales", "Sales"), ("/overview", "Overview")])
 def test_first_visit_after_start_on_a_deep_link_shows_the_whole_app(
-    path: str, browser: Browser, browser_db: Path, tmp_path: Path
+    path: str, title: str, chromium: Browser, browser_db: Path, tmp_path: Path
 ) -> None:
     """The first link anyone opens after a (re)start is often a shared deep link; it must work like any other."""
     with streamlit_server(browser_db, tmp_path / "streamlit.log") as url:
-        page = browser.new_page()
+        page = chromium.new_page()
         try:
             page.goto(f"{url}{path}")
-            page.get_by_test_id("stMain").get_by_role("heading").first.wait_for(timeout=TIMEOUT_MS)
+            page.get_by_role("heading", name=title, exact=True).first.wait_for(timeout=TIMEOUT_MS)
             expect(page.get_by_test_id("stSidebar").get_by_test_id("stSelectbox")).to_have_count(1)
             expect(page.get_by_text("Page not found")).to_have_count(0)
             expect(page.get_by_test_id("stTopNavLink")).to_contain_text(PAGES)
