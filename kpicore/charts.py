@@ -5,8 +5,10 @@ import altair as alt
 import pandas as pd
 
 from kpicore.catalog import Unit
+from kpicore.compute import KpiValues
 from kpicore.display import CURRENCY_SYMBOLS, format_value
 from kpicore.scorecard import KpiResult
+from kpicore.tensions import Tension
 
 VALUE_COLOR = "#1f6feb"
 COMPARISON_COLOR = "#9aa4b2"
@@ -94,3 +96,47 @@ def sparkline(result: KpiResult, height: int = 48) -> alt.Chart:
         .properties(height=height, width="container")
         .configure_view(strokeWidth=0)
     )
+
+
+TENSION_COLOR = "#bc4c00"
+
+
+def tension_chart(tension: Tension, values: KpiValues, currency: str = "EUR", periods: int = 12) -> alt.LayerChart:
+    """Both KPIs of a tension over the recent periods, each on its own axis (left, right), its window shaded.
+
+    The axes have no titles (long rotated titles squeeze the plot): the legend names each line and each
+    axis's labels take its line's colour."""
+    shown = [p for p in values.periods if p <= tension.period][-periods:]
+    shown = [p for p in values.periods if tension.window[0] <= p < shown[0]] + shown
+    labels = [p.label for p in shown]
+    names = [f"{k.label} ({team})" for k, team in zip((tension.kpi, tension.counterweight), tension.team_labels,
+                                                         strict=True)]
+    colors = [VALUE_COLOR, TENSION_COLOR]
+    x = alt.X("period:O", title=None, sort=labels, scale=alt.Scale(domain=labels), axis=alt.Axis(labelAngle=-45))
+    color = alt.Color("series:N", scale=alt.Scale(domain=names, range=colors),
+                      legend=alt.Legend(title=None, orient="bottom", columns=1, labelLimit=320))
+    window = pd.DataFrame([{"period": p.label, "note": f"{tension.kind.value} window"}
+                           for p in tension.window if p in shown])
+    layers: list[alt.LayerChart | alt.Chart] = [
+        alt.Chart(window).mark_rect(color=COMPARISON_COLOR, opacity=0.2).encode(x=x, tooltip=["note:N"])
+    ]
+    for kpi, name, side, line_color in zip((tension.kpi, tension.counterweight), names, ("left", "right"), colors,
+                                           strict=True):
+        maturing = values.maturing.get(kpi.id, frozenset())
+        frame = pd.DataFrame([{
+            "period": p.label,
+            "series": name,
+            "value": values.value(kpi.id, p),
+            "shown": format_value(values.value(kpi.id, p), kpi.unit, currency),
+            "maturing": "cohort still maturing" if p in maturing else "complete",
+        } for p in shown])
+        y = alt.Y("value:Q", title=None, scale=alt.Scale(zero=False),
+                  axis=alt.Axis(orient=side, format=AXIS_FORMATS[kpi.unit], labelColor=line_color))
+        tooltip = [alt.Tooltip("period:O", title="Period"), alt.Tooltip("shown:N", title=kpi.label),
+                   alt.Tooltip("maturing:N", title="Cohort")]
+        line = alt.Chart(frame).mark_line(point=alt.OverlayMarkDef(filled=True, size=30)).encode(
+            x=x, y=y, color=color, tooltip=tooltip)
+        hollow = line.transform_filter(alt.datum.maturing == "cohort still maturing").mark_point(
+            filled=True, fill="white", size=50, opacity=1)
+        layers.append(alt.layer(line, hollow))
+    return alt.layer(*layers).resolve_scale(y="independent").properties(height=200, width="container")

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,7 +14,11 @@ from kpicore import sample, store
 from kpicore.catalog import CUSTOMER, Catalog, load_catalog
 from kpicore.compute import compute
 from kpicore.display import format_change, format_value
-from kpicore.errors import CatalogError, KpiError, UnknownTeam
+from kpicore.errors import BadFile, BadParameter, CatalogError, KpiError, UnknownTeam
+from kpicore.files import RawFile, read_file
+from kpicore.ingest import FileReport, Mode, Upload, import_files
+from kpicore.mapping import DateOrder, Plan, apply_saved, propose, to_saved
+from kpicore.model import TABLES
 from kpicore.periods import Comparison, Grain, parse_period
 from kpicore.scorecard import KpiResult, as_record, build_scorecard
 
@@ -57,6 +62,29 @@ def _parser() -> argparse.ArgumentParser:
                                 description="Validate a KPI catalog file and list every problem in it.")
     check.add_argument("file", nargs="?", help="catalog file (default: the one in use)")
     check.set_defaults(run=_check_catalog)
+
+    load = commands.add_parser(
+        "load", help="import CSV/TSV/XLSX exports into a new snapshot",
+        description="Import exports into a new snapshot, all files or none. The command never guesses: where "
+                    "it is unsure which column is which, it says so and how to pass --map.")
+    load.add_argument("files", nargs="+", metavar="FILE", help="CSV, TSV or XLSX exports")
+    load.add_argument("--table", choices=list(TABLES), help="the canonical table (default: recognised per file)")
+    load.add_argument("--mapping", help="apply a saved mapping by name")
+    load.add_argument("--save-mapping", metavar="NAME", help="save the mapping used, for the next export")
+    load.add_argument("--map", action="append", default=[], metavar="CANONICAL=SOURCE",
+                      help="map a canonical column onto a source column, e.g. --map created_at=\"Create Date\"")
+    load.add_argument("--dates", choices=["day_first", "month_first"],
+                      help="how dates like 01/02/2026 are written, where the data cannot tell")
+    mode = load.add_mutually_exclusive_group()
+    mode.add_argument("--replace", dest="mode", action="store_const", const="replace",
+                      help="replace the table's rows (default)")
+    mode.add_argument("--append", dest="mode", action="store_const", const="append",
+                      help="add rows; rows with an id already stored replace the stored ones")
+    load.set_defaults(run=_load, mode="replace")
+
+    listing = commands.add_parser("snapshots", help="list the stored snapshots",
+                                  description="List the stored snapshots, newest first, with tables and row counts.")
+    listing.set_defaults(run=_snapshots)
 
     make = commands.add_parser("sample", help="regenerate the sample CSVs with the seeded generator",
                                description="Regenerate the sample data CSVs with the seeded generator.")
@@ -139,6 +167,78 @@ def _check_catalog(args: argparse.Namespace) -> int:
     scored = [k for k in catalog.kpis if not k.is_measure]
     print(f"{catalog.source}: OK, {len(scored)} KPIs and {len(catalog.measures)} building blocks "
           f"for {len(catalog.teams)} teams.")
+    return 0
+
+
+def _load(args: argparse.Namespace) -> int:
+    conn = store.connect(args.db)
+    uploads = []
+    with tempfile.TemporaryDirectory(prefix="kpi-load-") as workdir:
+        for name in args.files:
+            path = Path(name)
+            if not path.is_file():
+                raise BadFile(name, "does not exist or is not a file.")
+            raw = read_file(path, workdir=Path(workdir))
+            uploads.append(Upload(raw, _plan(conn, raw, args), Mode(args.mode)))
+        result = import_files(conn, uploads, f"kpicore load {' '.join(Path(f).name for f in args.files)}")
+    for report in result.files:
+        print(_report(report))
+    if args.save_mapping:
+        store.save_mapping(conn, args.save_mapping, to_saved(uploads[0].plan, uploads[0].raw))
+        print(f"Saved the mapping as '{args.save_mapping}'.")
+    print(f"Snapshot {result.snapshot.id} created.")
+    return 0
+
+
+def _plan(conn: object, raw: RawFile, args: argparse.Namespace) -> Plan:
+    """The mapping for a file: recognised, then a saved mapping, then --map and --dates; refuses to guess."""
+    plan = propose(raw, args.table)
+    if args.mapping:
+        plan = apply_saved(plan, raw, store.saved_mapping(conn, args.mapping))
+    elif (found := store.mapping_for_headers(conn, raw.columns)) is not None:
+        plan = apply_saved(plan, raw, found[1])
+        print(f"{raw.name}: using the saved mapping '{found[0]}'.")
+    elif args.table is None and plan.confidence < 0.5:
+        raise BadFile(raw.name, f"does not look like any known table (best guess: {plan.table}). "
+                                f"Pass --table ({', '.join(TABLES)}).")
+    for item in args.map:
+        canonical, _, source = item.partition("=")
+        if TABLES[plan.table].column(canonical) is None:
+            raise BadParameter(f"--map {item}: {plan.table} has no column '{canonical}' "
+                               f"({', '.join(TABLES[plan.table].column_names)}).")
+        if source not in raw.columns:
+            raise BadParameter(f"--map {item}: {raw.name} has no column '{source}' ({', '.join(raw.columns)}).")
+        plan = plan.with_column(canonical, source)
+    if args.dates:
+        for column in plan.ambiguous_dates:
+            plan = plan.with_date_order(column, DateOrder(args.dates))
+    if plan.unsure:
+        guesses = "; ".join(f"{m.canonical} <- '{m.source}' ({m.confidence:.0%} sure)" for m in plan.unsure)
+        first = plan.unsure[0]
+        raise BadFile(raw.name, f"is read as {plan.table}, but these columns are guesses: {guesses}. Confirm "
+                                f"each with --map, e.g. --map {first.canonical}=\"{first.source}\".")
+    return plan
+
+
+def _report(report: FileReport) -> str:
+    lines = [f"{report.file} -> {report.table} ({report.mode.value}): {report.imported:,} row(s) imported, "
+             f"{report.rejected:,} rejected."]
+    for problem in report.problems[:20]:
+        lines.append(f"  row {problem.row}, column '{problem.column}': '{problem.value}' {problem.reason}")
+    if len(report.problems) > 20:
+        lines.append(f"  ... and {len(report.problems) - 20} more problem(s).")
+    lines += [f"  warning: {w}" for w in report.warnings]
+    return "\n".join(lines)
+
+
+def _snapshots(args: argparse.Namespace) -> int:
+    conn = store.connect(args.db)
+    for snap, tables in store.snapshots(conn):
+        print(f"Snapshot {snap.id}  {snap.created_at:%Y-%m-%d %H:%M}  {snap.note}")
+        for table in tables:
+            mark = "*" if table.changed else " "
+            print(f"  {mark} {table.table:<14} {table.rows:>9,} rows  {table.source}")
+    print("(* = changed in that snapshot)")
     return 0
 
 

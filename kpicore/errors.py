@@ -42,3 +42,12 @@ class UnknownTeam(KpiError):
 
 class BadParameter(KpiError):
     """A value given on the command line or in a URL that is not allowed."""
+
+
+class BadFile(KpiError):
+    """An export that cannot be imported, with the file (and row and column) it is about."""
+
+    def __init__(self, file: str, message: str, row: int | None = None, column: str | None = None) -> None:
+        self.file, self.row, self.column = file, row, column
+        where = "".join([f", row {row}" if row else "", f", column '{column}'" if column else ""])
+        super().__init__(f"{file}{where}: {message}")

@@ -115,8 +115,8 @@ def entries(catalog: Catalog, query: str = "") -> list[Entry]:
                 f"{sign} {format_value(kpi.target_for(grain), kpi.unit, catalog.currency)} per {grain}"
                 for grain in ("month", "quarter", "week")
             )
-            bands = (f"on track at 100% of target, at risk from {kpi.target.at_risk:.0%}, "
-                     f"off track below {kpi.target.at_risk:.0%}")
+            band = f"{kpi.target.at_risk * 100:g}%"
+            bands = f"on track at 100% of target, at risk from {band}, off track below {band}"
         owner = owners.get(kpi.team or "", "Building block")
         entry = Entry(kpi, owner, formula_text(kpi.formula, catalog), target, bands)
         if entry.matches(query):

@@ -1,6 +1,12 @@
-"""The DuckDB file: canonical tables kept as immutable snapshots."""
+"""The DuckDB file: canonical tables kept as immutable snapshots.
+
+Each import writes new physical tables (`leads__7`) and never changes old ones. A snapshot is a
+schema (`snapshot_7`) of views, one per canonical table, over the physical tables it uses: the
+tables an import replaced or appended to, and the previous snapshot's tables for the rest.
+"""
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from datetime import datetime
@@ -9,7 +15,8 @@ from pathlib import Path
 import duckdb
 
 from kpicore.compute import quote
-from kpicore.model import TABLES, Table
+from kpicore.errors import KpiError
+from kpicore.model import TABLES
 
 DEFAULT_DB = Path("data/kpi.duckdb")
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "sample_data"
@@ -29,6 +36,16 @@ class Snapshot:
         return f"snapshot_{self.id}"
 
 
+@dataclass(frozen=True)
+class SnapshotTable:
+    """One canonical table as a snapshot holds it."""
+
+    table: str
+    rows: int
+    changed: bool
+    source: str
+
+
 def db_path(explicit: str | os.PathLike[str] | None = None) -> Path:
     """The database to use: an explicit path, else $KPI_DB, else data/kpi.duckdb."""
     chosen = explicit or os.environ.get("KPI_DB")
@@ -41,9 +58,12 @@ def connect(path: str | os.PathLike[str] | None = None, sample_dir: Path = SAMPL
     if str(target) != ":memory:":
         target.parent.mkdir(parents=True, exist_ok=True)
     conn = duckdb.connect(str(target))
+    conn.execute("CREATE TABLE IF NOT EXISTS snapshots (id INTEGER PRIMARY KEY, created_at TIMESTAMP, note VARCHAR)")
     conn.execute(
-        "CREATE TABLE IF NOT EXISTS snapshots (id INTEGER PRIMARY KEY, created_at TIMESTAMP, note VARCHAR)"
+        "CREATE TABLE IF NOT EXISTS snapshot_tables (snapshot_id INTEGER, table_name VARCHAR, physical VARCHAR, "
+        "rows BIGINT, changed BOOLEAN, source VARCHAR)"
     )
+    conn.execute("CREATE TABLE IF NOT EXISTS mappings (name VARCHAR PRIMARY KEY, headers VARCHAR, mapping VARCHAR)")
     if latest_snapshot(conn) is None:
         load_sample(conn, sample_dir)
     return conn
@@ -55,37 +75,123 @@ def latest_snapshot(conn: duckdb.DuckDBPyConnection) -> Snapshot | None:
     return Snapshot(*row) if row else None
 
 
-def load_sample(conn: duckdb.DuckDBPyConnection, sample_dir: Path = SAMPLE_DIR) -> Snapshot:
-    """Store the bundled sample CSVs as a new snapshot."""
-    files = {name: sample_dir / f"{name}.csv" for name in TABLES}
-    return create_snapshot(conn, files, f"Sample data from {sample_dir.name}/")
+def snapshot(conn: duckdb.DuckDBPyConnection, snapshot_id: int) -> Snapshot:
+    """The snapshot with this id; KpiError if there is none."""
+    row = conn.execute("SELECT id, created_at, note FROM snapshots WHERE id = ?", [snapshot_id]).fetchone()
+    if row is None:
+        raise KpiError(f"There is no snapshot {snapshot_id}. 'kpicore snapshots' and the Data page list them.")
+    return Snapshot(*row)
 
 
-def create_snapshot(conn: duckdb.DuckDBPyConnection, files: dict[str, Path], note: str) -> Snapshot:
-    """Store canonical CSV files (missing tables stay empty) as one new snapshot, all or nothing."""
+def snapshots(conn: duckdb.DuckDBPyConnection) -> list[tuple[Snapshot, list[SnapshotTable]]]:
+    """Every snapshot, newest first, with its tables' row counts and sources."""
+    found = []
+    for row in conn.execute("SELECT id, created_at, note FROM snapshots ORDER BY id DESC").fetchall():
+        tables = conn.execute(
+            "SELECT table_name, rows, changed, source FROM snapshot_tables WHERE snapshot_id = ? ORDER BY table_name",
+            [row[0]],
+        ).fetchall()
+        found.append((Snapshot(*row), [SnapshotTable(*t) for t in tables]))
+    return found
+
+
+def physical_of(conn: duckdb.DuckDBPyConnection, snap: Snapshot, table: str) -> str:
+    """The physical table a snapshot uses for a canonical table."""
+    row = conn.execute("SELECT physical FROM snapshot_tables WHERE snapshot_id = ? AND table_name = ?",
+                       [snap.id, table]).fetchone()
+    return row[0]
+
+
+def commit_snapshot(conn: duckdb.DuckDBPyConnection, snapshot_id: int, changed: dict[str, str], note: str,
+                    previous: Snapshot | None, sources: dict[str, str] | None = None) -> Snapshot:
+    """Record a snapshot using `changed` physical tables and the previous snapshot's for the rest.
+
+    Runs inside the caller's transaction; tables never stored before get an empty physical table.
+    """
+    snap = Snapshot(snapshot_id, datetime.now().replace(microsecond=0), note)
+    conn.execute(f"CREATE SCHEMA {quote(snap.schema)}")
+    for name, table in TABLES.items():
+        if name in changed:
+            physical, is_changed, source = changed[name], True, (sources or {}).get(name, note)
+        elif previous is not None:
+            physical, is_changed = physical_of(conn, previous, name), False
+            source = conn.execute("SELECT source FROM snapshot_tables WHERE snapshot_id = ? AND table_name = ?",
+                                  [previous.id, name]).fetchone()[0]
+        else:
+            physical, is_changed, source = _empty_table(conn, name), False, "empty"
+        columns = ", ".join(quote(c.name) for c in table.columns)
+        conn.execute(f"CREATE VIEW {quote(snap.schema)}.{quote(name)} AS SELECT {columns} FROM {quote(physical)} "
+                     f"WHERE __valid AND NOT __dup")
+        rows = conn.execute(f"SELECT COUNT(*) FROM {quote(snap.schema)}.{quote(name)}").fetchone()[0]
+        conn.execute("INSERT INTO snapshot_tables VALUES (?, ?, ?, ?, ?, ?)",
+                     [snap.id, name, physical, rows, is_changed, source])
+    conn.execute("INSERT INTO snapshots VALUES (?, ?, ?)", [snap.id, snap.created_at, note])
+    return snap
+
+
+def _empty_table(conn: duckdb.DuckDBPyConnection, name: str) -> str:
+    physical = f"{name}__empty"
+    columns = ", ".join(f"{quote(c.name)} {c.type.sql}" for c in TABLES[name].columns)
+    conn.execute(
+        f"CREATE TABLE IF NOT EXISTS {quote(physical)} (__row BIGINT, {columns}, __valid BOOLEAN, __dup BOOLEAN)"
+    )
+    return physical
+
+
+def restore(conn: duckdb.DuckDBPyConnection, snapshot_id: int) -> Snapshot:
+    """Make an earlier snapshot current again, as a new snapshot (history is never rewritten)."""
+    old = snapshot(conn, snapshot_id)
     conn.execute("BEGIN TRANSACTION")
     try:
-        snapshot_id = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM snapshots").fetchone()[0]
-        snapshot = Snapshot(snapshot_id, datetime.now().replace(microsecond=0), note)
-        conn.execute(f"CREATE SCHEMA {quote(snapshot.schema)}")
-        for name, table in TABLES.items():
-            physical = quote(f"{name}__{snapshot_id}")
-            conn.execute(f"CREATE TABLE {physical} ({_columns_sql(table)})")
-            path = files.get(name)
-            if path is not None and path.exists():
-                conn.execute(
-                    f"INSERT INTO {physical} BY NAME SELECT * FROM read_csv($path, header = true, all_varchar = true)",
-                    {"path": str(path)},
-                )
-            conn.execute(f"CREATE VIEW {quote(snapshot.schema)}.{quote(name)} AS SELECT * FROM {physical}")
-        conn.execute("INSERT INTO snapshots VALUES (?, ?, ?)", [snapshot.id, snapshot.created_at, note])
+        new_id = conn.execute("SELECT MAX(id) + 1 FROM snapshots").fetchone()[0]
+        tables = {name: physical_of(conn, old, name) for name in TABLES}
+        sources = dict(conn.execute("SELECT table_name, source FROM snapshot_tables WHERE snapshot_id = ?",
+                                    [old.id]).fetchall())
+        restored = commit_snapshot(conn, new_id, tables, f"Restored snapshot {old.id} ({old.note})", None, sources)
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
-    return snapshot
+    return restored
 
 
-def _columns_sql(table: Table) -> str:
-    return ", ".join(f"{quote(c.name)} {c.type.sql}" for c in table.columns)
+def load_sample(conn: duckdb.DuckDBPyConnection, sample_dir: Path = SAMPLE_DIR) -> Snapshot:
+    """Store the bundled sample CSVs (one per canonical table) as a new snapshot."""
+    from kpicore.files import read_file
+    from kpicore.ingest import Upload, import_files
+    from kpicore.mapping import propose
 
+    uploads = []
+    for name in TABLES:
+        path = sample_dir / f"{name}.csv"
+        if path.exists():
+            raw = read_file(path)
+            uploads.append(Upload(raw, propose(raw, name)))
+    return import_files(conn, uploads, f"Sample data from {sample_dir.name}/").snapshot
+
+
+def save_mapping(conn: duckdb.DuckDBPyConnection, name: str, mapping: dict[str, object]) -> None:
+    """Keep a column and value mapping under a name, for the next export from the same tool."""
+    conn.execute("INSERT OR REPLACE INTO mappings VALUES (?, ?, ?)", [name, json.dumps(mapping["headers"]),
+                                                                      json.dumps(mapping)])
+
+
+def saved_mapping(conn: duckdb.DuckDBPyConnection, name: str) -> dict[str, object]:
+    """The mapping saved under `name`; KpiError naming the saved ones if there is none."""
+    row = conn.execute("SELECT mapping FROM mappings WHERE name = ?", [name]).fetchone()
+    if row is None:
+        known = ", ".join(n for (n,) in conn.execute("SELECT name FROM mappings ORDER BY name").fetchall()) or "none"
+        raise KpiError(f"There is no saved mapping '{name}'. Saved mappings: {known}.")
+    return json.loads(row[0])
+
+
+def mapping_for_headers(conn: duckdb.DuckDBPyConnection, headers: tuple[str, ...]) -> tuple[str, dict] | None:
+    """A saved mapping made for a file with exactly these column names (the same tool's export)."""
+    row = conn.execute("SELECT name, mapping FROM mappings WHERE headers = ? ORDER BY name LIMIT 1",
+                       [json.dumps(list(headers))]).fetchone()
+    return (row[0], json.loads(row[1])) if row else None
+
+
+def mapping_names(conn: duckdb.DuckDBPyConnection) -> list[str]:
+    """Names of the saved mappings."""
+    return [n for (n,) in conn.execute("SELECT name FROM mappings ORDER BY name").fetchall()]

@@ -73,7 +73,7 @@ class Context:
         return f"{self.view.comparison.label} ({self.period.compared(self.view.comparison).label})"
 
 
-def _leave_pages_directory_mode() -> None:
+def leave_pages_directory_mode() -> None:
     """Rerun through dashboard.py when Streamlit ran a page file on its own.
 
     Until some run calls st.navigation, a fresh Streamlit server treats `pages/` as an old-style
@@ -89,7 +89,7 @@ def _leave_pages_directory_mode() -> None:
 
 def context() -> Context:
     """Read the view from the URL (or the session), compute, and write the full view back to the URL."""
-    _leave_pages_directory_mode()
+    leave_pages_directory_mode()
     cat = catalog()
     db = str(store.db_path())
     snapshot = store.latest_snapshot(_connection(db).cursor())

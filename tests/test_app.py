@@ -1,6 +1,7 @@
 """The pages as a user sees them, run headless with Streamlit's AppTest on the sample data."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -153,8 +154,15 @@ def test_overview_shows_every_team_scorecard() -> None:
 # --- glossary -------------------------------------------------------------------------------------
 
 
+def heading_of(markdown: str) -> str | None:
+    """The heading text a Markdown block starts with, if it starts with one."""
+    found = re.match(r"#{1,6} (.+?)\s*$", markdown.split("\n")[0])
+    return found.group(1) if found else None
+
+
 def glossary_headings(at: AppTest) -> list[str]:
-    return [m.value.split("\n")[0].removeprefix("#### ").strip() for m in at.markdown if m.value.startswith("#### ")]
+    """The KPI names the glossary lists, in order."""
+    return [name for m in at.main.markdown if (name := heading_of(m.value))]
 
 
 def test_glossary_lists_every_definition() -> None:
@@ -164,6 +172,18 @@ def test_glossary_lists_every_definition() -> None:
         assert label in headings
     assert "**Formula:**" in texts(at)
     assert any(f"{len(headings)} of {len(headings)} definitions" in c.value for c in at.caption)
+
+
+def test_glossary_status_bands_are_distinct_thresholds() -> None:
+    """'on track at 100%, at risk from 100%, off track below 100%' would tell the reader nothing."""
+    at = run_page("glossary")
+    heading, unclear = "", []
+    for m in at.main.markdown:
+        heading = heading_of(m.value) or heading
+        if (band := re.search(r"at risk from ([\d.]+)%", m.value)) and float(band.group(1)) >= 100:
+            unclear.append(f"{heading}: {band.group(0)}")
+    assert "at risk from" in texts(at)
+    assert unclear == []
 
 
 @pytest.mark.parametrize(("query", "expected"), [

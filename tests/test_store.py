@@ -9,7 +9,10 @@ import duckdb
 import pytest
 
 from kpicore import store
-from kpicore.errors import KpiError
+from kpicore.errors import BadFile
+from kpicore.files import read_file
+from kpicore.ingest import Mode, Upload, import_files
+from kpicore.mapping import propose
 from kpicore.model import TABLES
 
 
@@ -71,14 +74,41 @@ def test_sample_columns_are_typed(db):
     assert types["created_at"] == "TIMESTAMP" and types["lead_id"] == "VARCHAR"
 
 
-def test_a_new_snapshot_keeps_the_previous_one_readable(db, tmp_path):
+def upload(conn: duckdb.DuckDBPyConnection, files: dict[str, Path], note: str, mode: Mode = Mode.REPLACE):
+    """Import canonical CSV files (one per table) through the importer, as the app and CLI do."""
+    uploads = [Upload(raw, propose(raw, table), mode) for table, path in files.items() for raw in [read_file(path)]]
+    return import_files(conn, uploads, note).snapshot
+
+
+def test_a_new_snapshot_replaces_one_table_and_keeps_the_previous_snapshot_readable(db, tmp_path):
     leads = tmp_path / "leads.csv"
     leads.write_text("lead_id,created_at\nL1,2026-01-05 10:00:00\nL2,2026-01-06 10:00:00\n", encoding="utf-8")
     before = row_counts(db, "snapshot_1")
-    snapshot = store.create_snapshot(db, {"leads": leads}, "two leads")
+    snapshot = upload(db, {"leads": leads}, "two leads")
     assert snapshot.id == 2 and store.latest_snapshot(db).note == "two leads"
-    assert row_counts(db, "snapshot_2") == {name: 2 if name == "leads" else 0 for name in TABLES}
+    # the replaced table has the two new rows; every other table is carried over unchanged
+    assert row_counts(db, "snapshot_2") == {name: 2 if name == "leads" else before[name] for name in TABLES}
     assert row_counts(db, "snapshot_1") == before
+
+
+def test_append_adds_new_ids_and_replaces_known_ones(db, tmp_path):
+    leads = tmp_path / "leads.csv"
+    first_id = db.execute("SELECT MIN(lead_id) FROM snapshot_1.leads").fetchone()[0]
+    leads.write_text(f"lead_id,created_at,channel\n{first_id},2026-01-05 10:00:00,fax\nNEW1,2026-01-06 10:00:00,fax\n",
+                     encoding="utf-8")
+    before = row_counts(db, "snapshot_1")["leads"]
+    upload(db, {"leads": leads}, "append", Mode.APPEND)
+    assert row_counts(db, "snapshot_2")["leads"] == before + 1  # one new id, one replaced
+    assert db.execute("SELECT channel FROM snapshot_2.leads WHERE lead_id = ?", [first_id]).fetchone() == ("fax",)
+
+
+def test_restore_makes_an_old_snapshot_current_as_a_new_one(db, tmp_path):
+    leads = tmp_path / "leads.csv"
+    leads.write_text("lead_id,created_at\nL1,2026-01-05 10:00:00\n", encoding="utf-8")
+    upload(db, {"leads": leads}, "one lead")
+    restored = store.restore(db, 1)
+    assert restored.id == 3 and row_counts(db, "snapshot_3") == row_counts(db, "snapshot_1")
+    assert row_counts(db, "snapshot_2")["leads"] == 1  # history is kept
 
 
 @pytest.mark.parametrize(("table", "header", "bad_row"), [
@@ -92,10 +122,11 @@ def test_a_failing_upload_changes_nothing(db, tmp_path, table, header, bad_row):
     (exports / f"{table}.csv").write_text(f"{header}\n{bad_row}\n", encoding="utf-8")
     files = {name: exports / f"{name}.csv" for name in TABLES}
     before, counts = state(db), row_counts(db, "snapshot_1")
-    with pytest.raises((duckdb.Error, KpiError)):
-        store.create_snapshot(db, files, "upload with a bad value")
+    with pytest.raises(BadFile) as raised:
+        upload(db, files, "upload with a bad value")
+    assert f"{table}.csv" in str(raised.value) and "row 2" in str(raised.value)
     assert state(db) == before  # no new snapshot, schema, table or view
     assert row_counts(db, "snapshot_1") == counts
     assert store.latest_snapshot(db).id == 1
     # and the database still takes the next good upload as snapshot 2
-    assert store.create_snapshot(db, {"leads": store.SAMPLE_DIR / "leads.csv"}, "good").id == 2
+    assert upload(db, {"leads": store.SAMPLE_DIR / "leads.csv"}, "good").id == 2

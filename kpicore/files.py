@@ -1,0 +1,206 @@
+"""Reading real-world exports: size limit, encoding, Excel, delimiter and header row."""
+from __future__ import annotations
+
+import codecs
+import csv
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from pathlib import Path
+
+import duckdb
+
+from kpicore.errors import BadFile
+
+DEFAULT_MAX_UPLOAD_MB = 200
+SAMPLE_ROWS = 2000
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class RawFile:
+    """An export ready for DuckDB: a UTF-8 delimited text file and what is known about it."""
+
+    name: str
+    path: Path
+    encoding: str
+    delimiter: str
+    skip: int
+    columns: tuple[str, ...]
+    sample: tuple[tuple[str | None, ...], ...]
+    sheet: str | None = None
+
+    @property
+    def header_row(self) -> int:
+        """The row of the header in the file as a spreadsheet shows it (1-based)."""
+        return self.skip + 1
+
+    def read_sql(self) -> str:
+        """A DuckDB table expression reading every data row as text, columns named c0, c1, ..."""
+        names = ", ".join(f"'c{i}'" for i in range(len(self.columns)))
+        return (
+            f"read_csv($path, delim = $delim, quote = '\"', escape = '\"', header = false, skip = {self.skip + 1}, "
+            f"all_varchar = true, null_padding = true, strict_mode = false, names = [{names}])"
+        )
+
+    def read_params(self) -> dict[str, str]:
+        """The bound parameters of `read_sql()`."""
+        return {"path": str(self.path), "delim": self.delimiter}
+
+
+def max_upload_bytes() -> int:
+    """The upload size limit: $KPI_MAX_UPLOAD_MB megabytes, 200 by default."""
+    try:
+        return int(float(os.environ.get("KPI_MAX_UPLOAD_MB", DEFAULT_MAX_UPLOAD_MB)) * 1024 * 1024)
+    except ValueError:
+        return DEFAULT_MAX_UPLOAD_MB * 1024 * 1024
+
+
+def read_file(path: Path, name: str | None = None, workdir: Path | None = None) -> RawFile:
+    """Inspect an export (CSV, TSV or XLSX) and make it readable by DuckDB; BadFile says what is wrong."""
+    name = name or path.name
+    size = path.stat().st_size
+    limit = max_upload_bytes()
+    if size > limit:
+        raise BadFile(name, f"is {size / 1024 / 1024:.0f} MB, more than the limit of {limit / 1024 / 1024:.0f} MB. "
+                            "Split the export, or raise the limit with KPI_MAX_UPLOAD_MB.")
+    if size == 0:
+        raise BadFile(name, "is empty (0 bytes). Export it again with at least a header row and data rows.")
+    workdir = workdir or Path(tempfile.mkdtemp(prefix="kpi-import-"))
+    with path.open("rb") as handle:
+        head = handle.read(8192)
+    if head.startswith(b"PK\x03\x04"):
+        text, sheet = _excel_to_csv(path, name, workdir), _sheet_name(path)
+        encoding = "xlsx"
+    elif head.startswith(b"\xd0\xcf\x11\xe0"):
+        raise BadFile(name, "is an old Excel (.xls) file. Save it as .xlsx or CSV and upload that.")
+    else:
+        encoding = _encoding(head, path, name)
+        text, sheet = (path if encoding == "utf-8" else _transcode(path, encoding, workdir)), None
+    delimiter, skip, columns = _layout(text, name)
+    raw = RawFile(name, text, encoding, delimiter, skip, columns, (), sheet)
+    return RawFile(name, text, encoding, delimiter, skip, columns, _sample(raw), sheet)
+
+
+def _encoding(head: bytes, path: Path, name: str) -> str:
+    """UTF-8 (with or without BOM), UTF-16 (by BOM), else Windows-1252."""
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "utf-16"
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if b"\x00" in head:
+        raise BadFile(name, "is not a text file (it contains binary data). Upload a CSV, TSV or XLSX export.")
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        with path.open("rb") as handle:
+            while chunk := handle.read(_CHUNK):
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return "cp1252"
+    return "utf-8"
+
+
+def _transcode(path: Path, encoding: str, workdir: Path) -> Path:
+    """Re-encode a text file as UTF-8 in chunks (never the whole file in memory)."""
+    target = workdir / (path.stem + ".utf8.csv")
+    errors = "replace" if encoding == "cp1252" else "strict"
+    with path.open("r", encoding=encoding, errors=errors, newline="") as source, \
+            target.open("w", encoding="utf-8", newline="") as sink:
+        shutil.copyfileobj(source, sink, _CHUNK)
+    return target
+
+
+def _layout(path: Path, name: str) -> tuple[str, int, tuple[str, ...]]:
+    """Delimiter (DuckDB's sniffer), header row (skipping title rows) and column names."""
+    try:
+        sniffed = duckdb.execute("SELECT Delimiter FROM sniff_csv($path, sample_size = 20480)",
+                                 {"path": str(path)}).fetchone()
+    except duckdb.Error as error:
+        raise BadFile(name, f"could not be read as a table ({_first_line(error)}). "
+                            "Upload a CSV, TSV or XLSX export with a header row.") from None
+    delimiter = sniffed[0] if sniffed and sniffed[0] in (",", ";", "\t", "|") else ","
+    with path.open("r", encoding="utf-8", newline="") as handle:
+        reader = csv.reader(handle, delimiter=delimiter)
+        top = [row for _, row in zip(range(25), reader, strict=False)]
+    widths = [sum(1 for cell in row if cell.strip()) for row in top]
+    if not widths or max(widths) == 0:
+        raise BadFile(name, "has no header row. The first row must name the columns.")
+    skip = next(i for i, w in enumerate(widths) if w >= max(2, 0.6 * max(widths)) or w == max(widths))
+    header = top[skip]
+    while header and not header[-1].strip():
+        header = header[:-1]
+    if not header:
+        raise BadFile(name, "has no header row. The first row must name the columns.")
+    return delimiter, skip, _unique_names(header)
+
+
+def _unique_names(header: list[str]) -> tuple[str, ...]:
+    names: list[str] = []
+    for index, cell in enumerate(header, start=1):
+        base = " ".join(cell.split()) or f"Column {index}"
+        name, n = base, 2
+        while name in names:
+            name, n = f"{base} ({n})", n + 1
+        names.append(name)
+    return tuple(names)
+
+
+def _sample(raw: RawFile) -> tuple[tuple[str | None, ...], ...]:
+    """The first data rows as text."""
+    try:
+        rows = duckdb.execute(f"SELECT * FROM {raw.read_sql()} LIMIT {SAMPLE_ROWS}", raw.read_params()).fetchall()
+    except duckdb.Error as error:
+        raise BadFile(raw.name, f"could not be read as a table ({_first_line(error)}).") from None
+    return tuple(tuple(row) for row in rows)
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0][:200]
+
+
+def _sheet_name(path: Path) -> str | None:
+    from openpyxl import load_workbook
+
+    workbook = load_workbook(path, read_only=True)
+    try:
+        return workbook.worksheets[0].title if workbook.worksheets else None
+    finally:
+        workbook.close()
+
+
+def _excel_to_csv(path: Path, name: str, workdir: Path) -> Path:
+    """The first worksheet as a UTF-8 CSV (dates written ISO, numbers as Excel stores them)."""
+    from openpyxl import load_workbook
+
+    try:
+        workbook = load_workbook(path, read_only=True, data_only=True)
+    except Exception as error:  # noqa: BLE001 - openpyxl raises many kinds for broken files
+        raise BadFile(name, f"is not a readable Excel file ({_first_line(error)}). "
+                            "Open it in Excel and save it again as .xlsx or CSV.") from None
+    target = workdir / (Path(name).stem + ".xlsx.csv")
+    try:
+        sheet = workbook.worksheets[0]
+        with target.open("w", encoding="utf-8", newline="") as sink:
+            writer = csv.writer(sink)
+            for row in sheet.iter_rows(values_only=True):
+                writer.writerow(["" if v is None else _excel_text(v) for v in row])
+    finally:
+        workbook.close()
+    if target.stat().st_size == 0:
+        raise BadFile(name, "has an empty first worksheet. Put the table on the first sheet.")
+    return target
+
+
+def _excel_text(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, time):
+        return value.isoformat()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

@@ -1,0 +1,333 @@
+"""Files to tables: typed conversion in DuckDB, row-level problems, and the import into a new snapshot."""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from enum import Enum
+
+import duckdb
+
+from kpicore.compute import quote
+from kpicore.errors import BadFile
+from kpicore.files import RawFile
+from kpicore.mapping import DateOrder, Plan
+from kpicore.model import FALLBACKS, FALSE_WORDS, TABLES, TRUE_WORDS, VOCABULARIES, Column, ColumnType, Table
+from kpicore.store import Snapshot, commit_snapshot, latest_snapshot, physical_of
+
+MAX_PROBLEMS = 1000
+_ISO_FORMATS = ["%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S",
+                "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%Y-%m-%d", "%Y-%m"]
+_ORDER_FORMATS = {
+    DateOrder.ISO: [],
+    DateOrder.DAY_FIRST: ["%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M", "%d.%m.%Y", "%d.%m.%y", "%d/%m/%Y %H:%M:%S",
+                          "%d/%m/%Y %H:%M", "%d/%m/%Y", "%d/%m/%y", "%m.%Y", "%m/%Y"],
+    DateOrder.MONTH_FIRST: ["%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M", "%m/%d/%Y %I:%M %p", "%m/%d/%Y %I:%M%p",
+                            "%m/%d/%Y", "%m/%d/%y", "%m/%Y"],
+}
+_EXAMPLES = {DateOrder.ISO: "2026-10-31", DateOrder.DAY_FIRST: "31.10.2026", DateOrder.MONTH_FIRST: "10/31/2026"}
+
+
+class Mode(Enum):
+    """What an import does with the rows already stored for its table."""
+
+    REPLACE = "replace"
+    APPEND = "append"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One rejected value: where it is, what it says, and why it cannot be used."""
+
+    row: int
+    column: str
+    value: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class FileReport:
+    """What happened to one file."""
+
+    file: str
+    table: str
+    mode: Mode
+    rows: int
+    imported: int
+    rejected: int
+    problems: tuple[Problem, ...]
+    warnings: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """The new snapshot and a report per file."""
+
+    snapshot: Snapshot
+    files: tuple[FileReport, ...]
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One file to import: the file, how it maps, and replace or append."""
+
+    raw: RawFile
+    plan: Plan
+    mode: Mode = Mode.REPLACE
+
+
+def check_plan(upload: Upload) -> None:
+    """Refuse a plan that would guess: missing required columns, unsure columns, ambiguous dates."""
+    plan, name = upload.plan, upload.raw.name
+    if plan.missing_required:
+        missing = ", ".join(plan.missing_required)
+        example = f'--map {plan.missing_required[0]}="Source column"'
+        raise BadFile(name, f"is read as {plan.table}, but no column could be placed for {missing}. Map them "
+                            f"(in the app, or on the command line with {example}).")
+    if plan.ambiguous_dates:
+        column = plan.ambiguous_dates[0]
+        raise BadFile(name, "has dates like 01/02/2026 that could be day/month or month/day. Say which "
+                            "(in the app, or on the command line with --dates day_first or --dates month_first).",
+                      column=plan.source_of(column))
+
+
+def import_files(conn: duckdb.DuckDBPyConnection, uploads: Sequence[Upload], note: str,
+                 progress: Callable[[float, str], None] | None = None) -> ImportResult:
+    """Import every file into one new snapshot, all or nothing; BadFile if any file cannot be used."""
+    for upload in uploads:
+        check_plan(upload)
+    tables = [u.plan.table for u in uploads]
+    if len(set(tables)) != len(tables):
+        twice = next(t for t in tables if tables.count(t) > 1)
+        raise BadFile(", ".join(u.raw.name for u in uploads if u.plan.table == twice),
+                      f"are all read as {twice}. Import one file per table at a time, or append them one by one.")
+    previous = latest_snapshot(conn)
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        snapshot_id = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM snapshots").fetchone()[0]
+        reports, changed = [], {}
+        for index, upload in enumerate(uploads):
+            if progress:
+                progress(index / len(uploads), f"Reading {upload.raw.name}")
+            physical = f"{upload.plan.table}__{snapshot_id}"
+            reports.append(_stage(conn, upload, physical, previous))
+            changed[upload.plan.table] = physical
+        if progress:
+            progress(0.95, "Checking references")
+        sources = {u.plan.table: u.raw.name for u in uploads}
+        snapshot = commit_snapshot(conn, snapshot_id, changed, note, previous, sources)
+        reports = [_with_warnings(conn, r, snapshot) for r in reports]
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    if progress:
+        progress(1.0, "Done")
+    return ImportResult(snapshot, tuple(reports))
+
+
+def _stage(conn: duckdb.DuckDBPyConnection, upload: Upload, physical: str, previous: Snapshot | None) -> FileReport:
+    raw, plan = upload.raw, upload.plan
+    table = TABLES[plan.table]
+    sql, params = staging_sql(raw, plan, physical)
+    try:
+        conn.execute(sql, params)
+    except duckdb.Error as error:
+        detail = str(error).strip().splitlines()[0][:300]
+        raise BadFile(raw.name, f"could not be read completely ({detail}). Check that every row has the "
+                                "same columns and export it again.") from None
+    rows, imported = conn.execute(
+        f"SELECT COUNT(*), COUNT(*) FILTER (WHERE __valid AND NOT __dup) FROM {quote(physical)}"
+    ).fetchone()
+    if rows == 0:
+        raise BadFile(raw.name, "has a header but no data rows. Nothing was imported.")
+    problems = _problems(conn, physical, plan)
+    if imported == 0:
+        first = problems[0] if problems else None
+        detail = f" The first problem: {first.reason} (row {first.row}, column '{first.column}')." if first else ""
+        raise BadFile(raw.name, f"has no row that could be imported.{detail}")
+    if upload.mode is Mode.APPEND and previous is not None and table.key:
+        _append_previous(conn, physical, table, previous)
+    duplicates = conn.execute(f"SELECT COUNT(*) FROM {quote(physical)} WHERE __valid AND __dup").fetchone()[0]
+    warnings = (f"{duplicates} row(s) repeat an id of a later row in the file; the later row was kept.",) \
+        if duplicates else ()
+    return FileReport(raw.name, plan.table, upload.mode, rows, imported, rows - imported - duplicates,
+                      tuple(problems), warnings)
+
+
+def staging_sql(raw: RawFile, plan: Plan, physical: str) -> tuple[str, dict[str, object]]:
+    """CREATE TABLE for a file's rows: typed canonical columns, a problem per column, validity and duplicates."""
+    table = TABLES[plan.table]
+    params: dict[str, object] = dict(raw.read_params())
+    index = {name: i for i, name in enumerate(raw.columns)}
+    typed, errors = [], []
+    for column in table.columns:
+        source = plan.source_of(column.name)
+        if source is None:
+            typed.append(f"CAST(NULL AS {column.type.sql}) AS {quote(column.name)}")
+            continue
+        text = f"NULLIF(trim(src.c{index[source]}), '')"
+        expression = _convert(column, text, plan, params)
+        typed.append(f"{expression} AS {quote(column.name)}")
+        errors.append(_error(column, text, expression, plan))
+    for column in table.columns:
+        if column.required and plan.source_of(column.name) is None:
+            raise BadFile(raw.name, f"has no column for the required {column.name}.")
+    problem_columns = [f"{sql} AS {quote('__e_' + name)}" for name, sql in errors]
+    valid = " AND ".join(f"{quote('__e_' + name)} IS NULL" for name, _ in errors) or "TRUE"
+    key = table.key
+    duplicate = (f"row_number() OVER (PARTITION BY {quote(key)} ORDER BY __row DESC) > 1" if key else "FALSE")
+    present = " OR ".join(f"src.c{i} IS NOT NULL" for i in range(len(raw.columns)))
+    inner = (
+        f"SELECT row_number() OVER () + {raw.header_row} AS __row, {', '.join(typed + problem_columns)} "
+        f"FROM {raw.read_sql()} AS src WHERE {present}"
+    )
+    sql = (
+        f"CREATE TABLE {quote(physical)} AS SELECT *, {valid} AS __valid, "
+        f"CASE WHEN {valid} THEN {duplicate} ELSE FALSE END AS __dup FROM ({inner})"
+    )
+    return sql, params
+
+
+class _Bind:
+    def __init__(self, params: dict[str, object]) -> None:
+        self.params = params
+
+    def __call__(self, value: object) -> str:
+        name = f"v{len(self.params)}"
+        self.params[name] = value
+        return f"${name}"
+
+
+def _convert(column: Column, text: str, plan: Plan, params: dict[str, object]) -> str:
+    """SQL turning a text cell into the canonical type (NULL when it cannot be read)."""
+    bind = _Bind(params)
+    kind = column.type
+    if kind in (ColumnType.TIMESTAMP, ColumnType.MONTH):
+        order = plan.date_orders.get(column.name, DateOrder.ISO)
+        formats = ", ".join(bind(f) for f in _ISO_FORMATS + _ORDER_FORMATS.get(order, []))
+        cleaned = f"regexp_replace({text}, '(Z|[+-][0-9]{{2}}:?[0-9]{{2}})$', '')"
+        parsed = f"try_strptime({cleaned}, [{formats}])"
+        return f"CAST(date_trunc('month', {parsed}) AS DATE)" if kind is ColumnType.MONTH else parsed
+    if kind in (ColumnType.NUMBER, ColumnType.INTEGER):
+        stripped = f"regexp_replace({text}, '[^0-9,.%+-]', '', 'g')"
+        percent = f"CASE WHEN {text} LIKE '%\\%%' ESCAPE '\\' THEN 100.0 ELSE 1.0 END"
+        if column.name in plan.decimal_comma:
+            digits = f"replace(replace(replace({stripped}, '.', ''), ',', '.'), '%', '')"
+        else:
+            digits = f"replace(replace({stripped}, ',', ''), '%', '')"
+        number = f"(TRY_CAST({digits} AS DOUBLE) / {percent})"
+        if kind is ColumnType.INTEGER:
+            number = f"CASE WHEN {number} = round({number}) THEN CAST({number} AS INTEGER) END"
+        if column.bounds:
+            low, high = column.bounds
+            number = f"CASE WHEN {number} BETWEEN {low} AND {high} THEN {number} END"
+        return number
+    if kind is ColumnType.BOOLEAN:
+        folded = f"lower({text})"
+        trues = ", ".join(bind(w) for w in TRUE_WORDS)
+        falses = ", ".join(bind(w) for w in FALSE_WORDS)
+        return f"CASE WHEN {folded} IN ({trues}) THEN TRUE WHEN {folded} IN ({falses}) THEN FALSE END"
+    if column.values:
+        return _vocabulary(column, text, plan, bind)
+    return text
+
+
+def _vocabulary(column: Column, text: str, plan: Plan, bind: _Bind) -> str:
+    """CASE mapping a tool's values (user's mapping first, then the known words) onto canonical values."""
+    branches = [f"WHEN {text} = {bind(source)} THEN {bind(value)}"
+                for source, value in plan.values.get(column.name, {}).items()]
+    folded = f"lower({text})"
+    for value, words in VOCABULARIES[column.values].items():
+        branches.append(f"WHEN {folded} IN ({', '.join(bind(w) for w in words)}) THEN {bind(value)}")
+    fallback = FALLBACKS.get(column.values)
+    otherwise = f"ELSE {bind(fallback)}" if fallback else ""
+    return f"CASE WHEN {text} IS NULL THEN NULL {' '.join(branches)} {otherwise} END"
+
+
+def _error(column: Column, text: str, expression: str, plan: Plan) -> tuple[str, str]:
+    """(column name, SQL giving {'value', 'reason'} when the cell cannot be used, else NULL)."""
+    reason = _reason(column, plan)
+    checks = [f"WHEN {text} IS NOT NULL AND ({expression}) IS NULL THEN {{'value': {text}, 'reason': '{reason}'}}"]
+    if column.required:
+        checks.insert(0, f"WHEN {text} IS NULL THEN {{'value': '', 'reason': 'is required but empty'}}")
+    return column.name, f"CASE {' '.join(checks)} END"
+
+
+def _reason(column: Column, plan: Plan) -> str:
+    kind = column.type
+    if kind.is_time:
+        order = plan.date_orders.get(column.name, DateOrder.ISO)
+        return f"is not a date like {_EXAMPLES.get(order, '2026-10-31')}"
+    if kind in (ColumnType.NUMBER, ColumnType.INTEGER):
+        what = "a whole number" if kind is ColumnType.INTEGER else "a number"
+        bounds = f" from {column.bounds[0]:g} to {column.bounds[1]:g}" if column.bounds else ""
+        return f"is not {what}{bounds}"
+    if kind is ColumnType.BOOLEAN:
+        return "is not yes/no, true/false, ja/nein or 1/0"
+    values = ", ".join(VOCABULARIES[column.values]) if column.values else ""
+    return f"is not one of {values}" if values else "cannot be read"
+
+
+def _problems(conn: duckdb.DuckDBPyConnection, physical: str, plan: Plan) -> list[Problem]:
+    table = TABLES[plan.table]
+    mapped = [c.name for c in table.columns if plan.source_of(c.name) is not None]
+    if not mapped:
+        return []
+    selects = " UNION ALL ".join(
+        f"SELECT __row, {i} AS col, {quote('__e_' + name)}.value AS value, {quote('__e_' + name)}.reason AS reason "
+        f"FROM {quote(physical)} WHERE {quote('__e_' + name)} IS NOT NULL"
+        for i, name in enumerate(mapped)
+    )
+    rows = conn.execute(f"SELECT * FROM ({selects}) ORDER BY __row, col LIMIT {MAX_PROBLEMS}").fetchall()
+    return [Problem(row, plan.source_of(mapped[col]) or mapped[col], value or "", reason)
+            for row, col, value, reason in rows]
+
+
+def _append_previous(conn: duckdb.DuckDBPyConnection, physical: str, table: Table, previous: Snapshot) -> None:
+    """Add the previous snapshot's rows whose id the new file does not have (the new file wins)."""
+    key, old = quote(table.key or ""), quote(physical_of(conn, previous, table.name))
+    columns = ", ".join(quote(c.name) for c in table.columns)
+    conn.execute(
+        f"INSERT INTO {quote(physical)} ({columns}, __row, __valid, __dup) "
+        f"SELECT {columns}, 0, TRUE, FALSE FROM {old} AS o WHERE o.__valid AND NOT o.__dup "
+        f"AND o.{key} NOT IN (SELECT {key} FROM {quote(physical)} WHERE __valid AND {key} IS NOT NULL)"
+    )
+
+
+_REFERENCES = {
+    ("opportunities", "lead_id"): "leads", ("opportunities", "customer_id"): "customers",
+    ("leads", "customer_id"): "customers", ("customers", "lead_id"): "leads",
+    ("revenue", "customer_id"): "customers", ("tickets", "customer_id"): "customers",
+    ("surveys", "customer_id"): "customers", ("touches", "customer_id"): "customers",
+}
+
+
+def _with_warnings(conn: duckdb.DuckDBPyConnection, report: FileReport, snapshot: Snapshot) -> FileReport:
+    """Add what does not block the import: orphan references, future dates, negative amounts."""
+    schema, table = quote(snapshot.schema), TABLES[report.table]
+    warnings = list(report.warnings)
+    for (source, column), target in _REFERENCES.items():
+        if source != report.table:
+            continue
+        key = quote(TABLES[target].key or column)
+        count = conn.execute(
+            f"SELECT COUNT(*) FROM {schema}.{quote(source)} AS s WHERE s.{quote(column)} IS NOT NULL AND NOT EXISTS "
+            f"(SELECT 1 FROM {schema}.{quote(target)} AS t WHERE t.{key} = s.{quote(column)})"
+        ).fetchone()[0]
+        has_target = conn.execute(f"SELECT COUNT(*) > 0 FROM {schema}.{quote(target)}").fetchone()[0]
+        if count and has_target:
+            warnings.append(f"{count} row(s) name a {column} that is not in {target}.")
+    today = date.today()
+    for column in table.columns:
+        if column.type.is_time:
+            count = conn.execute(f"SELECT COUNT(*) FROM {schema}.{quote(table.name)} WHERE {quote(column.name)} > ?",
+                                 [today]).fetchone()[0]
+            if count:
+                warnings.append(f"{count} row(s) have a {column.name} in the future (after {today.isoformat()}).")
+        if column.type is ColumnType.NUMBER and column.name == "amount":
+            count = conn.execute(f"SELECT COUNT(*) FROM {schema}.{quote(table.name)} WHERE amount < 0").fetchone()[0]
+            if count:
+                warnings.append(f"{count} row(s) have a negative amount.")
+    return FileReport(report.file, report.table, report.mode, report.rows, report.imported, report.rejected,
+                      report.problems, tuple(warnings))

@@ -1,0 +1,247 @@
+"""Recognising an export: which canonical table it is, which column is which, how values are written."""
+from __future__ import annotations
+
+import difflib
+import re
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from enum import Enum
+
+from kpicore.files import RawFile
+from kpicore.model import FALLBACKS, TABLES, VOCABULARIES, ColumnType, Table
+
+SURE = 0.9  # confidence from which a column is placed without asking
+
+
+class DateOrder(Enum):
+    """How the dates of a column are written."""
+
+    ISO = "iso"                # 2026-10-31 (also the fallback for Excel cells)
+    DAY_FIRST = "day_first"    # 31.10.2026, 31/10/2026
+    MONTH_FIRST = "month_first"  # 10/31/2026
+    AMBIGUOUS = "ambiguous"    # 01/02/2026: the user must say
+
+
+@dataclass(frozen=True)
+class ColumnMatch:
+    """Which source column feeds a canonical column, and how sure the guess is."""
+
+    canonical: str
+    source: str | None
+    confidence: float
+
+    @property
+    def sure(self) -> bool:
+        return self.source is not None and self.confidence >= SURE
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How one export becomes rows of one canonical table."""
+
+    table: str
+    confidence: float
+    columns: tuple[ColumnMatch, ...]
+    values: dict[str, dict[str, str]] = field(default_factory=dict)
+    date_orders: dict[str, DateOrder] = field(default_factory=dict)
+    decimal_comma: frozenset[str] = frozenset()
+
+    def source_of(self, canonical: str) -> str | None:
+        """The source column mapped onto a canonical column."""
+        return next((m.source for m in self.columns if m.canonical == canonical), None)
+
+    @property
+    def missing_required(self) -> tuple[str, ...]:
+        """Required canonical columns without a source column."""
+        table = TABLES[self.table]
+        return tuple(c.name for c in table.columns if c.required and self.source_of(c.name) is None)
+
+    @property
+    def unsure(self) -> tuple[ColumnMatch, ...]:
+        """Placed columns whose guess is not sure enough to import without asking."""
+        return tuple(m for m in self.columns if m.source is not None and not m.sure)
+
+    @property
+    def ambiguous_dates(self) -> tuple[str, ...]:
+        """Mapped date columns whose day/month order cannot be told from the data."""
+        return tuple(c for c, order in self.date_orders.items() if order is DateOrder.AMBIGUOUS)
+
+    def with_column(self, canonical: str, source: str | None) -> Plan:
+        """The plan with a column mapping set by the user (sure by definition)."""
+        columns = tuple(
+            ColumnMatch(m.canonical, source, 1.0) if m.canonical == canonical
+            else (ColumnMatch(m.canonical, None, 0.0) if source is not None and m.source == source else m)
+            for m in self.columns
+        )
+        return replace(self, columns=columns)
+
+    def with_value(self, canonical: str, source_value: str, value: str) -> Plan:
+        """The plan with one value mapping set by the user, e.g. stage 'Engaging' -> open."""
+        values = {c: dict(m) for c, m in self.values.items()}
+        values.setdefault(canonical, {})[source_value] = value
+        return replace(self, values=values)
+
+    def with_date_order(self, canonical: str, order: DateOrder) -> Plan:
+        """The plan with the user's answer to how a date column is written."""
+        return replace(self, date_orders={**self.date_orders, canonical: order})
+
+
+def normalize(name: str) -> str:
+    """A column name folded for matching: 'Erstellt am' -> 'erstelltam', 'Lösungszeit' -> 'loesungszeit'."""
+    text = name.casefold().replace("ä", "ae").replace("ö", "oe").replace("ü", "ue").replace("ß", "ss")
+    text = unicodedata.normalize("NFKD", text)
+    return re.sub(r"[^a-z0-9]", "", text)
+
+
+def _name_confidence(source: str, canonical: str, aliases: tuple[str, ...]) -> float:
+    folded = normalize(source)
+    if folded == normalize(canonical):
+        return 1.0
+    if folded in {normalize(a) for a in aliases}:
+        return 0.95
+    best = max(difflib.SequenceMatcher(None, folded, normalize(c)).ratio() for c in (canonical, *aliases))
+    return round(best * 0.8, 2) if best >= 0.8 else 0.0
+
+
+def propose(raw: RawFile, table: str | None = None) -> Plan:
+    """The most likely table (or the one given) and column mapping, with value and format guesses."""
+    samples = _columns_sample(raw)
+    candidates = [table] if table else list(TABLES)
+    plans = [_match(raw, TABLES[name], samples) for name in candidates]
+    return max(plans, key=lambda p: p.confidence)
+
+
+def _columns_sample(raw: RawFile) -> dict[str, list[str]]:
+    return {
+        name: [v.strip() for row in raw.sample if (v := row[i]) is not None and v.strip()]
+        for i, name in enumerate(raw.columns)
+    }
+
+
+def _match(raw: RawFile, table: Table, samples: dict[str, list[str]]) -> Plan:
+    scored = []
+    for column in table.columns:
+        for source in raw.columns:
+            confidence = _name_confidence(source, column.name, column.aliases)
+            if confidence and column.type.is_time and samples[source]:
+                confidence *= 1.0 if _date_share(samples[source]) >= 0.6 else 0.5
+            if confidence:
+                scored.append((confidence, column.name, source))
+    placed: dict[str, ColumnMatch] = {}
+    used: set[str] = set()
+    for confidence, canonical, source in sorted(scored, reverse=True):
+        if canonical not in placed and source not in used:
+            placed[canonical] = ColumnMatch(canonical, source, confidence)
+            used.add(source)
+    columns = tuple(placed.get(c.name, ColumnMatch(c.name, None, 0.0)) for c in table.columns)
+    required = [m.confidence for m, c in zip(columns, table.columns, strict=True) if c.required]
+    coverage = len(used) / max(len(raw.columns), 1)
+    confidence = round(0.75 * (sum(required) / len(required)) + 0.25 * coverage, 3)
+    plan = Plan(table.name, confidence, columns)
+    return _guess_formats(plan, samples, raw.delimiter == ";")
+
+
+def _guess_formats(plan: Plan, samples: dict[str, list[str]], comma_locale: bool) -> Plan:
+    table = TABLES[plan.table]
+    values: dict[str, dict[str, str]] = {}
+    orders: dict[str, DateOrder] = {}
+    commas = set()
+    for match in plan.columns:
+        if match.source is None:
+            continue
+        column, sample = table.column(match.canonical), samples[match.source]
+        if column.type.is_time:
+            orders[column.name] = date_order(sample)
+        elif column.type in (ColumnType.NUMBER, ColumnType.INTEGER) and uses_decimal_comma(sample, comma_locale):
+            commas.add(column.name)
+        if column.values:
+            known = {v: canonical_value(column.values, v) for v in sorted(set(sample))[:100]}
+            values[column.name] = {v: mapped for v, mapped in known.items() if mapped}
+    return replace(plan, values=values, date_orders=orders, decimal_comma=frozenset(commas))
+
+
+def canonical_value(vocabulary: str, value: str) -> str | None:
+    """The canonical value a tool's value stands for ('Closed Won' -> won), or the vocabulary's fallback."""
+    folded = " ".join(value.casefold().replace("_", " ").replace("-", " ").split())
+    for canonical, words in VOCABULARIES[vocabulary].items():
+        if folded in words or folded.replace(" ", "") in {w.replace(" ", "") for w in words}:
+            return canonical
+    return FALLBACKS.get(vocabulary)
+
+
+_ISO = re.compile(r"^\d{4}-\d{1,2}(-\d{1,2}([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?)?$")
+_DOTTED = re.compile(r"^(\d{1,2})\.(\d{1,2})\.(\d{2}|\d{4})( \d{1,2}:\d{2}(:\d{2})?)?$")
+_SLASHED = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{2}|\d{4})( \d{1,2}:\d{2}(:\d{2})?( ?[AaPp][Mm])?)?$")
+_MONTH_ONLY = re.compile(r"^(\d{1,2})[./](\d{4})$")
+
+
+def _date_share(sample: list[str]) -> float:
+    hits = sum(1 for v in sample if _ISO.match(v) or _DOTTED.match(v) or _SLASHED.match(v) or _MONTH_ONLY.match(v))
+    return hits / len(sample)
+
+
+def date_order(sample: list[str]) -> DateOrder:
+    """How a column's dates are written, decided from the values (ambiguous if 01/02 never tells)."""
+    shapes = Counter()
+    day_first = month_first = False
+    for value in sample:
+        if _ISO.match(value):
+            shapes[DateOrder.ISO] += 1
+        elif _DOTTED.match(value):
+            shapes[DateOrder.DAY_FIRST] += 1
+        elif m := _SLASHED.match(value):
+            shapes["slash"] += 1
+            first, second = int(m.group(1)), int(m.group(2))
+            day_first |= first > 12
+            month_first |= second > 12
+    if not shapes["slash"]:
+        return DateOrder.DAY_FIRST if shapes[DateOrder.DAY_FIRST] > shapes[DateOrder.ISO] else DateOrder.ISO
+    if day_first != month_first:
+        return DateOrder.DAY_FIRST if day_first else DateOrder.MONTH_FIRST
+    return DateOrder.AMBIGUOUS
+
+
+_COMMA_DECIMAL = re.compile(r"^[^\d-]*-?\d{1,3}(\.\d{3})*,\d+\D*$|^[^\d-]*-?\d+,\d+\D*$")
+_POINT_DECIMAL = re.compile(r"^[^\d-]*-?\d{1,3}(,\d{3})*\.\d+\D*$|^[^\d-]*-?\d+\.\d+\D*$")
+_DOT_THOUSANDS = re.compile(r"^[^\d-]*-?\d{1,3}(\.\d{3})+\D*$")
+_COMMA_THOUSANDS = re.compile(r"^[^\d-]*-?\d{1,3}(,\d{3})+\D*$")
+
+
+def uses_decimal_comma(sample: list[str], comma_locale: bool = False) -> bool:
+    """Whether numbers are written 1.234,56 (German) rather than 1,234.56, decided from the values."""
+    comma = sum(1 for v in sample if _COMMA_DECIMAL.match(v) and not _POINT_DECIMAL.match(v))
+    point = sum(1 for v in sample if _POINT_DECIMAL.match(v) and not _COMMA_DECIMAL.match(v))
+    if comma != point:
+        return comma > point
+    dots = sum(1 for v in sample if _DOT_THOUSANDS.match(v))
+    commas = sum(1 for v in sample if _COMMA_THOUSANDS.match(v))
+    if dots != commas:
+        return dots > commas
+    return comma_locale
+
+
+def apply_saved(plan: Plan, raw: RawFile, saved: dict[str, object]) -> Plan:
+    """A plan with a saved mapping applied: its columns (where the file has them), values and formats."""
+    plan = propose(raw, str(saved["table"])) if saved["table"] != plan.table else plan
+    for canonical, source in dict(saved["columns"]).items():  # type: ignore[arg-type]
+        if source in raw.columns:
+            plan = plan.with_column(canonical, source)
+    for canonical, pairs in dict(saved["values"]).items():  # type: ignore[arg-type]
+        for source_value, value in pairs.items():
+            plan = plan.with_value(canonical, source_value, value)
+    for canonical, order in dict(saved["date_orders"]).items():  # type: ignore[arg-type]
+        if plan.date_orders.get(canonical) is DateOrder.AMBIGUOUS:
+            plan = plan.with_date_order(canonical, DateOrder(order))
+    return plan
+
+
+def to_saved(plan: Plan, raw: RawFile) -> dict[str, object]:
+    """A plan as plain data to save under a name (JSON-ready)."""
+    return {
+        "table": plan.table,
+        "headers": list(raw.columns),
+        "columns": {m.canonical: m.source for m in plan.columns if m.source is not None},
+        "values": plan.values,
+        "date_orders": {c: o.value for c, o in plan.date_orders.items() if o is not DateOrder.AMBIGUOUS},
+    }
