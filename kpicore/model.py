@@ -82,13 +82,15 @@ TABLES: dict[str, Table] = {
             _c("lead_id", T.ID, "Unique id of the lead.", True,
                aliases="Lead ID|Lead-ID|Record ID|Contact ID|Lead Id|Lead Nummer|Lead-Nr|ID"),
             _c("created_at", T.TIMESTAMP, "When the lead was created.", True,
-               aliases="Create Date|Created Date|Created|Created at|Creation Date|Date Created|Erstellt am|Erstelldatum|Erstellungsdatum|Angelegt am"),
+               aliases="Create Date|Created Date|Created|Created at|Creation Date|Date Created|Erstellt am|"
+                       "Erstelldatum|Erstellungsdatum|Angelegt am"),
             _c("channel", T.TEXT, "Marketing channel that brought the lead.",
                aliases="Source|Lead Source|Original Source|Channel|Kanal|Quelle|Lead-Quelle|Medium"),
             _c("campaign", T.TEXT, "Campaign that brought the lead.",
                aliases="Campaign|Campaign Name|UTM Campaign|Kampagne|Kampagnenname"),
             _c("qualified_at", T.TIMESTAMP, "When the lead became marketing-qualified (MQL).",
-               aliases="MQL Date|Qualified Date|Qualified at|Became a Marketing Qualified Lead Date|Date qualified|Qualifiziert am|MQL-Datum"),
+               aliases="MQL Date|Qualified Date|Qualified at|Became a Marketing Qualified Lead Date|"
+                       "Date qualified|Qualifiziert am|MQL-Datum"),
             _c("customer_id", T.ID, "The customer the lead became, if any.",
                aliases="Customer ID|Account ID|Company ID|Kunden-ID|Kundennummer|Kunden-Nr"),
         ), key="lead_id"),
@@ -96,15 +98,18 @@ TABLES: dict[str, Table] = {
             _c("opportunity_id", T.ID, "Unique id of the deal.", True,
                aliases="Deal ID|Deal-ID|Opportunity ID|Opportunity Id|Record ID|Deal Nummer|Verkaufschance ID|ID"),
             _c("created_at", T.TIMESTAMP, "When the deal was opened.", True,
-               aliases="Create Date|Created Date|Created|Created at|Deal created|Date Created|Erstellt am|Erstelldatum|Angelegt am"),
+               aliases="Create Date|Created Date|Created|Created at|Deal created|Date Created|Erstellt am|"
+                       "Erstelldatum|Angelegt am"),
             _c("lead_id", T.ID, "The lead the deal came from.",
                aliases="Lead ID|Lead-ID|Associated Lead|Original Lead"),
             _c("customer_id", T.ID, "The customer the deal belongs to.",
-               aliases="Customer ID|Account ID|Company ID|Organization ID|Organisation ID|Kunden-ID|Kundennummer|Firmen-ID"),
+               aliases="Customer ID|Account ID|Company ID|Organization ID|Organisation ID|Kunden-ID|"
+                       "Kundennummer|Firmen-ID"),
             _c("stage", T.TEXT, "open, won or lost.",
                aliases="Deal Stage|Stage|Phase|Status|Deal-Phase|Pipeline Stage|Verkaufsphase|Stufe", values="stage"),
             _c("closed_at", T.TIMESTAMP, "When the deal was won or lost.",
-               aliases="Close Date|Closed Date|Closed|Won Time|Lost Time|Closed at|Abschlussdatum|Schlusstermin|Abgeschlossen am"),
+               aliases="Close Date|Closed Date|Closed|Won Time|Lost Time|Closed at|Abschlussdatum|"
+                       "Schlusstermin|Abgeschlossen am"),
             _c("amount", T.NUMBER, "Annual contract value of the deal.",
                aliases="Amount|Betrag|Deal Value|Value|Wert|Umsatz|ACV|Annual Contract Value|Auftragswert|Volumen"),
             _c("owner", T.TEXT, "Sales rep who owns the deal.",
@@ -114,9 +119,11 @@ TABLES: dict[str, Table] = {
             _c("customer_id", T.ID, "Unique id of the customer.", True,
                aliases="Customer ID|Account ID|Company ID|Organization ID|Kunden-ID|Kundennummer|Kunden-Nr|ID"),
             _c("acquired_at", T.TIMESTAMP, "When the customer started paying.", True,
-               aliases="Customer Since|Became a Customer Date|Start Date|Acquired|Acquired at|Contract Start|Kunde seit|Vertragsbeginn|Startdatum"),
+               aliases="Customer Since|Became a Customer Date|Start Date|Acquired|Acquired at|Contract Start|"
+                       "Kunde seit|Vertragsbeginn|Startdatum"),
             _c("churned_at", T.TIMESTAMP, "When the customer left (empty while active).",
-               aliases="Churn Date|Churned at|Cancellation Date|Cancelled at|End Date|Contract End|Kündigungsdatum|Gekündigt am|Vertragsende"),
+               aliases="Churn Date|Churned at|Cancellation Date|Cancelled at|End Date|Contract End|"
+                       "Kündigungsdatum|Gekündigt am|Vertragsende"),
             _c("churned", T.BOOLEAN, "Churn flag, for status-only exports without dates.",
                aliases="Churned|Is Churned|Cancelled|Gekündigt|Abgewandert"),
             _c("segment", T.TEXT, "Customer segment.", aliases="Segment|Tier|Customer Segment|Kundensegment|Größe"),
@@ -139,7 +146,8 @@ TABLES: dict[str, Table] = {
             _c("customer_id", T.ID, "The customer who asked.",
                aliases="Customer ID|Organization ID|Organisation ID|Account ID|Company ID|Kunden-ID|Kundennummer"),
             _c("first_response_at", T.TIMESTAMP, "First answer by an agent.",
-               aliases="First Response|First Response at|First Responded at|First reply at|Erste Antwort|Erste Antwort am"),
+               aliases="First Response|First Response at|First Responded at|First reply at|Erste Antwort|"
+                       "Erste Antwort am"),
             _c("resolved_at", T.TIMESTAMP, "When the ticket was resolved.",
                aliases="Resolved at|Resolved|Solved at|Solved|Closed at|Gelöst am|Erledigt am"),
             _c("csat", T.INTEGER, "Satisfaction rating, 1 (bad) to 5 (great).",
