@@ -8,9 +8,10 @@ from pages import common
 st.set_page_config(page_title="KPI scorecards", page_icon="🎯", layout="wide")
 
 catalog = common.catalog()
-pages = [st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:", url_path="overview", default=True)]
+pages = [common.overview_page()]
 pages += [common.team_page(team.id, team.label) for team in catalog.teams]
-pages += [st.Page("pages/glossary.py", title="Glossary", icon=":material/menu_book:", url_path="glossary")]
+pages += [st.Page("pages/glossary.py", title="Glossary", icon=":material/menu_book:", url_path="glossary"),
+          st.Page("pages/data.py", title="Data", icon=":material/upload_file:", url_path="data")]
 page = st.navigation(pages, position="top")
 st.session_state["team"] = page.url_path
 common.controls(common.context())

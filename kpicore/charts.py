@@ -137,6 +137,6 @@ def tension_chart(tension: Tension, values: KpiValues, currency: str = "EUR", pe
         line = alt.Chart(frame).mark_line(point=alt.OverlayMarkDef(filled=True, size=30)).encode(
             x=x, y=y, color=color, tooltip=tooltip)
         hollow = line.transform_filter(alt.datum.maturing == "cohort still maturing").mark_point(
-            filled=True, fill="white", size=50, opacity=1)
+            filled=True, size=50, opacity=1).encode(fill=alt.value("white"), stroke=alt.value(line_color))
         layers.append(alt.layer(line, hollow))
-    return alt.layer(*layers).resolve_scale(y="independent").properties(height=200, width="container")
+    return alt.layer(*layers).resolve_scale(y="independent").properties(height=260, width="container")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 import unicodedata
 from collections import Counter
@@ -94,14 +95,30 @@ def normalize(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", text)
 
 
-def _name_confidence(source: str, canonical: str, aliases: tuple[str, ...]) -> float:
-    folded = normalize(source)
-    if folded == normalize(canonical):
+@functools.lru_cache(maxsize=256)
+def _folded_names(canonical: str, aliases: tuple[str, ...]) -> tuple[str, frozenset[str]]:
+    return normalize(canonical), frozenset(normalize(a) for a in aliases)
+
+
+def _name_confidence(folded: str, canonical: str, aliases: tuple[str, ...]) -> float:
+    """How sure a folded source column name is this canonical column: exact, alias, or close in spelling."""
+    name, known = _folded_names(canonical, aliases)
+    if folded == name:
         return 1.0
-    if folded in {normalize(a) for a in aliases}:
+    if folded in known:
         return 0.95
-    best = max(difflib.SequenceMatcher(None, folded, normalize(c)).ratio() for c in (canonical, *aliases))
+    best = max(_similarity(folded, other) for other in (name, *known))
     return round(best * 0.8, 2) if best >= 0.8 else 0.0
+
+
+def _similarity(a: str, b: str) -> float:
+    """difflib's ratio, skipped (0) where its cheap upper bounds are already below 0.8: wide files have many columns."""
+    if 2 * min(len(a), len(b)) < 0.8 * (len(a) + len(b)):
+        return 0.0
+    matcher = difflib.SequenceMatcher(None, a, b)
+    if matcher.quick_ratio() < 0.8:
+        return 0.0
+    return matcher.ratio()
 
 
 def propose(raw: RawFile, table: str | None = None) -> Plan:
@@ -121,9 +138,10 @@ def _columns_sample(raw: RawFile) -> dict[str, list[str]]:
 
 def _match(raw: RawFile, table: Table, samples: dict[str, list[str]]) -> Plan:
     scored = []
+    folded = {source: normalize(source) for source in raw.columns}
     for column in table.columns:
         for source in raw.columns:
-            confidence = _name_confidence(source, column.name, column.aliases)
+            confidence = _name_confidence(folded[source], column.name, column.aliases)
             if confidence and column.type.is_time and samples[source]:
                 confidence *= 1.0 if _date_share(samples[source]) >= 0.6 else 0.5
             if confidence:

@@ -71,7 +71,7 @@ def find_tensions(catalog: Catalog, values: KpiValues, period: Period, compariso
     windows = {TensionKind.MOVE: (compared, period),
                TensionKind.TREND: values.periods[max(0, index - trailing + 1):index + 1]}
     series = {k.id: _complete(values, k) for k in catalog.kpis if not k.is_measure}
-    found = []
+    found: list[Tension] = []
     for kpi in catalog.kpis:
         for counterweight in (catalog.kpi(c) for c in kpi.counterweights):
             if kpi.direction is None or counterweight.direction is None or None in (
@@ -92,6 +92,26 @@ def find_tensions(catalog: Catalog, values: KpiValues, period: Period, compariso
                 found.append(Tension(kind, kpi, counterweight, period, good.change, bad.change,
                                      min(good.z, -bad.z) * bonus, stake, sentence, windows[kind], labels))
     return sorted(found, key=lambda t: -t.severity)
+
+
+def as_record(tension: Tension) -> dict[str, object]:
+    """A tension as plain data (rates as fractions), for JSON, CSV and tables."""
+    return {
+        "kind": tension.kind.value,
+        "period": tension.period.label,
+        "kpi": tension.kpi.id,
+        "kpi_label": tension.kpi.label,
+        "kpi_team": tension.teams[0],
+        "kpi_change": tension.kpi_change,
+        "counterweight": tension.counterweight.id,
+        "counterweight_label": tension.counterweight.label,
+        "counterweight_team": tension.teams[1],
+        "counterweight_change": tension.counterweight_change,
+        "at_stake": [o.id for o in tension.at_stake],
+        "severity": tension.severity,
+        "window": [p.label for p in tension.window],
+        "sentence": tension.sentence,
+    }
 
 
 def _complete(values: KpiValues, kpi: Kpi) -> list[float | None]:

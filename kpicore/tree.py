@@ -211,9 +211,8 @@ def _place(layers: list[list[str]], segments: list[tuple[str, str]], team_of: di
     outcomes = sum(1 for layer in layers for n in layer if team_of[n] == CUSTOMER)
     rows = max(team_rows, outcomes, 1.0)
     top = (rows - team_rows) / 2
-    ranges: dict[str, tuple[float, float, float]] = {CUSTOMER: (0.0, rows - 1, 1.0)}
-    if outcomes > 1:
-        ranges[CUSTOMER] = (0.0, rows - 1, max(1.0, CUSTOMER_SPREAD * (rows - 1) / (outcomes - 1)))
+    even = (rows - 1) / (outcomes - 1) if outcomes > 1 else 1.0
+    ranges = {CUSTOMER: (0.0, rows - 1, max(1.0, CUSTOMER_SPREAD * even))}  # lowest row, highest row, gap
     bands = []
     for team in teams:
         ranges[team] = (top, top + counts[team] - 1, 1.0)
@@ -225,8 +224,7 @@ def _place(layers: list[list[str]], segments: list[tuple[str, str]], team_of: di
     for source, target in segments:
         neighbours[source].append(target)
         neighbours[target].append(source)
-    groups = [[n for n in layer if team_of[n] == team] for layer in layers for team in dict.fromkeys(map(team_of.get,
-                                                                                                          layer))]
+    groups = [list(members) for layer in layers for _, members in itertools.groupby(layer, key=team_of.__getitem__)]
     y: dict[str, float] = {}
     for members in groups:
         low, high, gap = ranges[team_of[members[0]]]
@@ -263,31 +261,39 @@ class _Canvas:
 
     @property
     def pitch_x(self) -> float:
+        """Pixels from one layer to the next."""
         return (self.width - self.margin) / self.columns
 
     @property
     def pitch_y(self) -> float:
+        """Pixels from one row to the next."""
         return (self.height - self.header - 6) / (self.last_row - self.first_row + 1)
 
     @property
     def box_w(self) -> float:
+        """Width of a node box; the rest of the layer's width carries the links."""
         return min(self.pitch_x * 0.66, 300.0)
 
     def box_h(self, team: str) -> float:
+        """Height of a node box: customer outcomes have more room and may be taller."""
         return min(self.pitch_y * (self.outcome_rows if team == CUSTOMER else 1.0) * 0.76, 56.0)
 
     @property
     def font(self) -> float:
+        """Font size of the node labels."""
         return max(11.0, min(14.0, self.pitch_y * 0.27))
 
     @property
     def line_height(self) -> float:
+        """Distance between the two lines of a wrapped label."""
         return self.font * 1.1
 
     def px(self, x: float) -> float:
+        """Pixel x of a layer's centre."""
         return self.margin + (x + 0.5) * self.pitch_x
 
     def py(self, y: float) -> float:
+        """Pixel y of a row's centre."""
         return self.header + (y - self.first_row + 0.5) * self.pitch_y
 
     def wrap(self, label: str, team: str) -> list[str]:

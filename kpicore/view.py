@@ -16,6 +16,7 @@ class View:
     grain: Grain = Grain.MONTH
     period: str | None = None
     comparison: Comparison = Comparison.PREVIOUS
+    snapshot: int | None = None
 
     @classmethod
     def from_query_params(cls, params: Mapping[str, str]) -> tuple[View, list[str]]:
@@ -23,6 +24,13 @@ class View:
         notices: list[str] = []
         view = cls()
         grain_text, period, comparison = params.get("grain"), params.get("period"), params.get("comparison")
+        snapshot = params.get("snapshot")
+        if snapshot is not None:
+            if snapshot.isdigit() and int(snapshot) > 0:
+                view = replace(view, snapshot=int(snapshot))
+            else:
+                notices.append(f"URL parameter snapshot: '{snapshot}' is not a snapshot number. "
+                               "Showing the latest data.")
         if grain_text is not None:
             try:
                 view = replace(view, grain=Grain(grain_text))
@@ -46,7 +54,10 @@ class View:
 
     def to_query_params(self, period: Period) -> dict[str, str]:
         """Query parameters that reproduce this view, with the period actually shown."""
-        return {"grain": self.grain.value, "period": period.label, "comparison": self.comparison.value}
+        params = {"grain": self.grain.value, "period": period.label, "comparison": self.comparison.value}
+        if self.snapshot is not None:
+            params["snapshot"] = str(self.snapshot)
+        return params
 
     def resolve(self, values: KpiValues) -> tuple[Period, list[str]]:
         """The period to show: the one asked for if the data has it, else the latest complete one."""

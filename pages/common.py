@@ -1,24 +1,33 @@
 """The app side of kpicore: caching, URL state, the controls and the pieces every page shows."""
 from __future__ import annotations
 
+import runpy
+import shutil
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from pathlib import Path
 
+import duckdb
 import pandas as pd
 import streamlit as st
+from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from kpicore import store
 from kpicore.catalog import CUSTOMER, Catalog, Kpi, catalog_path, load_catalog
 from kpicore.charts import trend_chart
 from kpicore.compute import KpiValues, compute
 from kpicore.display import format_change, format_score, format_value
-from kpicore.errors import CatalogError
+from kpicore.errors import CatalogError, KpiError
+from kpicore.files import RawFile, max_upload_bytes, read_file
 from kpicore.glossary import formula_text
+from kpicore.mapping import Plan, apply_saved, propose, to_saved
 from kpicore.periods import Comparison, Grain, Period
 from kpicore.scorecard import KpiResult, Scorecard, Status, TeamScore, build_scorecard
 from kpicore.view import View
 
-VIEW_KEYS = ("grain", "period", "comparison")
+VIEW_KEYS = ("grain", "period", "comparison", "snapshot")
+ROUTER = Path(__file__).resolve().parent.parent / "dashboard.py"
 STATUS_COLORS = {Status.ON_TRACK: "green", Status.AT_RISK: "orange", Status.OFF_TRACK: "red",
                  Status.MATURING: "gray", Status.NO_DATA: "gray"}
 STATUS_ICONS = {Status.ON_TRACK: "check_circle", Status.AT_RISK: "warning", Status.OFF_TRACK: "error",
@@ -59,6 +68,7 @@ class Context:
 
     catalog: Catalog
     snapshot: store.Snapshot
+    latest: store.Snapshot
     view: View
     period: Period
     values: KpiValues
@@ -74,17 +84,19 @@ class Context:
 
 
 def leave_pages_directory_mode() -> None:
-    """Rerun through dashboard.py when Streamlit ran a page file on its own.
+    """Route through dashboard.py, in this same run, when Streamlit ran a page file on its own.
 
-    Until some run calls st.navigation, a fresh Streamlit server treats `pages/` as an old-style
-    pages directory, so the first visitor of e.g. /glossary would get that file without the
-    router (no navigation, no controls). Switching the flag off and rerunning routes properly.
+    Until some run calls st.navigation, a fresh Streamlit server (and every AppTest run) treats
+    `pages/` as an old-style pages directory, so the first visitor of e.g. /glossary would get that
+    file without the router (no navigation, no controls). Running the router here, rather than
+    rerunning, keeps the widget events of this run (a button click) intact.
     """
     from streamlit.runtime.pages_manager import PagesManager
 
     if PagesManager.uses_pages_directory:
         PagesManager.uses_pages_directory = False
-        st.rerun()
+        runpy.run_path(str(ROUTER), run_name="__main__")
+        st.stop()
 
 
 def context() -> Context:
@@ -92,11 +104,12 @@ def context() -> Context:
     leave_pages_directory_mode()
     cat = catalog()
     db = str(store.db_path())
-    snapshot = store.latest_snapshot(_connection(db).cursor())
     params = {key: st.query_params[key] for key in VIEW_KEYS if key in st.query_params}
     if not params and "view" in st.session_state:
         params = st.session_state["view"]
     view, notices = View.from_query_params(params)
+    snapshot, latest = _snapshot(db, view, notices)
+    view = replace(view, snapshot=snapshot.id)
     values = _values(db, snapshot.schema, cat.fingerprint, view.grain, cat)
     period, more = view.resolve(values)
     wanted = view.to_query_params(period)
@@ -104,7 +117,20 @@ def context() -> Context:
         if st.query_params.get(key) != value:
             st.query_params[key] = value
     st.session_state["view"] = wanted
-    return Context(cat, snapshot, replace(view, period=period.label), period, values, tuple(notices + more))
+    return Context(cat, snapshot, latest, replace(view, period=period.label), period, values, tuple(notices + more))
+
+
+def _snapshot(db: str, view: View, notices: list[str]) -> tuple[store.Snapshot, store.Snapshot]:
+    """The snapshot the view asks for (the latest if none or unknown) and the latest one."""
+    cursor = _connection(db).cursor()
+    latest = store.latest_snapshot(cursor)
+    if view.snapshot is None or view.snapshot == latest.id:
+        return latest, latest
+    try:
+        return store.snapshot(cursor, view.snapshot), latest
+    except KpiError as error:
+        notices.append(f"URL parameter snapshot: {error} Showing the latest data.")
+        return latest, latest
 
 
 def controls(ctx: Context) -> None:
@@ -122,7 +148,14 @@ def controls(ctx: Context) -> None:
                               key=f"comparison-{ctx.view.comparison.value}",
                               format_func=lambda c: Comparison(c).label.capitalize())
         st.caption(f"Data as of {_latest_as_of(ctx)} · snapshot {ctx.snapshot.id} ({ctx.snapshot.note})")
-    chosen = {"grain": grain, "period": period, "comparison": comparison}
+    if ctx.snapshot.id != ctx.latest.id:
+        st.info(f"You are looking at snapshot {ctx.snapshot.id} from {ctx.snapshot.created_at:%Y-%m-%d %H:%M}. "
+                f"Newer data is in snapshot {ctx.latest.id}.", icon=":material/history:")
+        if st.button("Show the latest data", key="latest-data"):
+            st.query_params["snapshot"] = str(ctx.latest.id)
+            st.session_state.pop("view", None)
+            st.rerun()
+    chosen = {"grain": grain, "period": period, "comparison": comparison, "snapshot": str(ctx.snapshot.id)}
     if grain != ctx.view.grain.value:
         chosen.pop("period")
     if chosen != {key: value for key, value in ctx.view.to_query_params(ctx.period).items() if key in chosen}:
@@ -243,3 +276,85 @@ def styled_scores(results: tuple[KpiResult, ...], ctx: Context) -> pd.io.formats
 
 STATUS_CSS = {Status.ON_TRACK: "#1a7f37", Status.AT_RISK: "#bc4c00", Status.OFF_TRACK: "#cf222e",
               Status.MATURING: "#6e7781", Status.NO_DATA: "#6e7781"}
+
+
+def connection() -> duckdb.DuckDBPyConnection:
+    """A cursor on the process's shared DuckDB connection."""
+    return _connection(str(store.db_path())).cursor()
+
+
+def forget_view() -> None:
+    """Drop the remembered view (after an import or restore, pages show the newest snapshot)."""
+    st.session_state.pop("view", None)
+    st.query_params.pop("snapshot", None)
+
+
+def overview_link(ctx: Context, snapshot_id: int, label: str) -> None:
+    """A link to the Overview of a given snapshot, keeping the rest of the view."""
+    params = {**ctx.view.to_query_params(ctx.period), "snapshot": str(snapshot_id)}
+    st.page_link(overview_page(), label=label, icon=":material/visibility:", query_params=params)
+
+
+def overview_page() -> st.Page:
+    """The Overview, the app's default page (served at /)."""
+    return st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:", url_path="overview",
+                   default=True)
+
+
+def upload_limit_mb() -> int:
+    """The upload size limit in MB."""
+    return max_upload_bytes() // (1024 * 1024)
+
+
+def upload_key(file: UploadedFile) -> str:
+    """A stable key for one uploaded file in this session."""
+    return str(file.file_id)
+
+
+def prepared_upload(file: UploadedFile) -> tuple[RawFile, Plan, str | None] | KpiError:
+    """The uploaded file read from disk and its mapping (remembered across reruns), or why it cannot be used."""
+    key, cache = upload_key(file), st.session_state.setdefault("uploads", {})
+    if key not in cache:
+        workdir = Path(tempfile.mkdtemp(prefix="kpi-upload-"))
+        path = workdir / Path(file.name).name
+        with path.open("wb") as sink:
+            shutil.copyfileobj(file, sink, 1 << 20)
+        try:
+            raw = read_file(path, file.name, workdir)
+        except KpiError as error:
+            cache[key] = error
+            return error
+        plan, saved = propose(raw), store.mapping_for_headers(connection(), raw.columns)
+        if saved is not None:
+            plan = apply_saved(plan, raw, saved[1])
+        cache[key] = (raw, plan, saved[0] if saved else None)
+    return cache[key]
+
+
+def replan(file: UploadedFile, table: str) -> Plan:
+    """Recognise the file's columns again for another table chosen by the user."""
+    raw, _, saved = prepared_upload(file)  # type: ignore[misc]
+    return update_plan(file, propose(raw, table))
+
+
+def update_plan(file: UploadedFile, plan: Plan) -> Plan:
+    """Remember a corrected mapping for the file."""
+    raw, _, saved = st.session_state["uploads"][upload_key(file)]
+    st.session_state["uploads"][upload_key(file)] = (raw, plan, saved)
+    return plan
+
+
+def save_mapping(name: str, plan: Plan, raw: RawFile) -> None:
+    """Keep the mapping under a name for the next export from the same tool."""
+    store.save_mapping(connection(), name, to_saved(plan, raw))
+
+
+def preview(raw: RawFile) -> pd.DataFrame:
+    """The first rows of a file with its own column names (text as in the file)."""
+    return pd.DataFrame(list(raw.sample[:20]), columns=list(raw.columns)) if raw.sample else pd.DataFrame(
+        columns=list(raw.columns))
+
+
+def problems_frame(rows: list[tuple[int, str, str, str]]) -> pd.DataFrame:
+    """Rejected values as a table."""
+    return pd.DataFrame(rows, columns=["Row", "Column", "Value", "Reason"])

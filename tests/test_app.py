@@ -25,7 +25,7 @@ TEAM_KPIS = {
 }
 TEAM_LABELS = {"marketing": "Marketing", "sales": "Sales", "service": "Service"}
 LATEST = "2026-10"  # the latest complete month of the sample data
-DEFAULT_PARAMS = {"grain": "month", "period": LATEST, "comparison": "previous"}
+DEFAULT_PARAMS = {"grain": "month", "period": LATEST, "comparison": "previous", "snapshot": "1"}
 
 
 @pytest.fixture(scope="module")
@@ -230,14 +230,15 @@ def test_app_writes_the_full_view_into_the_url() -> None:
 
 @pytest.mark.parametrize(("params", "caption", "url"), [
     ({"period": "2026-07"}, ["Month 2026-07", "previous period (2026-06)"],
-     {"grain": "month", "period": "2026-07", "comparison": "previous"}),
+     {"grain": "month", "period": "2026-07", "comparison": "previous", "snapshot": "1"}),
     ({"grain": "quarter", "period": "2026-Q2"}, ["Quarter 2026-Q2", "(2026-Q1)"],
-     {"grain": "quarter", "period": "2026-Q2", "comparison": "previous"}),
-    ({"period": "2026-Q2"}, ["Quarter 2026-Q2"], {"grain": "quarter", "period": "2026-Q2", "comparison": "previous"}),
+     {"grain": "quarter", "period": "2026-Q2", "comparison": "previous", "snapshot": "1"}),
+    ({"period": "2026-Q2"}, ["Quarter 2026-Q2"],
+     {"grain": "quarter", "period": "2026-Q2", "comparison": "previous", "snapshot": "1"}),
     ({"comparison": "year_ago"}, [f"Month {LATEST}", "same period last year (2025-10)"],
-     {"grain": "month", "period": LATEST, "comparison": "year_ago"}),
+     {"grain": "month", "period": LATEST, "comparison": "year_ago", "snapshot": "1"}),
     ({"period": "2026-W40"}, ["Week 2026-W40", "(2026-W39)"],
-     {"grain": "week", "period": "2026-W40", "comparison": "previous"}),
+     {"grain": "week", "period": "2026-W40", "comparison": "previous", "snapshot": "1"}),
 ])
 def test_url_chooses_the_view(params: dict[str, str], caption: list[str], url: dict[str, str]) -> None:
     at = run_page(**params)
@@ -285,7 +286,7 @@ def test_period_picker_updates_the_view_and_the_url(url_path: str) -> None:
     assert at.selectbox[0].options[0] == LATEST
     at.selectbox[0].set_value("2026-07").run()
     assert not at.exception
-    assert dict(at.query_params) == {"grain": "month", "period": "2026-07", "comparison": "previous"}
+    assert dict(at.query_params) == {"grain": "month", "period": "2026-07", "comparison": "previous", "snapshot": "1"}
     assert "Month 2026-07" in page_caption(at)
     assert at.selectbox[0].value == "2026-07"
     if url_path == "sales":
@@ -297,7 +298,7 @@ def test_grain_picker_switches_to_the_latest_period_of_that_grain() -> None:
     at = run_page(period="2026-07")
     at.button_group[0].set_value("quarter").run()
     assert not at.exception
-    assert dict(at.query_params) == {"grain": "quarter", "period": "2026-Q3", "comparison": "previous"}
+    assert dict(at.query_params) == {"grain": "quarter", "period": "2026-Q3", "comparison": "previous", "snapshot": "1"}
     assert "Quarter 2026-Q3" in page_caption(at)
 
 
@@ -305,7 +306,7 @@ def test_comparison_picker_updates_the_view_and_the_url() -> None:
     at = run_page("service")
     at.radio[0].set_value("year_ago").run()
     assert not at.exception
-    assert dict(at.query_params) == {"grain": "month", "period": LATEST, "comparison": "year_ago"}
+    assert dict(at.query_params) == {"grain": "month", "period": LATEST, "comparison": "year_ago", "snapshot": "1"}
     assert "same period last year (2025-10)" in page_caption(at)
     assert [t.value for t in at.title] == ["Service"]
 

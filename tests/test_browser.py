@@ -161,7 +161,7 @@ def test_invalid_url_parameter_warns_and_shows_the_default(app_page: Page, app_u
 def test_app_writes_its_view_into_the_url(app_page: Page, app_url: str) -> None:
     open_app(app_page, f"{app_url}/")
     expect(app_page).to_have_url(re.compile(r"period=2026-10"))
-    assert url_params(app_page) == {"grain": "month", "period": "2026-10", "comparison": "previous"}
+    assert url_params(app_page) == {"grain": "month", "period": "2026-10", "comparison": "previous", "snapshot": "1"}
 
 
 def test_period_picker_changes_the_url_and_the_view(app_page: Page, app_url: str) -> None:
@@ -183,13 +183,13 @@ def test_navigating_to_a_team_keeps_the_view(app_page: Page, app_url: str) -> No
     expect(app_page.get_by_test_id("stMetricLabel").filter(has_text="Win rate")).to_have_count(1)
     expect(app_page.get_by_test_id("stMain").get_by_text(re.compile(r"^Month 2026-07 · compared"))).to_contain_text(
         "same period last year (2025-07)")
-    assert url_params(app_page) == {"grain": "month", "period": "2026-07", "comparison": "year_ago"}
+    assert url_params(app_page) == {"grain": "month", "period": "2026-07", "comparison": "year_ago", "snapshot": "1"}
 
     app_page.get_by_test_id("stTopNavLink").filter(has_text="Overview").click()
     app_page.get_by_role("link", name=re.compile("Open Service")).click()
     expect(app_page).to_have_url(re.compile(r"/service\?"))
     expect(app_page.get_by_test_id("stMetricLabel").filter(has_text="Reopen rate")).to_have_count(1)
-    assert url_params(app_page) == {"grain": "month", "period": "2026-07", "comparison": "year_ago"}
+    assert url_params(app_page) == {"grain": "month", "period": "2026-07", "comparison": "year_ago", "snapshot": "1"}
 
 
 # A team page opened as the very first request after a server start still gets Streamlit's own
@@ -197,7 +197,7 @@ def test_navigating_to_a_team_keeps_the_view(app_page: Page, app_url: str) -> No
 # folder until st.navigation has run once, and sends that notice before any app code runs (see
 # README, "Known issues"). The page itself is right, which is what this test checks for /sales.
 @pytest.mark.parametrize(("path", "title", "notice_free"),
-                         [("/glossary", "Glossary", True), ("/sales", "Sales", False), ("/overview", "Overview", True)])
+                         [("/glossary", "Glossary", True), ("/sales", "Sales", False), ("/", "Overview", True)])
 def test_first_visit_after_start_on_a_deep_link_shows_the_whole_app(
     path: str, title: str, notice_free: bool, chromium: Browser, fresh_server_db: Path, tmp_path: Path
 ) -> None:
