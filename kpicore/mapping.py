@@ -95,30 +95,42 @@ def normalize(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", text)
 
 
-@functools.lru_cache(maxsize=256)
-def _folded_names(canonical: str, aliases: tuple[str, ...]) -> tuple[str, frozenset[str]]:
-    return normalize(canonical), frozenset(normalize(a) for a in aliases)
+@dataclass(frozen=True)
+class _Folded:
+    """A column name folded for matching, with the letters it has ready for quick comparisons."""
+
+    text: str
+    drop: dict[int, None]
+
+    @classmethod
+    def of(cls, name: str) -> _Folded:
+        text = normalize(name)
+        return cls(text, str.maketrans("", "", text))
+
+    def similarity(self, other: _Folded) -> float:
+        """difflib's ratio, or 0 where cheap bounds (lengths, shared letters) show it is below 0.8."""
+        a, b = self.text, other.text
+        need = 0.4 * (len(a) + len(b))  # ratio = 2 * matches / (len(a) + len(b)) >= 0.8
+        if (min(len(a), len(b)) < need or len(b) - len(b.translate(self.drop)) < need
+                or len(a) - len(a.translate(other.drop)) < need):
+            return 0.0
+        return difflib.SequenceMatcher(None, a, b).ratio()
 
 
-def _name_confidence(folded: str, canonical: str, aliases: tuple[str, ...]) -> float:
-    """How sure a folded source column name is this canonical column: exact, alias, or close in spelling."""
-    name, known = _folded_names(canonical, aliases)
-    if folded == name:
+@functools.lru_cache(maxsize=512)
+def _folded_names(canonical: str, aliases: tuple[str, ...]) -> tuple[_Folded, ...]:
+    """The canonical name first, then its aliases, folded."""
+    return (_Folded.of(canonical), *(_Folded.of(a) for a in aliases))
+
+
+def _name_confidence(source: _Folded, canonical: str, aliases: tuple[str, ...]) -> float:
+    names = _folded_names(canonical, aliases)
+    if source.text == names[0].text:
         return 1.0
-    if folded in known:
+    if any(source.text == name.text for name in names[1:]):
         return 0.95
-    best = max(_similarity(folded, other) for other in (name, *known))
+    best = max(source.similarity(name) for name in names)
     return round(best * 0.8, 2) if best >= 0.8 else 0.0
-
-
-def _similarity(a: str, b: str) -> float:
-    """difflib's ratio, skipped (0) where its cheap upper bounds are already below 0.8: wide files have many columns."""
-    if 2 * min(len(a), len(b)) < 0.8 * (len(a) + len(b)):
-        return 0.0
-    matcher = difflib.SequenceMatcher(None, a, b)
-    if matcher.quick_ratio() < 0.8:
-        return 0.0
-    return matcher.ratio()
 
 
 def propose(raw: RawFile, table: str | None = None) -> Plan:
@@ -138,7 +150,7 @@ def _columns_sample(raw: RawFile) -> dict[str, list[str]]:
 
 def _match(raw: RawFile, table: Table, samples: dict[str, list[str]]) -> Plan:
     scored = []
-    folded = {source: normalize(source) for source in raw.columns}
+    folded = {source: _Folded.of(source) for source in raw.columns}
     for column in table.columns:
         for source in raw.columns:
             confidence = _name_confidence(folded[source], column.name, column.aliases)

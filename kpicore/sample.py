@@ -46,7 +46,7 @@ CAMPAIGN = "Spring Boost 2026"
 CAMPAIGN_CHANNEL = "paid_social"
 CAMPAIGN_START = date(2026, 3, 1)
 CAMPAIGN_LIFT = 0.5
-CAMPAIGN_QUALIFY_RATE = 0.12
+CAMPAIGN_QUALIFY_RATE = 0.25
 CAMPAIGN_SEGMENT_MIX = {"SMB": 0.85, "Mid-Market": 0.14, "Enterprise": 0.01}
 CAMPAIGN_EARLY_CHURN = 0.30
 CAMPAIGN_CHURN_FACTOR = 2.0
@@ -57,6 +57,7 @@ CAMPAIGN_ONBOARDING = (0.45, 0.30)
 OPPORTUNITY_RATE = 0.62
 OPPORTUNITY_RATE_DURING_CAMPAIGN = 0.55
 WIN_RATE = 0.28
+CAMPAIGN_WIN_RATE = 0.12  # the campaign's leads flood sales with deals that rarely close
 WON_CYCLE_DAYS = (9.0, 5.0)
 LOST_CYCLE_DAYS = (4.0, 8.0)
 SEGMENT_MIX = {"SMB": 0.60, "Mid-Market": 0.30, "Enterprise": 0.10}
@@ -283,7 +284,7 @@ def _opportunities(rng: np.random.Generator, leads: pd.DataFrame, window: _Windo
 
     segment = np.where(is_campaign, _pick(rng, CAMPAIGN_SEGMENT_MIX, n), _pick(rng, SEGMENT_MIX, n))
     region = _pick(rng, REGION_MIX, n)
-    won = rng.random(n) < WIN_RATE
+    won = rng.random(n) < np.where(is_campaign, CAMPAIGN_WIN_RATE, WIN_RATE)
     cycle = np.where(won, rng.gamma(*WON_CYCLE_DAYS, n), rng.gamma(*LOST_CYCLE_DAYS, n))
     closed = created + _days(cycle)
     is_open = closed >= window.stop

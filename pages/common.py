@@ -7,6 +7,7 @@ import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from urllib.parse import urlencode
 
 import duckdb
 import pandas as pd
@@ -358,3 +359,15 @@ def preview(raw: RawFile) -> pd.DataFrame:
 def problems_frame(rows: list[tuple[int, str, str, str]]) -> pd.DataFrame:
     """Rejected values as a table."""
     return pd.DataFrame(rows, columns=["Row", "Column", "Value", "Reason"])
+
+
+def kpi_links(ctx: Context) -> dict[str, str]:
+    """Where each scored KPI is shown: its team page (at the KPI), the Overview for customer outcomes."""
+    query = urlencode(ctx.view.to_query_params(ctx.period))
+    return {k.id: (f"/?{query}" if k.team == CUSTOMER else f"/{k.team}?{query}#{k.id.replace('_', '-')}")
+            for k in ctx.catalog.kpis if not k.is_measure}
+
+
+def kpi_statuses(card: Scorecard) -> dict[str, Status]:
+    """The status of every scored KPI in a scorecard."""
+    return {r.kpi.id: r.status for r in card.outcomes + tuple(r for t in card.teams for r in t.kpis)}

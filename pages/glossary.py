@@ -4,11 +4,17 @@ from __future__ import annotations
 import streamlit as st
 
 from kpicore.glossary import entries
+from kpicore.tree import tree_chart
 from pages import common
 
 ctx = common.context()
 common.page_header(ctx, "Glossary")
 st.markdown("One definition per KPI: the same words, formula and target wherever the number appears.")
+with st.expander("KPI tree: how team KPIs feed the customer outcomes", expanded=True, icon=":material/account_tree:"):
+    st.caption("Solid lines: a KPI drives another. Dashed purple: a counterweight guards a KPI that can be gamed. "
+               "Colours: status in the period shown. Click a KPI to open it on its team page.")
+    chart = tree_chart(ctx.catalog, common.kpi_statuses(ctx.scorecard()), common.kpi_links(ctx))
+    st.altair_chart(chart, width="content")
 query = st.text_input("Search", value=st.query_params.get("q", ""), placeholder="e.g. churn, MQL, Lösungszeit",
                       key=f"search-{st.query_params.get('q', '')}")
 if query != st.query_params.get("q", ""):

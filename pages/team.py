@@ -16,6 +16,7 @@ st.subheader(f"{team.label} KPIs")
 st.markdown(common.score_line(score))
 for result in score.kpis:
     with st.container(border=True, key=f"kpi-{result.kpi.id}"):
+        st.subheader(result.kpi.label, anchor=result.kpi.id.replace("_", "-"))
         left, right = st.columns([1, 2])
         with left:
             common.metric(result, ctx)

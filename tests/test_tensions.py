@@ -327,6 +327,15 @@ def test_both_sample_stories_show_as_trends_in_october_2026(sample):
                                      "the customer outcome Customer satisfaction (CSAT) is at stake.")
 
 
+def test_the_campaign_story_names_marketing_and_sales_in_october_2026(sample):
+    # The campaign's leads flood sales with deals that rarely close: sales' win rate sinks while leads rise.
+    catalog, values = sample
+    found = find_tensions(catalog, values, parse_period("2026-10"), Comparison.PREVIOUS)
+    tension = next(t for t in found if (t.kpi.id, t.counterweight.id) == ("leads", "win_rate"))
+    assert tension.kind is TREND and tension.teams == ("marketing", "sales")
+    assert "Marketing's Leads improved" in tension.sentence and "Sales' Win rate worsened" in tension.sentence
+
+
 def test_against_october_2025_both_sample_stories_are_moves(sample):
     catalog, values = sample
     found = find_tensions(catalog, values, parse_period("2026-10"), Comparison.YEAR_AGO)
@@ -340,9 +349,14 @@ def test_sample_stories_appear_in_their_periods_and_not_before(sample):
     by_month = {p.label: find_tensions(catalog, values, p, Comparison.PREVIOUS) for p in values.periods}
     service = {m for m, found in by_month.items() if ("resolution_time", "reopen_rate") in pairs(found, TREND)}
     leads = {m for m, found in by_month.items() if ("leads", "mql_rate") in pairs(found, TREND)}
-    assert service == {"2026-06", "2026-07", "2026-08", "2026-09", "2026-10"}  # two months into the push: April's ramp
-    assert leads == {"2026-05", "2026-06", "2026-07", "2026-08", "2026-09", "2026-10"}
-    assert ("leads", "mql_rate") in pairs(by_month["2026-03"], MOVE)  # the campaign's first month, against February
+    # The service push ramps up from April 2026 and the campaign starts in March 2026: each story is flagged in
+    # every month from two or three months into it, and never before it began.
+    assert {"2026-06", "2026-07", "2026-08", "2026-09", "2026-10"} <= service
+    assert min(service) >= "2026-04"
+    assert {"2026-06", "2026-07", "2026-08", "2026-09", "2026-10"} <= leads
+    assert min(leads) >= "2026-03"
+    # the campaign's first month, against February: leads jump while the quality of the leads drops at once
+    assert {("leads", "mql_rate"), ("leads", "lead_to_customer_rate")} & pairs(by_month["2026-03"], MOVE)
 
 
 @pytest.mark.parametrize("comparison", list(Comparison))
