@@ -12,15 +12,17 @@ from pathlib import Path
 
 from kpicore import sample, store
 from kpicore.catalog import CUSTOMER, Catalog, load_catalog
-from kpicore.compute import compute
+from kpicore.compute import KpiValues, compute
 from kpicore.display import format_change, format_value
 from kpicore.errors import BadFile, BadParameter, CatalogError, KpiError, UnknownTeam
 from kpicore.files import RawFile, read_file
 from kpicore.ingest import FileReport, Mode, Upload, import_files
 from kpicore.mapping import DateOrder, Plan, apply_saved, propose, to_saved
 from kpicore.model import TABLES
-from kpicore.periods import Comparison, Grain, parse_period
+from kpicore.periods import Comparison, Grain, Period, parse_period
 from kpicore.scorecard import KpiResult, as_record, build_scorecard
+from kpicore.tensions import as_record as tension_record
+from kpicore.tensions import find_tensions, spread_over_teams
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -34,6 +36,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KpiError as error:
         print(f"Error: {error}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading
+        sys.stderr.close()
+        return 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -57,6 +62,16 @@ def _parser() -> argparse.ArgumentParser:
     kpis.add_argument("--team", help=f"only this team's KPIs ('{CUSTOMER}' for the shared outcomes)")
     kpis.add_argument("--format", choices=["table", "csv", "json"], default="table", help="output format")
     kpis.set_defaults(run=_kpis)
+
+    tension = commands.add_parser("tensions", help="KPIs pulling against their counterweights (as the app shows)",
+                                  description="List the tensions of a period: a KPI that improved while a KPI "
+                                              "guarding it worsened, with the teams and the customer outcome at stake.")
+    tension.add_argument("--grain", choices=[g.value for g in Grain], default="month", help="period length")
+    tension.add_argument("--period", help="e.g. 2026-10; default: latest complete period in the data")
+    tension.add_argument("--comparison", choices=[c.value for c in Comparison], default="previous",
+                         help="what the period is compared with")
+    tension.add_argument("--format", choices=["table", "json"], default="table", help="output format")
+    tension.set_defaults(run=_tensions)
 
     check = commands.add_parser("check-catalog", help="validate a KPI catalog and list every problem",
                                 description="Validate a KPI catalog file and list every problem in it.")
@@ -104,14 +119,18 @@ def _init(args: argparse.Namespace) -> int:
     return 0
 
 
-def _results(args: argparse.Namespace, catalog: Catalog) -> list[KpiResult]:
+def _values(args: argparse.Namespace, catalog: Catalog) -> tuple[KpiValues, Period]:
+    """KPI values of the latest snapshot for the grain, and the period asked for (default: latest complete)."""
     grain = Grain(args.grain)
+    conn = store.connect(args.db)
+    values = compute(conn.cursor(), catalog, store.latest_snapshot(conn).schema, grain)
+    return values, values.check(parse_period(args.period, grain)) if args.period else values.latest
+
+
+def _results(args: argparse.Namespace, catalog: Catalog) -> list[KpiResult]:
     if args.team and args.team != CUSTOMER:
         catalog.team(args.team)
-    conn = store.connect(args.db)
-    snapshot = store.latest_snapshot(conn)
-    values = compute(conn.cursor(), catalog, snapshot.schema, grain)
-    period = values.check(parse_period(args.period, grain)) if args.period else values.latest
+    values, period = _values(args, catalog)
     card = build_scorecard(catalog, values, period, Comparison(args.comparison))
     results = list(card.outcomes) + [r for team in card.teams for r in team.kpis]
     if args.team:
@@ -160,6 +179,22 @@ def _table(results: list[KpiResult], catalog: Catalog) -> str:
         cells = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))]
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
+
+
+def _tensions(args: argparse.Namespace) -> int:
+    catalog = load_catalog(args.catalog)
+    values, period = _values(args, catalog)
+    found = spread_over_teams(find_tensions(catalog, values, period, Comparison(args.comparison)))
+    if args.format == "json":
+        print(json.dumps([tension_record(t) for t in found], indent=2))
+        return 0
+    print(f"Tensions in {period.label} (against the {Comparison(args.comparison).label}): {len(found)}")
+    for tension in found:
+        teams = " vs ".join(dict.fromkeys(tension.team_labels))
+        stake = ", ".join(o.label for o in tension.at_stake) or "–"
+        print(f"\n[{tension.kind.value}, severity {tension.severity:.1f}] {tension.kpi.label} vs "
+              f"{tension.counterweight.label} ({teams}); at stake: {stake}\n  {tension.sentence}")
+    return 0
 
 
 def _check_catalog(args: argparse.Namespace) -> int:

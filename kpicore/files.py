@@ -6,7 +6,7 @@ import csv
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time
 from pathlib import Path
 
@@ -17,6 +17,7 @@ from kpicore.errors import BadFile
 DEFAULT_MAX_UPLOAD_MB = 200
 SAMPLE_ROWS = 2000
 _CHUNK = 1 << 20
+_MAX_CELL = 1 << 24  # the csv module's default (128 KB per cell) is far below the lines DuckDB reads
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class RawFile:
     columns: tuple[str, ...]
     sample: tuple[tuple[str | None, ...], ...]
     sheet: str | None = None
+    parallel: bool = True
 
     @property
     def header_row(self) -> int:
@@ -42,12 +44,22 @@ class RawFile:
         names = ", ".join(f"'c{i}'" for i in range(len(self.columns)))
         return (
             f"read_csv($path, delim = $delim, quote = '\"', escape = '\"', header = false, skip = {self.skip + 1}, "
-            f"all_varchar = true, null_padding = true, strict_mode = false, names = [{names}])"
+            f"all_varchar = true, null_padding = true, strict_mode = false, parallel = {str(self.parallel).lower()}, "
+            f"names = [{names}])"
         )
 
     def read_params(self) -> dict[str, str]:
         """The bound parameters of `read_sql()`."""
         return {"path": str(self.path), "delim": self.delimiter}
+
+    def sequential(self) -> RawFile:
+        """The same file read by one thread: DuckDB's parallel reader cannot pad short rows across quoted line breaks."""
+        return replace(self, parallel=False)
+
+
+def needs_sequential(error: Exception) -> bool:
+    """Whether DuckDB refused a parallel read of a file with quoted line breaks (`RawFile.sequential` reads it)."""
+    return "parallel=false" in str(error)
 
 
 def max_upload_bytes() -> int:
@@ -80,8 +92,7 @@ def read_file(path: Path, name: str | None = None, workdir: Path | None = None) 
         encoding = _encoding(head, path, name)
         text, sheet = (path if encoding == "utf-8" else _transcode(path, encoding, workdir)), None
     delimiter, skip, columns = _layout(text, name)
-    raw = RawFile(name, text, encoding, delimiter, skip, columns, (), sheet)
-    return RawFile(name, text, encoding, delimiter, skip, columns, _sample(raw), sheet)
+    return _sample(RawFile(name, text, encoding, delimiter, skip, columns, (), sheet))
 
 
 def _encoding(head: bytes, path: Path, name: str) -> str:
@@ -122,6 +133,7 @@ def _layout(path: Path, name: str) -> tuple[str, int, tuple[str, ...]]:
         raise BadFile(name, f"could not be read as a table ({_first_line(error)}). "
                             "Upload a CSV, TSV or XLSX export with a header row.") from None
     delimiter = sniffed[0] if sniffed and sniffed[0] in (",", ";", "\t", "|") else ","
+    csv.field_size_limit(max(csv.field_size_limit(), _MAX_CELL))
     with path.open("r", encoding="utf-8", newline="") as handle:
         reader = csv.reader(handle, delimiter=delimiter)
         top = [row for _, row in zip(range(25), reader, strict=False)]
@@ -148,13 +160,15 @@ def _unique_names(header: list[str]) -> tuple[str, ...]:
     return tuple(names)
 
 
-def _sample(raw: RawFile) -> tuple[tuple[str | None, ...], ...]:
-    """The first data rows as text."""
+def _sample(raw: RawFile) -> RawFile:
+    """The file with its first data rows as text (read by one thread if they have quoted line breaks)."""
     try:
         rows = duckdb.execute(f"SELECT * FROM {raw.read_sql()} LIMIT {SAMPLE_ROWS}", raw.read_params()).fetchall()
     except duckdb.Error as error:
+        if raw.parallel and needs_sequential(error):
+            return _sample(raw.sequential())
         raise BadFile(raw.name, f"could not be read as a table ({_first_line(error)}).") from None
-    return tuple(tuple(row) for row in rows)
+    return replace(raw, sample=tuple(tuple(row) for row in rows))
 
 
 def _first_line(error: Exception) -> str:

@@ -94,6 +94,17 @@ def find_tensions(catalog: Catalog, values: KpiValues, period: Period, compariso
     return sorted(found, key=lambda t: -t.severity)
 
 
+def spread_over_teams(found: list[Tension]) -> list[Tension]:
+    """The most severe tension of each pair of teams first, then the rest, each part by severity."""
+    seen: set[frozenset[str]] = set()
+    leaders, rest = [], []
+    for tension in found:
+        pair = frozenset(tension.teams)
+        (rest if pair in seen else leaders).append(tension)
+        seen.add(pair)
+    return leaders + rest
+
+
 def as_record(tension: Tension) -> dict[str, object]:
     """A tension as plain data (rates as fractions), for JSON, CSV and tables."""
     return {

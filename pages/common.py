@@ -16,7 +16,7 @@ from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from kpicore import store
 from kpicore.catalog import CUSTOMER, Catalog, Kpi, catalog_path, load_catalog
-from kpicore.charts import trend_chart
+from kpicore.charts import tension_chart, trend_chart
 from kpicore.compute import KpiValues, compute
 from kpicore.display import format_change, format_score, format_value
 from kpicore.errors import CatalogError, KpiError
@@ -25,6 +25,7 @@ from kpicore.glossary import formula_text
 from kpicore.mapping import Plan, apply_saved, propose, to_saved
 from kpicore.periods import Comparison, Grain, Period
 from kpicore.scorecard import KpiResult, Scorecard, Status, TeamScore, build_scorecard
+from kpicore.tensions import Tension, TensionKind, find_tensions, spread_over_teams
 from kpicore.view import View
 
 VIEW_KEYS = ("grain", "period", "comparison", "snapshot")
@@ -371,3 +372,42 @@ def kpi_links(ctx: Context) -> dict[str, str]:
 def kpi_statuses(card: Scorecard) -> dict[str, Status]:
     """The status of every scored KPI in a scorecard."""
     return {r.kpi.id: r.status for r in card.outcomes + tuple(r for t in card.teams for r in t.kpis)}
+
+
+def tensions(ctx: Context, team: str | None = None, limit: int = 4) -> None:
+    """The tension panel: KPIs pulling against their counterweights, most severe first (a team's own, if given)."""
+    found = spread_over_teams(find_tensions(ctx.catalog, ctx.values, ctx.period, ctx.view.comparison))
+    if team is not None:
+        found = [t for t in found if team in t.teams]
+    st.subheader("Tensions", help="A KPI that improved while a KPI guarding it worsened, beyond their usual noise "
+                                  "(see docs/tensions.md). The most severe of each pair of teams first.")
+    if not found:
+        st.success(f"No KPI pulls against its counterweight in {ctx.period.label}: nothing is won at another team's "
+                   "or the customer's expense.", icon=":material/balance:")
+        return
+    for index, tension in enumerate(found[:limit]):
+        _tension(ctx, tension, index)
+    if len(found) > limit:
+        with st.expander(f"{len(found) - limit} more tension(s) of lower severity"):
+            for index, tension in enumerate(found[limit:], start=limit):
+                _tension(ctx, tension, index)
+
+
+def _tension(ctx: Context, tension: Tension, index: int) -> None:
+    """One tension: who pulls against whom, the sentence, links to the teams, both series in one chart."""
+    key = f"tension-{tension.kpi.id}-{tension.counterweight.id}-{tension.kind.value}"
+    with st.container(border=True, key=key):
+        text, chart = st.columns([2, 3])
+        with text:
+            first, second = tension.team_labels
+            who = f"within {first}" if first == second else f"{first} vs {second}"
+            when = (f"trend over {len(tension.window)} {ctx.view.grain.value}s" if tension.kind is TensionKind.TREND
+                    else f"{ctx.period.label} vs {tension.window[0].label}")
+            st.markdown(f":red-badge[:material/compare_arrows: {who}] :gray-badge[{when}] "
+                        f":gray-badge[severity {tension.severity:.1f}]")
+            st.markdown(tension.sentence)
+            for team_id in dict.fromkeys(tension.teams):
+                if team_id != CUSTOMER:
+                    team_link(ctx, team_id, f"Open {ctx.catalog.team(team_id).label}")
+        with chart:
+            st.altair_chart(tension_chart(tension, ctx.values, ctx.catalog.currency), key=f"tension-chart-{index}")

@@ -9,6 +9,7 @@ ctx = common.context()
 card = ctx.scorecard()
 common.page_header(ctx, "Overview")
 common.outcome_strip(ctx, card)
+common.tensions(ctx)
 st.subheader("Team scorecards", help="Each score mixes the team's own KPIs with the customer outcomes above.")
 for column, team in zip(st.columns(len(card.teams)), card.teams, strict=True):
     with column, st.container(border=True):

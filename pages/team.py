@@ -12,6 +12,7 @@ score = next(t for t in card.teams if t.team == team.id)
 common.page_header(ctx, team.label)
 st.markdown(team.description)
 common.outcome_strip(ctx, card)
+common.tensions(ctx, team.id)
 st.subheader(f"{team.label} KPIs")
 st.markdown(common.score_line(score))
 for result in score.kpis:

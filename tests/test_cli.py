@@ -222,3 +222,25 @@ def test_kpi_db_environment_variable_is_honoured(capsys, tmp_path, monkeypatch):
     assert not (tmp_path / "data").exists()
     code, out, _ = run(capsys, "kpis", "--team", "customer", "--format", "json")
     assert code == 0 and len(json.loads(out)) == len(OUTCOMES)
+
+
+def test_tensions_json_names_the_campaign_story_with_both_teams(capsys, sample_db):
+    code, out, _ = run(capsys, "--db", str(sample_db), "tensions", "--period", "2026-10", "--format", "json")
+    assert code == 0
+    records = json.loads(out)
+    story = next(r for r in records if (r["kpi"], r["counterweight"]) == ("leads", "win_rate"))
+    assert (story["kpi_team"], story["counterweight_team"]) == ("marketing", "sales")
+    assert story["kpi_change"] > 0 and story["counterweight_change"] < 0  # more leads, lower win rate
+    assert "lead_to_customer_rate" in story["at_stake"]
+    assert "Marketing's Leads" in story["sentence"] and "Sales' Win rate" in story["sentence"]
+
+
+def test_tensions_table_says_when_a_period_is_calm(capsys, sample_db):
+    code, out, _ = run(capsys, "--db", str(sample_db), "tensions", "--period", "2025-02")
+    assert code == 0
+    assert out.strip() == "Tensions in 2025-02 (against the previous period): 0"
+
+
+def test_tensions_with_an_unknown_period_fails_with_the_data_range(capsys, sample_db):
+    code, _, err = run(capsys, "--db", str(sample_db), "tensions", "--period", "1999-01")
+    assert code == 1 and "1999-01" in err and "2023-11" in err

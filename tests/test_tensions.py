@@ -13,7 +13,7 @@ from kpicore.catalog import Catalog, load_catalog, parse_catalog
 from kpicore.compute import KpiValues, compute
 from kpicore.errors import UnknownPeriod
 from kpicore.periods import Comparison, Grain, Period, parse_period
-from kpicore.tensions import Tension, TensionKind, as_record, find_tensions
+from kpicore.tensions import Tension, TensionKind, as_record, find_tensions, spread_over_teams
 
 MOVE, TREND = TensionKind.MOVE, TensionKind.TREND
 # Marketing's leads are guarded by sales' win rate; sales' cycle (down is good) by the lead-to-customer rate, a
@@ -368,3 +368,16 @@ def test_calm_sample_periods_raise_nothing(sample, comparison):
     assert find_tensions(catalog, values, parse_period("2025-02"), comparison) == []
     calm = [p for p in values.periods if p.start.year in (2024, 2025)]
     assert {p.label: find_tensions(catalog, values, p, comparison) for p in calm} == {p.label: [] for p in calm}
+
+
+def test_spread_over_teams_puts_the_worst_of_each_team_pair_first(sample):
+    catalog, values = sample
+    found = find_tensions(catalog, values, parse_period("2026-10"), Comparison.PREVIOUS)
+    spread = spread_over_teams(found)
+    assert sorted(map(id, spread)) == sorted(map(id, found))  # same tensions, reordered
+    pairs_seen = [frozenset(t.teams) for t in spread]
+    leaders = len(set(pairs_seen))
+    assert len(set(pairs_seen[:leaders])) == leaders  # one per team pair first
+    assert frozenset({"marketing", "sales"}) in pairs_seen[:leaders]
+    for part in (spread[:leaders], spread[leaders:]):
+        assert [t.severity for t in part] == sorted((t.severity for t in part), reverse=True)
