@@ -129,13 +129,18 @@ class Side:
 
 @dataclass(frozen=True)
 class Conversion:
-    """Share (or value per entity) of a period's cohort that reached a later event within N days."""
+    """Share (or value per entity) of a period's cohort that reached a later event within N days.
+
+    With `lookback`, the event must lie in the N days before instead (e.g. tickets whose customer
+    was acquired in the 90 days before the ticket). Cohort rows are counted by their table's id.
+    """
 
     source: Side
     target: Side
     key: str
     window_days: int
     value: str | None = None
+    lookback: bool = False
 
 
 @dataclass(frozen=True)

@@ -217,18 +217,22 @@ class _Compiler:
         )
 
     def conversion(self, f: Conversion) -> str:
-        key = quote(f.key)
+        key, row = quote(f.key), quote(TABLES[f.source.table].key or f.key)
         source_time, target_time = f"s.{quote(f.source.time)}", f"x.{quote(f.target.time)}"
+        window = f"INTERVAL '{f.window_days}' DAY"
+        if f.lookback:
+            within = f"{target_time} <= {source_time} AND {target_time} > {source_time} - {window}"
+        else:
+            within = f"{target_time} >= {source_time} AND {target_time} < {source_time} + {window}"
         if f.value is None:
-            reached = f"CAST(COUNT(DISTINCT CASE WHEN x.{key} IS NOT NULL THEN s.{key} END) AS DOUBLE)"
+            reached = f"CAST(COUNT(DISTINCT CASE WHEN x.{key} IS NOT NULL THEN s.{row} END) AS DOUBLE)"
         else:
             reached = f"CAST(COALESCE(SUM(x.{quote(f.value)}), 0) AS DOUBLE)"
         return (
-            f"SELECT calendar.period, {reached} / NULLIF(COUNT(DISTINCT s.{key}), 0) AS value FROM calendar "
+            f"SELECT calendar.period, {reached} / NULLIF(COUNT(DISTINCT s.{row}), 0) AS value FROM calendar "
             f"LEFT JOIN {self.relation(f.source.table)} AS s ON {self.in_period('s', f.source.time)}"
             f"{self.conditions('s', f.source.where)} "
-            f"LEFT JOIN {self.relation(f.target.table)} AS x ON x.{key} = s.{key} "
-            f"AND {target_time} >= {source_time} AND {target_time} < {source_time} + INTERVAL '{f.window_days}' DAY"
+            f"LEFT JOIN {self.relation(f.target.table)} AS x ON x.{key} = s.{key} AND {within}"
             f"{self.conditions('x', f.target.where)} GROUP BY calendar.period"
         )
 
@@ -370,7 +374,7 @@ def _maturing(kpi: Kpi, by_id: dict[str, Kpi], periods: tuple[Period, ...],
     """Periods whose cohorts have not had their full conversion window yet."""
     found: set[Period] = set()
     for atom in atoms(kpi, by_id):
-        if isinstance(atom.formula, Conversion):
+        if isinstance(atom.formula, Conversion) and not atom.formula.lookback:
             span = spans.get((atom.formula.target.table, atom.formula.target.time))
             seen_until = (span.last if span else date.min) + timedelta(days=1)
             window = timedelta(days=atom.formula.window_days)

@@ -64,7 +64,8 @@ def formula_text(formula: Formula, catalog: Catalog) -> str:
         per = f" per {formula.source.table.rstrip('s')}" if formula.value else ""
         return (f"{reached}{per} created in the period (by {formula.source.time}{_where(formula.source.where)}) "
                 f"reaching {formula.target.table} (by {formula.target.time}{_where(formula.target.where)}) "
-                f"within {formula.window_days} days, matched on {formula.key}")
+                f"within {formula.window_days} days {'before' if formula.lookback else 'after'}, "
+                f"matched on {formula.key}")
     if isinstance(formula, NetRetention):
         return (f"{formula.value} in the period from each {formula.key} that paid in the previous period "
                 f"÷ their {formula.value} in the previous period ({formula.table} by {formula.time})")

@@ -40,7 +40,7 @@ FORMULA_FIELDS: dict[str, tuple[set[str], set[str]]] = {  # required, optional
     "stock": ({"table", "start", "end", "at"}, {"where"}),
     "ratio": ({"numerator", "denominator"}, set()),
     "derived": ({"expr"}, set()),
-    "conversion": ({"from", "to", "key", "window_days"}, {"value"}),
+    "conversion": ({"from", "to", "key", "window_days"}, {"value", "lookback"}),
     "net_retention": ({"table", "key", "time", "value"}, set()),
 }
 SIDE_FIELDS = ({"table", "time"}, {"where"})
@@ -384,7 +384,11 @@ def _conversion(entry: _Entry) -> Conversion | None:
         entry.problem("key", f"'{key}' must be a column of both {source.table} and {target.table}.")
         return None
     value = _column(entry, target.table, "value", NUMERIC) if "value" in entry.raw else None
-    return Conversion(source, target, key, window, value) if key else None
+    lookback = entry.raw.get("lookback", False)
+    if not isinstance(lookback, bool):
+        entry.problem("lookback", f"must be true or false, not '{lookback}'.")
+        return None
+    return Conversion(source, target, key, window, value, lookback) if key else None
 
 
 def _net_retention(entry: _Entry) -> NetRetention | None:

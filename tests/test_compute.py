@@ -571,3 +571,28 @@ def test_ratio_equals_sum_of_numerator_over_sum_of_denominator(memory_conn, tiny
 def _day(offset: int) -> datetime:
     """Noon on the offset-th day after 1 January 2026 (0..58 covers January and February)."""
     return datetime.fromordinal(date(2026, 1, 1).toordinal() + offset).replace(hour=12)
+
+
+def test_lookback_conversion_counts_source_rows_whose_event_lies_in_the_days_before(memory_conn, tiny_store):
+    early = {"conversion": {"from": {"table": "tickets", "time": "created_at"},
+                            "to": {"table": "customers", "time": "acquired_at"},
+                            "key": "customer_id", "window_days": 30, "lookback": True}}
+    catalog = catalog_of(measure("early_tickets", "percent", **early))
+    schema = tiny_store({
+        "customers": [
+            {"customer_id": "C1", "acquired_at": ts("2026-01-02 09:00")},
+            {"customer_id": "C2", "acquired_at": ts("2025-11-01 09:00")},
+            {"customer_id": "C3", "acquired_at": ts("2026-01-20 09:00")},
+        ],
+        "tickets": [
+            {"ticket_id": "T1", "customer_id": "C1", "created_at": ts("2026-01-10 10:00")},  # 8 days in: early
+            {"ticket_id": "T2", "customer_id": "C1", "created_at": ts("2026-01-12 10:00")},  # same customer: counts
+            {"ticket_id": "T3", "customer_id": "C2", "created_at": ts("2026-01-15 10:00")},  # 75 days in: not early
+            {"ticket_id": "T4", "customer_id": "C3", "created_at": ts("2026-01-18 10:00")},  # before acquisition
+            {"ticket_id": "T5", "customer_id": "C9", "created_at": ts("2026-01-31 10:00")},  # unknown customer
+        ],
+    })
+    values = compute(memory_conn, catalog, schema, Grain.MONTH)
+    # tickets are counted one by one (by ticket_id), not by customer: T1 and T2 of T1..T5
+    assert values.value("early_tickets", JAN) == pytest.approx(2 / 5)
+    assert values.maturing["early_tickets"] == frozenset()  # looking back, nothing has to mature

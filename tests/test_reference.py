@@ -411,6 +411,24 @@ def onboarding_handoff(d: Data, p: Period) -> Value:
     return ratio(float(reached.customer_id.nunique()), float(cohort.customer_id.nunique()))
 
 
+@reference("early_churn_rate")
+def early_churn_rate(d: Data, p: Period) -> Value:
+    customers = d["customers"]
+    cohort = customers[in_period(customers.acquired_at, p)]
+    window_end = cohort.acquired_at + pd.Timedelta(days=90)
+    left_early = (cohort.churned_at >= cohort.acquired_at) & (cohort.churned_at < window_end)
+    return ratio(float(left_early.sum()), float(len(cohort)))
+
+
+@reference("early_ticket_share")
+def early_ticket_share(d: Data, p: Period) -> Value:
+    tickets = d["tickets"][in_period(d["tickets"].created_at, p)]
+    acquired = tickets.merge(d["customers"][["customer_id", "acquired_at"]], on="customer_id", how="left")
+    window_start = acquired.created_at - pd.Timedelta(days=90)
+    new = (acquired.acquired_at <= acquired.created_at) & (acquired.acquired_at > window_start)
+    return ratio(float(acquired.loc[new, "ticket_id"].nunique()), float(tickets.ticket_id.nunique()))
+
+
 @reference("first_response_time")
 def first_response_time(d: Data, p: Period) -> Value:
     tickets = d["tickets"][in_period(d["tickets"].created_at, p)]
@@ -487,6 +505,8 @@ def kpi_value(data: Data, kpi_id: str, period: Period) -> Value:
 
 def is_mature(data: Data, conversion: dict, period: Period) -> bool:
     """A cohort is mature once its whole window lies within the target table's data."""
+    if conversion.get("lookback"):  # looks back in time: nothing to wait for
+        return True
     target = conversion["to"]
     window_end = period.end + timedelta(days=conversion["window_days"])
     return window_end <= last_day(data, target["table"], target["time"]) + timedelta(days=1)
