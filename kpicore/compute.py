@@ -24,8 +24,10 @@ from kpicore.catalog import (
     Unit,
 )
 from kpicore.errors import UnknownPeriod
+from kpicore.filters import NO_FILTERS, Filters
 from kpicore.model import TABLES, ColumnType
 from kpicore.periods import Grain, Period, periods_between
+from kpicore.sql import percentile, quote
 
 
 class Engine(Protocol):
@@ -71,18 +73,8 @@ class KpiValues:
         return period
 
 
-def quote(name: str) -> str:
-    """A SQL identifier, double-quoted."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def percentile(expr: str, fraction: float) -> str:
-    """The one building block for medians and percentiles (standard SQL)."""
-    return f"PERCENTILE_CONT({fraction!r}) WITHIN GROUP (ORDER BY {expr})"
-
-
-def compute(engine: Engine, catalog: Catalog, schema: str, grain: Grain) -> KpiValues:
-    """Compute every KPI of the catalog for every whole period of `grain` in the data."""
+def compute(engine: Engine, catalog: Catalog, schema: str, grain: Grain, filters: Filters = NO_FILTERS) -> KpiValues:
+    """Compute every KPI of the catalog for every whole period of `grain` in the data, filtered as asked."""
     spans = table_spans(engine, schema, _used_columns(catalog.kpis))
     periods = tuple(_calendar(spans, grain))
     by_id = {k.id: k for k in catalog.kpis}
@@ -91,7 +83,7 @@ def compute(engine: Engine, catalog: Catalog, schema: str, grain: Grain) -> KpiV
         empty: tuple[float | None, ...] = ()
         return KpiValues(grain, (), {k.id: empty for k in catalog.kpis}, as_of,
                          {k.id: frozenset() for k in catalog.kpis}, {})
-    sql, params = build_query(catalog, grain, periods, schema)
+    sql, params = build_query(catalog, grain, periods, schema, filters)
     rows = engine.execute(sql, params).fetchall()
     values = {}
     for column, kpi in enumerate(catalog.kpis, start=1):
@@ -101,11 +93,12 @@ def compute(engine: Engine, catalog: Catalog, schema: str, grain: Grain) -> KpiV
             for period, row in zip(periods, rows, strict=True)
         )
     maturing = {k.id: _maturing(k, by_id, periods, spans) for k in catalog.kpis}
-    notes = {k.id: note for k in catalog.kpis if (note := _note(k, by_id, grain))}
+    notes = {k.id: note for k in catalog.kpis if (note := _note(k, by_id, grain, filters))}
     return KpiValues(grain, periods, values, as_of, maturing, notes)
 
 
-def build_query(catalog: Catalog, grain: Grain, periods: Iterable[Period], schema: str) -> tuple[str, dict[str, Any]]:
+def build_query(catalog: Catalog, grain: Grain, periods: Iterable[Period], schema: str,
+                filters: Filters = NO_FILTERS) -> tuple[str, dict[str, Any]]:
     """One SQL query with a row per period and a column per KPI, and its parameters."""
     params = _Params()
     rows = ", ".join(
@@ -116,7 +109,7 @@ def build_query(catalog: Catalog, grain: Grain, periods: Iterable[Period], schem
     ctes = [f"calendar AS (SELECT * FROM (VALUES {rows}) AS v(period, period_start, period_end, prev_start))"]
     by_id = {k.id: k for k in catalog.kpis}
     atoms = [k for k in catalog.kpis if not isinstance(k.formula, (Ratio, Derived))]
-    compiler = _Compiler(schema, grain, params, by_id, catalog.parameters)
+    compiler = _Compiler(schema, grain, params, by_id, catalog.parameters, filters)
     for kpi in atoms:
         ctes.append(f"{quote('m_' + kpi.id)} AS ({compiler.atom(kpi)})")
     columns = ", ".join(f"{compiler.expression(k.id)} AS {quote(k.id)}" for k in catalog.kpis)
@@ -147,12 +140,12 @@ class _Compiler:
     """Writes the SQL of one KPI from its validated definition."""
 
     def __init__(self, schema: str, grain: Grain, params: _Params, by_id: dict[str, Kpi],
-                 parameters: dict[str, float]) -> None:
+                 parameters: dict[str, float], filters: Filters) -> None:
         self.schema, self.grain, self.params = schema, grain, params
-        self.by_id, self.parameters = by_id, parameters
+        self.by_id, self.parameters, self.filters = by_id, parameters, filters
 
     def relation(self, table: str) -> str:
-        return f"{quote(self.schema)}.{quote(table)}"
+        return self.filters.relation(self.schema, table, self.params.bind)
 
     def conditions(self, alias: str, where: tuple[Condition, ...]) -> str:
         parts = []
@@ -382,7 +375,12 @@ def _maturing(kpi: Kpi, by_id: dict[str, Kpi], periods: tuple[Period, ...],
     return frozenset(found)
 
 
-def _note(kpi: Kpi, by_id: dict[str, Kpi], grain: Grain) -> str | None:
+def _note(kpi: Kpi, by_id: dict[str, Kpi], grain: Grain, filters: Filters) -> str | None:
+    notes = []
     if grain is Grain.WEEK and any(_monthly(a.formula) for a in atoms(kpi, by_id)):
-        return "Built on monthly data (revenue or spend): choose the month or quarter grain."
-    return None
+        notes.append("Built on monthly data (revenue or spend): choose the month or quarter grain.")
+    tables = {t for a in atoms(kpi, by_id) for t, _ in columns_of(a.formula)}
+    unfiltered = filters.unfiltered(tables)
+    if unfiltered:
+        notes.append("Filters: " + "; ".join(unfiltered) + ".")
+    return " ".join(notes) or None

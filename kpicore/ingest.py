@@ -2,28 +2,31 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from enum import Enum
 
 import duckdb
 
-from kpicore.compute import quote
 from kpicore.errors import BadFile
-from kpicore.files import RawFile
+from kpicore.files import RawFile, needs_sequential
 from kpicore.mapping import DateOrder, Plan
 from kpicore.model import FALLBACKS, FALSE_WORDS, TABLES, TRUE_WORDS, VOCABULARIES, Column, ColumnType, Table
+from kpicore.sql import quote
 from kpicore.store import Snapshot, commit_snapshot, latest_snapshot, physical_of
 
 MAX_PROBLEMS = 1000
 _ISO_FORMATS = ["%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S",
                 "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%Y-%m-%d", "%Y-%m"]
+# Two-digit years first: %Y would read 31.10.26 as the year 26.
 _ORDER_FORMATS = {
     DateOrder.ISO: [],
-    DateOrder.DAY_FIRST: ["%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M", "%d.%m.%Y", "%d.%m.%y", "%d/%m/%Y %H:%M:%S",
-                          "%d/%m/%Y %H:%M", "%d/%m/%Y", "%d/%m/%y", "%m.%Y", "%m/%Y"],
-    DateOrder.MONTH_FIRST: ["%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M", "%m/%d/%Y %I:%M %p", "%m/%d/%Y %I:%M%p",
-                            "%m/%d/%Y", "%m/%d/%y", "%m/%Y"],
+    DateOrder.DAY_FIRST: ["%d.%m.%y %H:%M:%S", "%d.%m.%y %H:%M", "%d.%m.%y", "%d/%m/%y %H:%M:%S", "%d/%m/%y %H:%M",
+                          "%d/%m/%y", "%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M", "%d.%m.%Y", "%d/%m/%Y %H:%M:%S",
+                          "%d/%m/%Y %H:%M", "%d/%m/%Y", "%m.%Y", "%m/%Y"],
+    DateOrder.MONTH_FIRST: ["%m/%d/%y %H:%M:%S", "%m/%d/%y %H:%M", "%m/%d/%y %I:%M %p", "%m/%d/%y %I:%M%p", "%m/%d/%y",
+                            "%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M", "%m/%d/%Y %I:%M %p", "%m/%d/%Y %I:%M%p",
+                            "%m/%d/%Y", "%m/%Y"],
 }
 _EXAMPLES = {DateOrder.ISO: "2026-10-31", DateOrder.DAY_FIRST: "31.10.2026", DateOrder.MONTH_FIRST: "10/31/2026"}
 
@@ -94,6 +97,23 @@ def check_plan(upload: Upload) -> None:
 def import_files(conn: duckdb.DuckDBPyConnection, uploads: Sequence[Upload], note: str,
                  progress: Callable[[float, str], None] | None = None) -> ImportResult:
     """Import every file into one new snapshot, all or nothing; BadFile if any file cannot be used."""
+    try:
+        return _import(conn, uploads, note, progress)
+    except _ReadAgain as again:
+        uploads = [replace(u, raw=u.raw.sequential()) if u is again.upload else u for u in uploads]
+        return import_files(conn, uploads, note, progress)
+
+
+class _ReadAgain(Exception):
+    """A file has a quoted line break further down than its sample: import again, reading it with one thread."""
+
+    def __init__(self, upload: Upload) -> None:
+        super().__init__(upload.raw.name)
+        self.upload = upload
+
+
+def _import(conn: duckdb.DuckDBPyConnection, uploads: Sequence[Upload], note: str,
+            progress: Callable[[float, str], None] | None) -> ImportResult:
     for upload in uploads:
         check_plan(upload)
     tables = [u.plan.table for u in uploads]
@@ -133,6 +153,8 @@ def _stage(conn: duckdb.DuckDBPyConnection, upload: Upload, physical: str, previ
     try:
         conn.execute(sql, params)
     except duckdb.Error as error:
+        if raw.parallel and needs_sequential(error):
+            raise _ReadAgain(upload) from None
         detail = str(error).strip().splitlines()[0][:300]
         raise BadFile(raw.name, f"could not be read completely ({detail}). Check that every row has the "
                                 "same columns and export it again.") from None
@@ -237,9 +259,10 @@ def _vocabulary(column: Column, text: str, plan: Plan, bind: _Bind) -> str:
     """CASE mapping a tool's values (user's mapping first, then the known words) onto canonical values."""
     branches = [f"WHEN {text} = {bind(source)} THEN {bind(value)}"
                 for source, value in plan.values.get(column.name, {}).items()]
-    folded = f"lower({text})"
+    folded = f"regexp_replace(lower({text}), '[\\s_-]+', '', 'g')"  # as canonical_value: 'Closed - Won' is won
     for value, words in VOCABULARIES[column.values].items():
-        branches.append(f"WHEN {folded} IN ({', '.join(bind(w) for w in words)}) THEN {bind(value)}")
+        squashed = sorted({w.replace(" ", "") for w in words})
+        branches.append(f"WHEN {folded} IN ({', '.join(bind(w) for w in squashed)}) THEN {bind(value)}")
     fallback = FALLBACKS.get(column.values)
     otherwise = f"ELSE {bind(fallback)}" if fallback else ""
     return f"CASE WHEN {text} IS NULL THEN NULL {' '.join(branches)} {otherwise} END"

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import duckdb
 
-from kpicore.compute import quote
 from kpicore.errors import KpiError
 from kpicore.model import TABLES
+from kpicore.sql import quote
 
 DEFAULT_DB = Path("data/kpi.duckdb")
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "sample_data"

@@ -43,7 +43,7 @@ def build_tiny_store(conn: duckdb.DuckDBPyConnection, rows: dict[str, list[dict]
     date in the data (let some row fall on the period's last day), starting with the period in which
     every non-empty table has data.
     """
-    from kpicore.compute import quote
+    from kpicore.sql import quote
     from kpicore.model import TABLES
 
     conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}")
