@@ -87,3 +87,28 @@ class Filters:
 
 
 NO_FILTERS = Filters()
+
+
+def options(engine: object, schema: str) -> dict[str, list[str]]:
+    """The values each dimension takes in the data, for pickers and for checking URL parameters."""
+    found = {}
+    for dimension, (table, column) in SOURCE.items():
+        rows = engine.execute(  # type: ignore[attr-defined]
+            f"SELECT DISTINCT {quote(column)} FROM {quote(schema)}.{quote(table)} "
+            f"WHERE {quote(column)} IS NOT NULL ORDER BY 1"
+        ).fetchall()
+        found[dimension] = [row[0] for row in rows]
+    return found
+
+
+def checked(filters: Filters, known: dict[str, list[str]]) -> tuple[Filters, list[str]]:
+    """The filters without values the data does not have, and a notice for each dropped value."""
+    notices, kept = [], []
+    for dimension, values in filters.chosen:
+        unknown = [v for v in values if v not in known.get(dimension, [])]
+        for value in unknown:
+            notices.append(f"URL parameter {dimension}: '{value}' is not a {LABELS[dimension]} in the data "
+                           f"(known: {', '.join(known.get(dimension, [])) or 'none'}). Ignoring it.")
+        if remaining := tuple(v for v in values if v not in unknown):
+            kept.append((dimension, remaining))
+    return Filters(tuple(kept)), notices

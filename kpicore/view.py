@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 
 from kpicore.compute import KpiValues
 from kpicore.errors import UnknownPeriod
+from kpicore.filters import NO_FILTERS, Filters
 from kpicore.periods import Comparison, Grain, Period, grain_of, parse_period
 
 
@@ -17,12 +18,13 @@ class View:
     period: str | None = None
     comparison: Comparison = Comparison.PREVIOUS
     snapshot: int | None = None
+    filters: Filters = NO_FILTERS
 
     @classmethod
     def from_query_params(cls, params: Mapping[str, str]) -> tuple[View, list[str]]:
         """The view a URL asks for, and a notice for each parameter that was not understood."""
         notices: list[str] = []
-        view = cls()
+        view = cls(filters=Filters.from_query_params(params))
         grain_text, period, comparison = params.get("grain"), params.get("period"), params.get("comparison")
         snapshot = params.get("snapshot")
         if snapshot is not None:
@@ -57,7 +59,7 @@ class View:
         params = {"grain": self.grain.value, "period": period.label, "comparison": self.comparison.value}
         if self.snapshot is not None:
             params["snapshot"] = str(self.snapshot)
-        return params
+        return params | self.filters.to_query_params()
 
     def resolve(self, values: KpiValues) -> tuple[Period, list[str]]:
         """The period to show: the one asked for if the data has it, else the latest complete one."""

@@ -21,14 +21,18 @@ from kpicore.compute import KpiValues, compute
 from kpicore.display import format_change, format_score, format_value
 from kpicore.errors import CatalogError, KpiError
 from kpicore.files import RawFile, max_upload_bytes, read_file
+from kpicore.filters import DIMENSIONS, Filters, checked
+from kpicore.filters import LABELS as FILTER_LABELS
+from kpicore.filters import options as filter_options
 from kpicore.glossary import formula_text
+from kpicore.journey import ChannelChurn, Journey, Step, early_churn_by_channel, journey
 from kpicore.mapping import Plan, apply_saved, propose, to_saved
 from kpicore.periods import Comparison, Grain, Period
 from kpicore.scorecard import KpiResult, Scorecard, Status, TeamScore, build_scorecard
 from kpicore.tensions import Tension, TensionKind, find_tensions, spread_over_teams
 from kpicore.view import View
 
-VIEW_KEYS = ("grain", "period", "comparison", "snapshot")
+VIEW_KEYS = ("grain", "period", "comparison", "snapshot", *DIMENSIONS)
 ROUTER = Path(__file__).resolve().parent.parent / "dashboard.py"
 STATUS_COLORS = {Status.ON_TRACK: "green", Status.AT_RISK: "orange", Status.OFF_TRACK: "red",
                  Status.MATURING: "gray", Status.NO_DATA: "gray"}
@@ -47,9 +51,16 @@ def _catalog(path: str, modified: float) -> Catalog:
 
 
 @st.cache_data(show_spinner="Computing KPIs…", max_entries=64)
-def _values(db: str, schema: str, catalog_fingerprint: str, grain: Grain, _catalog: Catalog) -> KpiValues:
-    """KPI values, cached per database, snapshot, catalog version and grain."""
-    return compute(_connection(db).cursor(), _catalog, schema, grain)
+def _values(db: str, schema: str, catalog_fingerprint: str, grain: Grain, filters: Filters,
+            _catalog: Catalog) -> KpiValues:
+    """KPI values, cached per database, snapshot, catalog version, grain and filters."""
+    return compute(_connection(db).cursor(), _catalog, schema, grain, filters)
+
+
+@st.cache_data(max_entries=16)
+def _options(db: str, schema: str) -> dict[str, list[str]]:
+    """The channels, segments and regions in a snapshot."""
+    return filter_options(_connection(db).cursor(), schema)
 
 
 def catalog() -> Catalog:
@@ -111,10 +122,15 @@ def context() -> Context:
         params = st.session_state["view"]
     view, notices = View.from_query_params(params)
     snapshot, latest = _snapshot(db, view, notices)
-    view = replace(view, snapshot=snapshot.id)
-    values = _values(db, snapshot.schema, cat.fingerprint, view.grain, cat)
+    filters, dropped = checked(view.filters, _options(db, snapshot.schema))
+    view = replace(view, snapshot=snapshot.id, filters=filters)
+    values = _values(db, snapshot.schema, cat.fingerprint, view.grain, filters, cat)
+    notices += dropped
     period, more = view.resolve(values)
     wanted = view.to_query_params(period)
+    for key in VIEW_KEYS:
+        if key not in wanted and key in st.query_params:
+            del st.query_params[key]
     for key, value in wanted.items():
         if st.query_params.get(key) != value:
             st.query_params[key] = value
@@ -136,7 +152,7 @@ def _snapshot(db: str, view: View, notices: list[str]) -> tuple[store.Snapshot, 
 
 
 def controls(ctx: Context) -> None:
-    """Grain, period and comparison pickers in the sidebar; a change goes to the URL."""
+    """Grain, period, comparison and filter pickers in the sidebar; a change goes to the URL."""
     with st.sidebar:
         st.header("View")
         grains = [g.value for g in Grain]
@@ -149,6 +165,15 @@ def controls(ctx: Context) -> None:
         comparison = st.radio("Compare with", comparisons, index=comparisons.index(ctx.view.comparison.value),
                               key=f"comparison-{ctx.view.comparison.value}",
                               format_func=lambda c: Comparison(c).label.capitalize())
+        st.header("Filters")
+        options = _options(str(store.db_path()), ctx.snapshot.schema)
+        picked = {}
+        for dimension in DIMENSIONS:
+            current = list(ctx.view.filters.values(dimension))
+            picked[dimension] = st.multiselect(
+                FILTER_LABELS[dimension].capitalize(), options[dimension], default=current,
+                key=f"filter-{dimension}-{','.join(current)}", placeholder="All",
+                help="Applies to every table that carries it; KPIs that cannot be filtered say so.")
         st.caption(f"Data as of {_latest_as_of(ctx)} · snapshot {ctx.snapshot.id} ({ctx.snapshot.note})")
     if ctx.snapshot.id != ctx.latest.id:
         st.info(f"You are looking at snapshot {ctx.snapshot.id} from {ctx.snapshot.created_at:%Y-%m-%d %H:%M}. "
@@ -158,9 +183,10 @@ def controls(ctx: Context) -> None:
             st.session_state.pop("view", None)
             st.rerun()
     chosen = {"grain": grain, "period": period, "comparison": comparison, "snapshot": str(ctx.snapshot.id)}
+    chosen |= {d: ",".join(sorted(v)) for d, v in picked.items() if v}
     if grain != ctx.view.grain.value:
         chosen.pop("period")
-    if chosen != {key: value for key, value in ctx.view.to_query_params(ctx.period).items() if key in chosen}:
+    if chosen != ctx.view.to_query_params(ctx.period):
         st.query_params.clear()
         st.query_params.update(chosen)
         st.session_state.pop("view", None)
@@ -177,7 +203,9 @@ def _latest_as_of(ctx: Context) -> str:
 def page_header(ctx: Context, title: str) -> None:
     """Page title with the period and comparison it shows."""
     st.title(title)
-    st.caption(f"{ctx.view.grain.value.capitalize()} {ctx.period.label} · compared with {ctx.comparison_label}")
+    filtered = f" · filtered by {ctx.view.filters.describe()}" if ctx.view.filters else ""
+    st.caption(f"{ctx.view.grain.value.capitalize()} {ctx.period.label} · compared with {ctx.comparison_label}"
+               f"{filtered}")
 
 
 def metric(result: KpiResult, ctx: Context) -> None:
@@ -203,6 +231,8 @@ def metric(result: KpiResult, ctx: Context) -> None:
         )
         cohort = f" · cohort {result.period.label}" if result.period != ctx.period else ""
         st.caption(f"{status_badge(result.status)} Target {target} · as of {as_of}{cohort}")
+        if data_note := ctx.values.notes.get(kpi.id):
+            st.caption(f":material/info: {data_note}")
 
 
 def outcome_strip(ctx: Context, card: Scorecard) -> None:
@@ -411,3 +441,61 @@ def _tension(ctx: Context, tension: Tension, index: int) -> None:
                     team_link(ctx, team_id, f"Open {ctx.catalog.team(team_id).label}")
         with chart:
             st.altair_chart(tension_chart(tension, ctx.values, ctx.catalog.currency), key=f"tension-chart-{index}")
+
+
+@st.cache_data(show_spinner="Following the lead cohorts…", max_entries=64)
+def _journey(db: str, schema: str, period: Period, filters: Filters) -> tuple[Journey, list[ChannelChurn]]:
+    """The journey of a period's lead cohort and its early churn by channel, cached per database, snapshot,
+    period and filters."""
+    cursor = _connection(db).cursor()
+    return journey(cursor, schema, period, filters), early_churn_by_channel(cursor, schema, period, filters)
+
+
+def journey_of(ctx: Context) -> tuple[Journey, list[ChannelChurn]]:
+    """The journey of the period shown, and its new customers' early churn by channel, as filtered."""
+    return _journey(str(store.db_path()), ctx.snapshot.schema, ctx.period, ctx.view.filters)
+
+
+def owner_labels(ctx: Context) -> dict[str, str]:
+    """The label of each journey step's owner: its team, or 'Customer outcome'."""
+    teams = {t.id: t.label for t in ctx.catalog.teams}
+    return {owner: teams.get(owner, owner.capitalize()) for owner in {s.owner for s in Step}} | {
+        CUSTOMER: "Customer outcome"}
+
+
+def _share(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1%}"
+
+
+def journey_steps(found: Journey, owners: dict[str, str]) -> pd.DataFrame:
+    """The selected cohort's steps as a table."""
+    return pd.DataFrame([{
+        "Step": s.step.label,
+        "Owner": owners[s.step.owner],
+        "Count": s.count,
+        "From previous": _share(s.conversion),
+        "Of the leads": _share(s.from_first),
+        "Median days": "–" if s.median_days is None else f"{s.median_days:.1f}",
+        "Measured between": s.step.since or "–",
+        "Cohort": "⏳ still maturing" if s.maturing else "complete",
+    } for s in found.steps])
+
+
+def journey_cohorts(found: Journey) -> pd.DataFrame:
+    """The recent cohorts, newest first: each step's count and conversion from the previous step."""
+    rows = []
+    for cohort in reversed(found.cohorts):
+        row: dict[str, object] = {"Cohort": cohort.period.label, "Leads": cohort.step(Step.LEAD).count}
+        for s in cohort.steps[1:]:
+            row[s.step.label] = f"{s.count:,} · {_share(s.conversion)}" + (" ⏳" if s.maturing else "")
+        row["Lead → customer"] = _share(cohort.step(Step.CUSTOMER).from_first)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def early_churn_table(rows: list[ChannelChurn]) -> pd.DataFrame:
+    """Early churn of the period's new customers by the channel that brought them."""
+    return pd.DataFrame([{"Channel": r.channel, "New customers": r.customers, "Left within 90 days": r.churned,
+                          "Early churn": _share(r.share)} for r in rows],
+                        columns=["Channel", "New customers", "Left within 90 days", "Early churn"])
+

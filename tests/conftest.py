@@ -43,8 +43,8 @@ def build_tiny_store(conn: duckdb.DuckDBPyConnection, rows: dict[str, list[dict]
     date in the data (let some row fall on the period's last day), starting with the period in which
     every non-empty table has data.
     """
-    from kpicore.sql import quote
     from kpicore.model import TABLES
+    from kpicore.sql import quote
 
     conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}")
     for name, table in TABLES.items():

@@ -327,3 +327,30 @@ def test_broken_catalog_lists_the_problem_instead_of_crashing(tmp_path: Path, mo
     problems = "\n".join(c.value for c in at.code) + "\n".join(e.value for e in at.error)
     assert "customers_at_start" in problems and "colour" in problems
     assert not at.metric
+
+
+def metric_value(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def test_a_channel_filter_narrows_the_numbers_and_lives_in_the_url():
+    everything = run_page("marketing", period="2026-07")
+    paid = run_page("marketing", period="2026-07", channel="paid_social")
+    assert any("filtered by marketing channel: paid_social" in c.value for c in paid.caption)
+    # the paid-social leads are a part of all leads: fewer of them, and the filter stays in the URL
+    assert int(metric_value(paid, "Leads").replace(",", "")) < int(metric_value(everything, "Leads").replace(",", ""))
+    assert paid.query_params["channel"] == ["paid_social"] or paid.query_params["channel"] == "paid_social"
+    assert not paid.warning
+
+
+def test_a_segment_filter_says_which_kpis_it_cannot_filter():
+    at = run_page("marketing", period="2026-07", segment="SMB")
+    # leads carry no segment: their tile says so instead of silently showing unfiltered numbers
+    assert any("leads has no segment" in c.value for c in at.caption)
+
+
+def test_an_unknown_filter_value_is_named_and_ignored():
+    at = run_page("overview", channel="fax_machine")
+    assert any(w.value.startswith("URL parameter channel: 'fax_machine'") for w in at.warning)
+    assert "channel" not in at.query_params
+    assert not any("filtered by" in c.value for c in at.caption)
