@@ -18,6 +18,7 @@ from kpicore.catalog import (
     Ratio,
     Simple,
     Stock,
+    Unit,
 )
 from kpicore.display import format_value
 
@@ -82,6 +83,14 @@ def _expression(node: ast.expr, labels: dict[str, str]) -> str:
         return f"{node.value:g}"
     assert isinstance(node, ast.Name)
     return labels.get(node.id, node.id.replace("_", " "))
+
+
+GAMEABLE_UNITS = (Unit.COUNT, Unit.HOURS, Unit.DAYS)  # volume and speed KPIs are the easy ones to game
+
+
+def unguarded(kpi: Kpi) -> bool:
+    """Whether a team KPI can be gamed (a volume or speed KPI) but no counterweight guards it."""
+    return kpi.team not in (None, CUSTOMER) and kpi.unit in GAMEABLE_UNITS and not kpi.counterweights
 
 
 @dataclass(frozen=True)

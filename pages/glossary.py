@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from kpicore.glossary import entries
+from kpicore.glossary import entries, unguarded
 from kpicore.tree import tree_chart
 from pages import common
 
@@ -15,6 +15,11 @@ with st.expander("KPI tree: how team KPIs feed the customer outcomes", expanded=
                "Colours: status in the period shown. Click a KPI to open it on its team page.")
     chart = tree_chart(ctx.catalog, common.kpi_statuses(ctx.scorecard()), common.kpi_links(ctx))
     st.altair_chart(chart, width="content")
+gaps = [k for k in ctx.catalog.kpis if unguarded(k)]
+if gaps:
+    st.warning("These KPIs can be gamed (volume or speed) but no KPI guards them: "
+               f"{', '.join(k.label for k in gaps)}. Give each a counterweight in the catalog.",
+               icon=":material/gpp_maybe:")
 query = st.text_input("Search", value=st.query_params.get("q", ""), placeholder="e.g. churn, MQL, Lösungszeit",
                       key=f"search-{st.query_params.get('q', '')}")
 if query != st.query_params.get("q", ""):
@@ -30,6 +35,8 @@ for entry in found:
     kpi = entry.kpi
     with st.container(border=True, key=f"glossary-{kpi.id}"):
         st.markdown(f"#### {kpi.label}  \n`{kpi.id}` · {entry.owner}")
+        if unguarded(kpi):
+            st.markdown(":orange-badge[:material/gpp_maybe: can be gamed, no counterweight]")
         st.markdown(kpi.description)
         st.markdown(f"**Formula:** {entry.formula}")
         facts = [f"**Unit:** {kpi.unit.value}"]

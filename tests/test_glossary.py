@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from kpicore.catalog import parse_catalog
-from kpicore.glossary import entries, formula_text
+from kpicore.glossary import entries, formula_text, unguarded
 
 CATALOG = parse_catalog("""\
 teams:
@@ -165,3 +165,48 @@ def test_shared_outcomes_are_owned_by_the_customer(catalog):
     churn = next(e for e in entries(catalog, "churn_rate"))
     assert churn.owner == "Shared customer outcome"
     assert churn.formula == "Customers lost ÷ Customers at start"
+
+
+GAPS = parse_catalog("""
+teams:
+  - {id: service, label: Service}
+kpis:
+  - id: tickets_closed
+    label: Tickets closed
+    team: service
+    description: Tickets closed in the period.
+    unit: count
+    direction: up
+    simple: {table: tickets, time: resolved_at, agg: count}
+    target: {value: 100}
+  - id: handle_time
+    label: Handle time
+    team: service
+    description: Median hours to resolve.
+    unit: hours
+    direction: down
+    simple: {table: tickets, time: resolved_at, agg: median, duration: {from: created_at, to: resolved_at}}
+    target: {value: 24}
+    counterweights: [satisfaction]
+  - id: satisfaction
+    label: Satisfaction
+    team: customer
+    description: Average rating.
+    unit: score
+    direction: up
+    simple: {table: tickets, time: resolved_at, agg: avg, column: csat}
+    target: {value: 4}
+""")
+
+
+@pytest.mark.parametrize(("kpi_id", "expected"), [
+    ("tickets_closed", True),    # a volume KPI nothing guards
+    ("handle_time", False),      # a speed KPI with a counterweight
+    ("satisfaction", False),     # a shared customer outcome is not a team KPI to game
+])
+def test_unguarded_marks_gameable_team_kpis_without_a_counterweight(kpi_id, expected):
+    assert unguarded(GAPS.kpi(kpi_id)) is expected
+
+
+def test_the_shipped_catalog_leaves_no_gameable_kpi_unguarded(catalog):
+    assert [k.id for k in catalog.kpis if unguarded(k)] == []
