@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import ast
 import calendar as calendar_module
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Protocol
@@ -73,10 +73,18 @@ class KpiValues:
         return period
 
 
-def compute(engine: Engine, catalog: Catalog, schema: str, grain: Grain, filters: Filters = NO_FILTERS) -> KpiValues:
-    """Compute every KPI of the catalog for every whole period of `grain` in the data, filtered as asked."""
+def compute(engine: Engine, catalog: Catalog, schema: str, grain: Grain, filters: Filters = NO_FILTERS,
+            status: Mapping[str, date] | None = None) -> KpiValues:
+    """Compute every KPI of the catalog for every whole period of `grain` in the data, filtered as asked.
+
+    `status` names tables loaded from status-only exports (no dates, just states) with their export
+    date: KPIs reading them have a value only in the period containing that date, and say so.
+    """
+    status = dict(status or {})
     spans = table_spans(engine, schema, _used_columns(catalog.kpis))
-    periods = tuple(_calendar(spans, grain))
+    spans = {pair: span for pair, span in spans.items() if pair[0] not in status}
+    spans |= {(table, TABLES[table].time): Span(day, day) for table, day in status.items()}
+    periods = tuple(_calendar({p: s for p, s in spans.items() if p[0] not in status}, grain))
     by_id = {k.id: k for k in catalog.kpis}
     as_of = {k.id: _as_of(k, by_id, spans) for k in catalog.kpis}
     if not periods:
@@ -88,12 +96,14 @@ def compute(engine: Engine, catalog: Catalog, schema: str, grain: Grain, filters
     values = {}
     for column, kpi in enumerate(catalog.kpis, start=1):
         last = as_of[kpi.id]
+        stated = {status[t] for t in _tables(kpi, by_id) if t in status}
         values[kpi.id] = tuple(
-            None if last is None or period.start > last or row[column] is None else float(row[column])
+            None if last is None or period.start > last or row[column] is None
+            or any(not period.start <= day < period.end for day in stated) else float(row[column])
             for period, row in zip(periods, rows, strict=True)
         )
     maturing = {k.id: _maturing(k, by_id, periods, spans) for k in catalog.kpis}
-    notes = {k.id: note for k in catalog.kpis if (note := _note(k, by_id, grain, filters))}
+    notes = {k.id: note for k in catalog.kpis if (note := _note(k, by_id, grain, filters, status))}
     return KpiValues(grain, periods, values, as_of, maturing, notes)
 
 
@@ -203,9 +213,11 @@ class _Compiler:
     def stock(self, f: Stock) -> str:
         moment = f"calendar.period_{f.at}"
         start, end = f"t.{quote(f.start)}", f"t.{quote(f.end)}"
+        row = f"t.{quote(TABLES[f.table].key or f.start)}"  # a start left empty (status-only export) still counts
         return (
-            f"SELECT calendar.period, CAST(COUNT({start}) AS DOUBLE) AS value FROM calendar "
-            f"LEFT JOIN {self.relation(f.table)} AS t ON {start} < {moment} AND ({end} IS NULL OR {end} >= {moment})"
+            f"SELECT calendar.period, CAST(COUNT({row}) AS DOUBLE) AS value FROM calendar "
+            f"LEFT JOIN {self.relation(f.table)} AS t ON ({start} IS NULL OR {start} < {moment}) "
+            f"AND ({end} IS NULL OR {end} >= {moment})"
             f"{self.conditions('t', f.where)} GROUP BY calendar.period"
         )
 
@@ -375,11 +387,19 @@ def _maturing(kpi: Kpi, by_id: dict[str, Kpi], periods: tuple[Period, ...],
     return frozenset(found)
 
 
-def _note(kpi: Kpi, by_id: dict[str, Kpi], grain: Grain, filters: Filters) -> str | None:
+def _tables(kpi: Kpi, by_id: dict[str, Kpi]) -> set[str]:
+    """The tables a KPI reads, through its inputs."""
+    return {t for a in atoms(kpi, by_id) for t, _ in columns_of(a.formula)}
+
+
+def _note(kpi: Kpi, by_id: dict[str, Kpi], grain: Grain, filters: Filters, status: dict[str, date]) -> str | None:
     notes = []
     if grain is Grain.WEEK and any(_monthly(a.formula) for a in atoms(kpi, by_id)):
         notes.append("Built on monthly data (revenue or spend): choose the month or quarter grain.")
-    tables = {t for a in atoms(kpi, by_id) for t, _ in columns_of(a.formula)}
+    tables = _tables(kpi, by_id)
+    for table in sorted(tables & set(status)):
+        notes.append(f"From a status-only {table} export as of {status[table].isoformat()}: "
+                     "a value only for the period containing that date.")
     unfiltered = filters.unfiltered(tables)
     if unfiltered:
         notes.append("Filters: " + "; ".join(unfiltered) + ".")

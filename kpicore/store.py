@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import duckdb
@@ -61,7 +61,7 @@ def connect(path: str | os.PathLike[str] | None = None, sample_dir: Path = SAMPL
     conn.execute("CREATE TABLE IF NOT EXISTS snapshots (id INTEGER PRIMARY KEY, created_at TIMESTAMP, note VARCHAR)")
     conn.execute(
         "CREATE TABLE IF NOT EXISTS snapshot_tables (snapshot_id INTEGER, table_name VARCHAR, physical VARCHAR, "
-        "rows BIGINT, changed BOOLEAN, source VARCHAR)"
+        "rows BIGINT, changed BOOLEAN, source VARCHAR, status_as_of DATE)"
     )
     conn.execute("CREATE TABLE IF NOT EXISTS mappings (name VARCHAR PRIMARY KEY, headers VARCHAR, mapping VARCHAR)")
     if latest_snapshot(conn) is None:
@@ -95,6 +95,13 @@ def snapshots(conn: duckdb.DuckDBPyConnection) -> list[tuple[Snapshot, list[Snap
     return found
 
 
+def status_dates(conn: duckdb.DuckDBPyConnection, snap: Snapshot) -> dict[str, date]:
+    """The tables of a snapshot that came from status-only exports, with each export's date."""
+    rows = conn.execute("SELECT table_name, status_as_of FROM snapshot_tables WHERE snapshot_id = ? "
+                        "AND status_as_of IS NOT NULL", [snap.id]).fetchall()
+    return dict(rows)
+
+
 def physical_of(conn: duckdb.DuckDBPyConnection, snap: Snapshot, table: str) -> str:
     """The physical table a snapshot uses for a canonical table."""
     row = conn.execute("SELECT physical FROM snapshot_tables WHERE snapshot_id = ? AND table_name = ?",
@@ -103,14 +110,18 @@ def physical_of(conn: duckdb.DuckDBPyConnection, snap: Snapshot, table: str) -> 
 
 
 def commit_snapshot(conn: duckdb.DuckDBPyConnection, snapshot_id: int, changed: dict[str, str], note: str,
-                    previous: Snapshot | None, sources: dict[str, str] | None = None) -> Snapshot:
+                    previous: Snapshot | None, sources: dict[str, str] | None = None,
+                    status: dict[str, date | None] | None = None) -> Snapshot:
     """Record a snapshot using `changed` physical tables and the previous snapshot's for the rest.
 
-    Runs inside the caller's transaction; tables never stored before get an empty physical table.
+    `status` gives the export date of changed tables that came from status-only exports. Runs inside
+    the caller's transaction; tables never stored before get an empty physical table.
     """
+    carried = status_dates(conn, previous) if previous is not None else {}
     snap = Snapshot(snapshot_id, datetime.now().replace(microsecond=0), note)
     conn.execute(f"CREATE SCHEMA {quote(snap.schema)}")
     for name, table in TABLES.items():
+        as_of = (status or {}).get(name) if name in changed else carried.get(name)
         if name in changed:
             physical, is_changed, source = changed[name], True, (sources or {}).get(name, note)
         elif previous is not None:
@@ -123,8 +134,8 @@ def commit_snapshot(conn: duckdb.DuckDBPyConnection, snapshot_id: int, changed: 
         conn.execute(f"CREATE VIEW {quote(snap.schema)}.{quote(name)} AS SELECT {columns} FROM {quote(physical)} "
                      f"WHERE __valid AND NOT __dup")
         rows = conn.execute(f"SELECT COUNT(*) FROM {quote(snap.schema)}.{quote(name)}").fetchone()[0]
-        conn.execute("INSERT INTO snapshot_tables VALUES (?, ?, ?, ?, ?, ?)",
-                     [snap.id, name, physical, rows, is_changed, source])
+        conn.execute("INSERT INTO snapshot_tables VALUES (?, ?, ?, ?, ?, ?, ?)",
+                     [snap.id, name, physical, rows, is_changed, source, as_of])
     conn.execute("INSERT INTO snapshots VALUES (?, ?, ?)", [snap.id, snap.created_at, note])
     return snap
 
@@ -147,7 +158,8 @@ def restore(conn: duckdb.DuckDBPyConnection, snapshot_id: int) -> Snapshot:
         tables = {name: physical_of(conn, old, name) for name in TABLES}
         sources = dict(conn.execute("SELECT table_name, source FROM snapshot_tables WHERE snapshot_id = ?",
                                     [old.id]).fetchall())
-        restored = commit_snapshot(conn, new_id, tables, f"Restored snapshot {old.id} ({old.note})", None, sources)
+        restored = commit_snapshot(conn, new_id, tables, f"Restored snapshot {old.id} ({old.note})", None, sources,
+                                   status_dates(conn, old))
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
