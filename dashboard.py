@@ -10,6 +10,7 @@ st.set_page_config(page_title="KPI scorecards", page_icon="🎯", layout="wide")
 catalog = common.catalog()
 pages = [common.overview_page()]
 pages += [common.team_page(team.id, team.label) for team in catalog.teams]
+pages += [st.Page("pages/journey.py", title="Journey", icon=":material/route:", url_path="journey")]
 pages += [st.Page("pages/glossary.py", title="Glossary", icon=":material/menu_book:", url_path="glossary"),
           st.Page("pages/data.py", title="Data", icon=":material/upload_file:", url_path="data")]
 page = st.navigation(pages, position="top")

@@ -7,6 +7,7 @@ import pandas as pd
 from kpicore.catalog import Unit
 from kpicore.compute import KpiValues
 from kpicore.display import CURRENCY_SYMBOLS, format_value
+from kpicore.journey import Journey, Step
 from kpicore.scorecard import KpiResult
 from kpicore.tensions import Tension
 
@@ -140,3 +141,63 @@ def tension_chart(tension: Tension, values: KpiValues, currency: str = "EUR", pe
             filled=True, size=50, opacity=1).encode(fill=alt.value("white"), stroke=alt.value(line_color))
         layers.append(alt.layer(line, hollow))
     return alt.layer(*layers).resolve_scale(y="independent").properties(height=260, width="container")
+
+
+OWNER_COLORS = {"marketing": "#8250df", "sales": "#1f6feb", "service": "#1a7f37", "customer": "#bc4c00"}
+MATURING = ("complete", "still maturing")
+
+
+def funnel_frame(journey: Journey, owners: dict[str, str]) -> pd.DataFrame:
+    """One row per step of the selected cohort, with its owner's label and the text of its bar label."""
+    rows = []
+    for count in journey.steps:
+        share = "–" if count.conversion is None else f"{count.conversion:.1%}"
+        if count.maturing:
+            label = f"{count.count:,} so far · still maturing"
+        elif count.step is Step.LEAD:
+            label = f"{count.count:,} leads"
+        else:
+            label = f"{count.count:,} · {share} of previous step"
+        rows.append({
+            "step": count.step.label,
+            "owner": owners[count.step.owner],
+            "count": count.count,
+            "label": label,
+            "state": MATURING[count.maturing],
+            "previous": share,
+            "of_leads": "–" if count.from_first is None else f"{count.from_first:.1%}",
+            "median": "–" if count.median_days is None else f"{count.median_days:.1f} days ({count.step.since})",
+            "note": count.maturing_note or "complete",
+        })
+    return pd.DataFrame(rows)
+
+
+def funnel_chart(journey: Journey, owners: dict[str, str], bar_height: int = 40) -> alt.LayerChart:
+    """The cohort's funnel: a bar per step coloured by the team that owns it, maturing steps pale and dashed."""
+    frame = funnel_frame(journey, owners)
+    steps = list(frame["step"])
+    present = list(dict.fromkeys(step.owner for step in Step))
+    owner_scale = alt.Scale(domain=[owners[o] for o in present], range=[OWNER_COLORS[o] for o in present])
+    y = alt.Y("step:N", sort=steps, title=None,
+              axis=alt.Axis(labelFontSize=13, labelLimit=220, ticks=False, domain=False, labelPadding=8))
+    # Room to the right of the widest bar for its label.
+    x = alt.X("count:Q", axis=None, scale=alt.Scale(domain=[0, max(int(frame["count"].max()), 1) * 1.7]))
+    tooltip = [alt.Tooltip("step:N", title="Step"), alt.Tooltip("owner:N", title="Owner"),
+               alt.Tooltip("count:Q", title="Count", format=","), alt.Tooltip("previous:N", title="From previous"),
+               alt.Tooltip("of_leads:N", title="Of the leads"), alt.Tooltip("median:N", title="Median"),
+               alt.Tooltip("note:N", title="Cohort")]
+    base = alt.Chart(frame).encode(y=y, x=x, tooltip=tooltip)
+    bars = base.mark_bar(cornerRadiusEnd=3, strokeWidth=1.5, height=bar_height * 0.7).encode(
+        color=alt.Color("owner:N", scale=owner_scale,
+                        legend=alt.Legend(title="Owner", orient="bottom", direction="horizontal")),
+        stroke=alt.Stroke("owner:N", scale=owner_scale, legend=None),
+        opacity=alt.Opacity("state:N", scale=alt.Scale(domain=list(MATURING), range=[1.0, 0.3]), legend=None),
+        strokeDash=alt.StrokeDash("state:N", scale=alt.Scale(domain=list(MATURING), range=[[1, 0], [4, 3]]),
+                                  legend=None),
+    )
+    labels = base.mark_text(align="left", dx=6, fontSize=13).encode(
+        text="label:N",
+        color=alt.Color("state:N", scale=alt.Scale(domain=list(MATURING), range=["#24292f", "#6e7781"]), legend=None),
+    )
+    return (alt.layer(bars, labels).resolve_scale(color="independent")
+            .properties(height=alt.Step(bar_height), width="container").configure_view(strokeWidth=0))

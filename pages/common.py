@@ -445,8 +445,7 @@ def _tension(ctx: Context, tension: Tension, index: int) -> None:
 
 @st.cache_data(show_spinner="Following the lead cohorts…", max_entries=64)
 def _journey(db: str, schema: str, period: Period, filters: Filters) -> tuple[Journey, list[ChannelChurn]]:
-    """The journey of a period's lead cohort and its early churn by channel, cached per database, snapshot,
-    period and filters."""
+    """A period's journey and early churn by channel, cached per database, snapshot, period and filters."""
     cursor = _connection(db).cursor()
     return journey(cursor, schema, period, filters), early_churn_by_channel(cursor, schema, period, filters)
 
@@ -459,38 +458,38 @@ def journey_of(ctx: Context) -> tuple[Journey, list[ChannelChurn]]:
 def owner_labels(ctx: Context) -> dict[str, str]:
     """The label of each journey step's owner: its team, or 'Customer outcome'."""
     teams = {t.id: t.label for t in ctx.catalog.teams}
-    return {owner: teams.get(owner, owner.capitalize()) for owner in {s.owner for s in Step}} | {
-        CUSTOMER: "Customer outcome"}
+    return {s.owner: "Customer outcome" if s.owner == CUSTOMER else teams.get(s.owner, s.owner.capitalize())
+            for s in Step}
 
 
 def _share(value: float | None) -> str:
     return "–" if value is None else f"{value:.1%}"
 
 
-def journey_steps(found: Journey, owners: dict[str, str]) -> pd.DataFrame:
-    """The selected cohort's steps as a table."""
-    return pd.DataFrame([{
-        "Step": s.step.label,
+def journey_steps(found: Journey, owners: dict[str, str]) -> pd.io.formats.style.Styler:
+    """The selected cohort's steps as a table, the maturing ones greyed."""
+    frame = pd.DataFrame([{
+        "Step": s.step.label + (" (maturing)" if s.maturing else ""),
         "Owner": owners[s.step.owner],
         "Count": s.count,
         "From previous": _share(s.conversion),
         "Of the leads": _share(s.from_first),
         "Median days": "–" if s.median_days is None else f"{s.median_days:.1f}",
-        "Measured between": s.step.since or "–",
-        "Cohort": "⏳ still maturing" if s.maturing else "complete",
     } for s in found.steps])
+    grey = [f"color: {STATUS_CSS[Status.MATURING]}" if s.maturing else "" for s in found.steps]
+    return frame.style.apply(lambda row: [grey[row.name]] * len(row), axis=1).format({"Count": "{:,}"})
 
 
-def journey_cohorts(found: Journey) -> pd.DataFrame:
+def journey_cohorts(found: Journey) -> pd.io.formats.style.Styler:
     """The recent cohorts, newest first: each step's count and conversion from the previous step."""
     rows = []
     for cohort in reversed(found.cohorts):
         row: dict[str, object] = {"Cohort": cohort.period.label, "Leads": cohort.step(Step.LEAD).count}
         for s in cohort.steps[1:]:
-            row[s.step.label] = f"{s.count:,} · {_share(s.conversion)}" + (" ⏳" if s.maturing else "")
+            row[s.step.label] = f"{s.count:,} so far" if s.maturing else f"{s.count:,} · {_share(s.conversion)}"
         row["Lead → customer"] = _share(cohort.step(Step.CUSTOMER).from_first)
         rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows).style.format({"Leads": "{:,}"})
 
 
 def early_churn_table(rows: list[ChannelChurn]) -> pd.DataFrame:
@@ -498,4 +497,9 @@ def early_churn_table(rows: list[ChannelChurn]) -> pd.DataFrame:
     return pd.DataFrame([{"Channel": r.channel, "New customers": r.customers, "Left within 90 days": r.churned,
                           "Early churn": _share(r.share)} for r in rows],
                         columns=["Channel", "New customers", "Left within 90 days", "Early churn"])
+
+
+def median_days_help() -> str:
+    """What each step's median days are measured between."""
+    return "Median days between: " + "; ".join(f"{s.label}: {s.since}" for s in Step if s.since) + "."
 

@@ -49,13 +49,14 @@ for file in files or []:
             hint = "" if match.source is None else f"{match.confidence:.0%} sure"
             with cells[index % 3]:
                 chosen = st.selectbox(label, options, index=options.index(match.source) if match.source else 0,
-                                      key=f"map-{key}-{column.name}", help=column.description,
+                                      key=f"map-{key}-{column.name}-{match.source}", help=column.description,
                                       placeholder=hint)
                 if not match.sure and match.source is not None:
                     st.caption(f":orange[{hint}: check this guess]")
             source = None if chosen == options[0] else chosen
             if source != match.source:
-                plan = common.update_plan(file, plan.with_column(column.name, source))
+                common.update_plan(file, plan.with_column(column.name, source))
+                st.rerun()  # a source column moved from one field to another: redraw every field
         for column in TABLES[table].columns:
             if column.values and column.name in plan.values:
                 st.markdown(f"**Values of {column.name}**")
@@ -64,7 +65,7 @@ for file in files or []:
                 for index, (source_value, value) in enumerate(sorted(plan.values[column.name].items())):
                     with value_cells[index % 4]:
                         picked = st.selectbox(source_value, choices, index=choices.index(value),
-                                              key=f"value-{key}-{column.name}-{source_value}")
+                                              key=f"value-{key}-{column.name}-{source_value}-{value}")
                     if picked != value:
                         plan = common.update_plan(file, plan.with_value(column.name, source_value, picked))
         for column in plan.ambiguous_dates:
