@@ -10,24 +10,24 @@ from kpicore.ingest import Mode, Upload, check_plan, import_files
 from kpicore.mapping import DateOrder
 from kpicore.model import TABLES, VOCABULARIES
 from kpicore.templates import describe, template_csv
-from pages import common
+from pages import common, uploads, widgets
 
 ctx = common.context()
-common.page_header(ctx, "Data")
+widgets.page_header(ctx, "Data")
 st.markdown("Upload CSV, TSV or Excel exports from your CRM, marketing, helpdesk or billing tool. Each file is "
             "recognised as one of the tables below; check the mapping, then import. An import becomes a new "
             "snapshot: the previous data stays readable and can be restored.")
 
 files = st.file_uploader("Exports", type=["csv", "tsv", "txt", "xlsx"], accept_multiple_files=True,
-                         help=f"Up to {common.upload_limit_mb()} MB per file.")
-uploads: list[Upload] = []
+                         help=f"Up to {uploads.upload_limit_mb()} MB per file.")
+to_import: list[Upload] = []
 for file in files or []:
-    prepared = common.prepared_upload(file)
+    prepared = uploads.prepared_upload(file)
     if isinstance(prepared, KpiError):
         st.error(str(prepared), icon=":material/error:")
         continue
     raw, plan, saved_name = prepared
-    key = common.upload_key(file)
+    key = uploads.upload_key(file)
     with st.container(border=True, key=f"upload-{key}"):
         st.markdown(f"#### {raw.name}")
         detail = f"{raw.encoding}, delimiter {raw.delimiter!r}, header on row {raw.header_row}"
@@ -38,8 +38,8 @@ for file in files or []:
         table = st.selectbox("Table", tables, index=tables.index(plan.table), key=f"table-{key}",
                              help=f"Recognised as {plan.table} ({plan.confidence:.0%} sure).")
         if table != plan.table:
-            plan = common.replan(file, table)
-        st.dataframe(common.preview(raw), hide_index=True, height=180)
+            plan = uploads.replan(file, table)
+        st.dataframe(uploads.preview(raw), hide_index=True, height=180)
         st.markdown("**Columns**")
         options = ["— none —", *raw.columns]
         cells = st.columns(3)
@@ -55,7 +55,7 @@ for file in files or []:
                     st.caption(f":orange[{hint}: check this guess]")
             source = None if chosen == options[0] else chosen
             if source != match.source:
-                common.update_plan(file, plan.with_column(column.name, source))
+                uploads.update_plan(file, plan.with_column(column.name, source))
                 st.rerun()  # a source column moved from one field to another: redraw every field
         for column in TABLES[table].columns:
             if column.values and column.name in plan.values:
@@ -67,7 +67,7 @@ for file in files or []:
                         picked = st.selectbox(source_value, choices, index=choices.index(value),
                                               key=f"value-{key}-{column.name}-{source_value}-{value}")
                     if picked != value:
-                        plan = common.update_plan(file, plan.with_value(column.name, source_value, picked))
+                        plan = uploads.update_plan(file, plan.with_value(column.name, source_value, picked))
         for column in plan.ambiguous_dates:
             order = st.radio(f"How are the dates in '{plan.source_of(column)}' written?",
                              [DateOrder.DAY_FIRST.value, DateOrder.MONTH_FIRST.value], index=None,
@@ -75,7 +75,7 @@ for file in files or []:
                              format_func=lambda o: "day first (31/01/2026)" if o == "day_first" else
                              "month first (01/31/2026)")
             if order:
-                plan = common.update_plan(file, plan.with_date_order(column, DateOrder(order)))
+                plan = uploads.update_plan(file, plan.with_date_order(column, DateOrder(order)))
         mode = st.radio("Import as", [m.value for m in Mode], horizontal=True, key=f"mode-{key}",
                         format_func=lambda m: "replace the table" if m == "replace" else
                         "append (same id replaces, new ids are added)")
@@ -83,21 +83,21 @@ for file in files or []:
         mapping_name = name_col.text_input("Save this mapping as", key=f"save-{key}",
                                            placeholder="e.g. HubSpot deals")
         if button_col.button("Save mapping", key=f"save-button-{key}", disabled=not mapping_name):
-            common.save_mapping(mapping_name, plan, raw)
+            uploads.save_mapping(mapping_name, plan, raw)
             st.success(f"Saved. The next file with the same columns uses '{mapping_name}' automatically.")
         upload = Upload(raw, plan, Mode(mode))
         try:
             check_plan(upload)
-            uploads.append(upload)
+            to_import.append(upload)
         except KpiError as error:
             st.warning(str(error), icon=":material/warning:")
 
 if files:
-    ready = len(uploads) == len(files)
-    if st.button(f"Import {len(uploads)} file(s)", type="primary", disabled=not ready or not uploads, key="import"):
+    ready = len(to_import) == len(files)
+    if st.button(f"Import {len(to_import)} file(s)", type="primary", disabled=not ready or not to_import, key="import"):
         bar = st.progress(0.0, text="Starting the import")
         try:
-            result = import_files(common.connection(), uploads, "Upload: " + ", ".join(u.raw.name for u in uploads),
+            result = import_files(common.connection(), to_import, "Upload: " + ", ".join(u.raw.name for u in to_import),
                                   progress=lambda share, text: bar.progress(share, text=text))
         except KpiError as error:
             bar.empty()
@@ -119,7 +119,7 @@ if (result := st.session_state.get("last-import")) is not None:
                 st.warning(warning, icon=":material/warning:")
             if report.problems:
                 rows = [(p.row, p.column, p.value, p.reason) for p in report.problems]
-                st.dataframe(common.problems_frame(rows), hide_index=True)
+                st.dataframe(uploads.problems_frame(rows), hide_index=True)
                 data = csv_bytes(["row", "column", "value", "reason"], rows)
                 st.download_button("Download rejected rows (CSV)", data, file_name=f"{report.file}-rejected.csv",
                                    mime="text/csv", key=f"download-{report.file}")

@@ -5,15 +5,15 @@ import streamlit as st
 
 from kpicore.glossary import entries, unguarded
 from kpicore.tree import tree_chart
-from pages import common
+from pages import common, widgets
 
 ctx = common.context()
-common.page_header(ctx, "Glossary")
+widgets.page_header(ctx, "Glossary")
 st.markdown("One definition per KPI: the same words, formula and target wherever the number appears.")
 with st.expander("KPI tree: how team KPIs feed the customer outcomes", expanded=True, icon=":material/account_tree:"):
     st.caption("Solid lines: a KPI drives another. Dashed purple: a counterweight guards a KPI that can be gamed. "
                "Colours: status in the period shown. Click a KPI to open it on its team page.")
-    chart = tree_chart(ctx.catalog, common.kpi_statuses(ctx.scorecard()), common.kpi_links(ctx))
+    chart = tree_chart(ctx.catalog, widgets.kpi_statuses(ctx.scorecard()), common.kpi_links(ctx))
     st.altair_chart(chart, width="content")
 gaps = [k for k in ctx.catalog.kpis if unguarded(k)]
 if gaps:
@@ -45,6 +45,6 @@ for entry in found:
         facts += [f"**Target:** {entry.target}", f"**Bands:** {entry.bands}"]
         st.markdown(" · ".join(facts))
         if not kpi.is_measure:
-            st.markdown(common.relations(ctx.catalog, kpi))
+            st.markdown(widgets.relations(ctx.catalog, kpi))
         if kpi.aliases:
             st.markdown(f"**Also called:** {', '.join(kpi.aliases)}")

@@ -6,24 +6,24 @@ import streamlit as st
 from kpicore.charts import funnel_chart
 from kpicore.journey import EARLY_CHURN_DAYS, HANDOVERS, handoffs
 from kpicore.scorecard import kpi_result
-from pages import common
+from pages import common, widgets
 
 ctx = common.context()
 found, churn = common.journey_of(ctx)
-owners = common.owner_labels(ctx)
+owners = widgets.owner_labels(ctx)
 period = ctx.period.label
-common.page_header(ctx, "Journey")
+widgets.page_header(ctx, "Journey")
 st.markdown(f"The leads created in **{period}**, followed from the first contact to a customer who stays and "
             "recommends us. Each step is owned by one team; the journey does not end at the sale.")
-common.outcome_strip(ctx, ctx.scorecard())
+widgets.outcome_strip(ctx, ctx.scorecard())
 
 st.subheader(f"Funnel of the {period} leads",
              help="Each step counts the cohort's leads that reached it by the data's last day, whenever that was. "
                   "Retained: still a customer 12 months after buying. Promoter: answered 9 or 10 in an NPS survey "
                   "after buying.")
 st.altair_chart(funnel_chart(found, owners))
-st.dataframe(common.journey_steps(found, owners), hide_index=True, width="stretch",
-             column_config={"Median days": st.column_config.Column(help=common.median_days_help())})
+st.dataframe(widgets.journey_steps(found, owners), hide_index=True, width="stretch",
+             column_config={"Median days": st.column_config.Column(help=widgets.median_days_help())})
 maturing = [f"**{s.step.label}**: {s.maturing_note}" for s in found.steps if s.maturing]
 if maturing:
     st.caption(":material/hourglass_top: Still maturing, the counts can still grow:  \n" + "  \n".join(maturing))
@@ -32,7 +32,7 @@ for note in found.notes:
 st.caption(f"Data as of {found.as_of.isoformat()}.")
 
 st.subheader("Cohorts", help="The same funnel for the leads of each of the last periods, newest first.")
-st.dataframe(common.journey_cohorts(found), hide_index=True, width="stretch", height="content")
+st.dataframe(widgets.journey_cohorts(found), hide_index=True, width="stretch", height="content")
 st.caption("Each step: how many leads of the cohort reached it · conversion from the previous step. "
            "'so far': the cohort has not had the time this step needs yet, so the count can still grow.")
 
@@ -42,7 +42,7 @@ kpis = handoffs(ctx.catalog)
 if kpis:
     for column, kpi in zip(st.columns(len(kpis)), kpis, strict=True):
         with column:
-            common.metric(kpi_result(kpi, ctx.values, ctx.period, ctx.view.comparison), ctx)
+            widgets.metric(kpi_result(kpi, ctx.values, ctx.period, ctx.view.comparison), ctx)
             st.markdown(HANDOVERS[kpi.id])
 else:
     st.info("The KPI catalog defines no hand-off KPIs.", icon=":material/info:")
@@ -51,7 +51,7 @@ st.subheader(f"Early churn of the customers won in {period}, by channel",
              help=f"Customers who started paying in {period} and left within {EARLY_CHURN_DAYS} days, by the "
                   "marketing channel of the lead they came from.")
 if churn:
-    st.dataframe(common.early_churn_table(churn), hide_index=True, width="content")
+    st.dataframe(widgets.early_churn_table(churn), hide_index=True, width="content")
 else:
     st.info(f"No customer was won in {period}.", icon=":material/info:")
 if found.early_churn_maturing:

@@ -3,17 +3,17 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages import common
+from pages import common, widgets
 
 ctx = common.context()
 card = ctx.scorecard()
-common.page_header(ctx, "Overview")
-common.outcome_strip(ctx, card)
-common.tensions(ctx)
+widgets.page_header(ctx, "Overview")
+widgets.outcome_strip(ctx, card)
+widgets.tensions(ctx)
 st.subheader("Team scorecards", help="Each score mixes the team's own KPIs with the customer outcomes above.")
 for column, team in zip(st.columns(len(card.teams)), card.teams, strict=True):
     with column, st.container(border=True):
         st.markdown(f"### {team.label}")
-        st.markdown(f"{common.status_badge(team.status)} {common.score_line(team)}")
-        st.dataframe(common.styled_scores(team.kpis, ctx), hide_index=True, width="stretch")
+        st.markdown(f"{widgets.status_badge(team.status)} {widgets.score_line(team)}")
+        st.dataframe(widgets.styled_scores(team.kpis, ctx), hide_index=True, width="stretch")
         common.team_link(ctx, team.team, f"Open {team.label}")

@@ -3,24 +3,24 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages import common
+from pages import common, widgets
 
 ctx = common.context()
 team = ctx.catalog.team(st.session_state["team"])
 card = ctx.scorecard()
 score = next(t for t in card.teams if t.team == team.id)
-common.page_header(ctx, team.label)
+widgets.page_header(ctx, team.label)
 st.markdown(team.description)
-common.outcome_strip(ctx, card)
-common.tensions(ctx, team.id)
+widgets.outcome_strip(ctx, card)
+widgets.tensions(ctx, team.id)
 st.subheader(f"{team.label} KPIs")
-st.markdown(common.score_line(score))
+st.markdown(widgets.score_line(score))
 for result in score.kpis:
     with st.container(border=True, key=f"kpi-{result.kpi.id}"):
         st.subheader(result.kpi.label, anchor=result.kpi.id.replace("_", "-"))
         left, right = st.columns([1, 2])
         with left:
-            common.metric(result, ctx)
-            st.markdown(common.relations(ctx.catalog, result.kpi))
+            widgets.metric(result, ctx)
+            st.markdown(widgets.relations(ctx.catalog, result.kpi))
         with right:
-            common.trend(result, ctx)
+            widgets.trend(result, ctx)

@@ -1,0 +1,77 @@
+"""Uploaded files on the Data page: kept on disk, read once, their mapping remembered across reruns."""
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+from streamlit.runtime.uploaded_file_manager import UploadedFile
+
+from kpicore import store
+from kpicore.errors import KpiError
+from kpicore.files import RawFile, max_upload_bytes, read_file
+from kpicore.mapping import Plan, apply_saved, propose, to_saved
+from pages.common import (
+    connection,
+)
+
+
+def upload_limit_mb() -> int:
+    """The upload size limit in MB."""
+    return max_upload_bytes() // (1024 * 1024)
+
+
+def upload_key(file: UploadedFile) -> str:
+    """A stable key for one uploaded file in this session."""
+    return str(file.file_id)
+
+
+def prepared_upload(file: UploadedFile) -> tuple[RawFile, Plan, str | None] | KpiError:
+    """The uploaded file read from disk and its mapping (remembered across reruns), or why it cannot be used."""
+    key, cache = upload_key(file), st.session_state.setdefault("uploads", {})
+    if key not in cache:
+        workdir = Path(tempfile.mkdtemp(prefix="kpi-upload-"))
+        path = workdir / Path(file.name).name
+        with path.open("wb") as sink:
+            shutil.copyfileobj(file, sink, 1 << 20)
+        try:
+            raw = read_file(path, file.name, workdir)
+        except KpiError as error:
+            cache[key] = error
+            return error
+        plan, saved = propose(raw), store.mapping_for_headers(connection(), raw.columns)
+        if saved is not None:
+            plan = apply_saved(plan, raw, saved[1])
+        cache[key] = (raw, plan, saved[0] if saved else None)
+    return cache[key]
+
+
+def replan(file: UploadedFile, table: str) -> Plan:
+    """Recognise the file's columns again for another table chosen by the user."""
+    raw, _, saved = prepared_upload(file)  # type: ignore[misc]
+    return update_plan(file, propose(raw, table))
+
+
+def update_plan(file: UploadedFile, plan: Plan) -> Plan:
+    """Remember a corrected mapping for the file."""
+    raw, _, saved = st.session_state["uploads"][upload_key(file)]
+    st.session_state["uploads"][upload_key(file)] = (raw, plan, saved)
+    return plan
+
+
+def save_mapping(name: str, plan: Plan, raw: RawFile) -> None:
+    """Keep the mapping under a name for the next export from the same tool."""
+    store.save_mapping(connection(), name, to_saved(plan, raw))
+
+
+def preview(raw: RawFile) -> pd.DataFrame:
+    """The first rows of a file with its own column names (text as in the file)."""
+    return pd.DataFrame(list(raw.sample[:20]), columns=list(raw.columns)) if raw.sample else pd.DataFrame(
+        columns=list(raw.columns))
+
+
+def problems_frame(rows: list[tuple[int, str, str, str]]) -> pd.DataFrame:
+    """Rejected values as a table."""
+    return pd.DataFrame(rows, columns=["Row", "Column", "Value", "Reason"])

@@ -1,0 +1,213 @@
+"""The pieces pages show: KPI tiles, the outcome strip, scorecards, tensions and journey tables."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import pandas as pd
+import streamlit as st
+
+from kpicore.catalog import CUSTOMER, Catalog, Kpi
+from kpicore.charts import tension_chart, trend_chart
+from kpicore.display import format_change, format_score, format_value
+from kpicore.glossary import formula_text
+from kpicore.journey import ChannelChurn, Journey, Step
+from kpicore.scorecard import KpiResult, Scorecard, Status, TeamScore
+from kpicore.tensions import Tension, TensionKind, find_tensions, spread_over_teams
+from pages.common import Context, team_link
+
+STATUS_COLORS = {Status.ON_TRACK: "green", Status.AT_RISK: "orange", Status.OFF_TRACK: "red",
+                 Status.MATURING: "gray", Status.NO_DATA: "gray"}
+STATUS_ICONS = {Status.ON_TRACK: "check_circle", Status.AT_RISK: "warning", Status.OFF_TRACK: "error",
+                Status.MATURING: "hourglass_top", Status.NO_DATA: "remove"}
+
+
+def page_header(ctx: Context, title: str) -> None:
+    """Page title with the period and comparison it shows."""
+    st.title(title)
+    filtered = f" · filtered by {ctx.view.filters.describe()}" if ctx.view.filters else ""
+    st.caption(f"{ctx.view.grain.value.capitalize()} {ctx.period.label} · compared with {ctx.comparison_label}"
+               f"{filtered}")
+
+
+def metric(result: KpiResult, ctx: Context) -> None:
+    """A KPI tile: value, change, status, target, as-of date and a small trend."""
+    kpi, currency = result.kpi, ctx.catalog.currency
+    value = format_value(result.value, kpi.unit, currency)
+    if result.status is Status.MATURING:
+        value = f"{value} so far"
+    delta = None if result.status is Status.MATURING else format_change(result, currency)
+    inverse = kpi.direction is not None and kpi.direction.value == "down"
+    flat = delta is not None and delta.startswith("±")  # a change too small to show has no colour
+    target = format_value(result.target, kpi.unit, currency)
+    as_of = result.as_of.isoformat() if result.as_of else "no data"
+    trend = [p.value for p in result.trend if p.value is not None]
+    explained = f"{kpi.description}\n\n**Formula:** {formula_text(kpi.formula, ctx.catalog)}"
+    with st.container(border=True):
+        st.metric(
+            kpi.label, value, delta, delta_color="off" if flat else "inverse" if inverse else "normal",
+            delta_arrow="off" if flat else "auto",
+            help=explained + (f"\n\n{result.note}" if result.note else ""),
+            chart_data=trend if len(trend) > 1 else None,
+            delta_description=f"vs {result.comparison_period.label}" if delta else None,
+        )
+        cohort = f" · cohort {result.period.label}" if result.period != ctx.period else ""
+        st.caption(f"{status_badge(result.status)} Target {target} · as of {as_of}{cohort}")
+        if data_note := ctx.values.notes.get(kpi.id):
+            st.caption(f":material/info: {data_note}")
+
+
+def outcome_strip(ctx: Context, card: Scorecard) -> None:
+    """The shared customer outcomes, on top of every page."""
+    st.subheader("Customer outcomes", help="Shared by every team and counted in every team's score.")
+    per_row = 4
+    for start in range(0, len(card.outcomes), per_row):
+        columns = st.columns(per_row)
+        for column, result in zip(columns, card.outcomes[start:start + per_row], strict=False):
+            with column:
+                metric(result, ctx)
+
+
+def score_line(team: TeamScore) -> str:
+    """'Score 94% (own KPIs 102%, customer outcomes 86%)'."""
+    return (f"Score **{format_score(team.score)}** · own KPIs {format_score(team.own_score)} · "
+            f"customer outcomes {format_score(team.customer_score)}")
+
+
+def trend(result: KpiResult, ctx: Context) -> None:
+    """The KPI's trend chart."""
+    st.altair_chart(trend_chart(result, ctx.view.comparison.label.capitalize(), ctx.catalog.currency))
+
+
+def score_table(results: tuple[KpiResult, ...], ctx: Context) -> pd.DataFrame:
+    """A team's KPIs as a compact table of formatted values."""
+    currency = ctx.catalog.currency
+    return pd.DataFrame([
+        {
+            "KPI": r.kpi.label,
+            "Value": format_value(r.value, r.kpi.unit, currency),
+            "Change": format_change(r, currency) or "–",
+            "Status": r.status.value,
+        }
+        for r in results
+    ])
+
+
+def relations(catalog: Catalog, kpi: Kpi) -> str:
+    """What a KPI drives, what guards it and what it guards, with owners, as Markdown."""
+    owners = {t.id: t.label for t in catalog.teams} | {CUSTOMER: "customer outcome"}
+
+    def names(ids: Iterable[str]) -> str:
+        listed = [f"{catalog.kpi(i).label} ({owners.get(catalog.kpi(i).team or '', '')})" for i in ids]
+        return ", ".join(listed) or "–"
+
+    guards = [k.id for k in catalog.kpis if kpi.id in k.counterweights]
+    return (f"**Drives:** {names(kpi.drives)}  \n**Guarded by:** {names(kpi.counterweights)}  \n"
+            f"**Guards:** {names(guards)}")
+
+
+def status_badge(status: Status) -> str:
+    """A coloured Markdown badge for a status, e.g. a red 'off track'."""
+    return f":{STATUS_COLORS[status]}-badge[:material/{STATUS_ICONS[status]}: {status.value}]"
+
+
+def styled_scores(results: tuple[KpiResult, ...], ctx: Context) -> pd.io.formats.style.Styler:
+    """The score table with each status coloured."""
+    css = {s.value: f"color: {STATUS_CSS[s]}; font-weight: 600" for s in Status}
+    return score_table(results, ctx).style.map(lambda v: css.get(v, ""), subset=["Status"])
+
+
+STATUS_CSS = {Status.ON_TRACK: "#1a7f37", Status.AT_RISK: "#bc4c00", Status.OFF_TRACK: "#cf222e",
+              Status.MATURING: "#6e7781", Status.NO_DATA: "#6e7781"}
+
+
+def kpi_statuses(card: Scorecard) -> dict[str, Status]:
+    """The status of every scored KPI in a scorecard."""
+    return {r.kpi.id: r.status for r in card.outcomes + tuple(r for t in card.teams for r in t.kpis)}
+
+
+def tensions(ctx: Context, team: str | None = None, limit: int = 4) -> None:
+    """The tension panel: KPIs pulling against their counterweights, most severe first (a team's own, if given)."""
+    found = spread_over_teams(find_tensions(ctx.catalog, ctx.values, ctx.period, ctx.view.comparison))
+    if team is not None:
+        found = [t for t in found if team in t.teams]
+    st.subheader("Tensions", help="A KPI that improved while a KPI guarding it worsened, beyond their usual noise "
+                                  "(see docs/tensions.md). The most severe of each pair of teams first.")
+    if not found:
+        st.success(f"No KPI pulls against its counterweight in {ctx.period.label}: nothing is won at another team's "
+                   "or the customer's expense.", icon=":material/balance:")
+        return
+    for index, tension in enumerate(found[:limit]):
+        _tension(ctx, tension, index)
+    if len(found) > limit:
+        with st.expander(f"{len(found) - limit} more tension(s) of lower severity"):
+            for index, tension in enumerate(found[limit:], start=limit):
+                _tension(ctx, tension, index)
+
+
+def _tension(ctx: Context, tension: Tension, index: int) -> None:
+    """One tension: who pulls against whom, the sentence, links to the teams, both series in one chart."""
+    key = f"tension-{tension.kpi.id}-{tension.counterweight.id}-{tension.kind.value}"
+    with st.container(border=True, key=key):
+        text, chart = st.columns([2, 3])
+        with text:
+            first, second = tension.team_labels
+            who = f"within {first}" if first == second else f"{first} vs {second}"
+            when = (f"trend over {len(tension.window)} {ctx.view.grain.value}s" if tension.kind is TensionKind.TREND
+                    else f"{ctx.period.label} vs {tension.window[0].label}")
+            st.markdown(f":red-badge[:material/compare_arrows: {who}] :gray-badge[{when}] "
+                        f":gray-badge[severity {tension.severity:.1f}]")
+            st.markdown(tension.sentence)
+            for team_id in dict.fromkeys(tension.teams):
+                if team_id != CUSTOMER:
+                    team_link(ctx, team_id, f"Open {ctx.catalog.team(team_id).label}")
+        with chart:
+            st.altair_chart(tension_chart(tension, ctx.values, ctx.catalog.currency), key=f"tension-chart-{index}")
+
+
+def owner_labels(ctx: Context) -> dict[str, str]:
+    """The label of each journey step's owner: its team, or 'Customer outcome'."""
+    teams = {t.id: t.label for t in ctx.catalog.teams}
+    return {s.owner: "Customer outcome" if s.owner == CUSTOMER else teams.get(s.owner, s.owner.capitalize())
+            for s in Step}
+
+
+def _share(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1%}"
+
+
+def journey_steps(found: Journey, owners: dict[str, str]) -> pd.io.formats.style.Styler:
+    """The selected cohort's steps as a table, the maturing ones greyed."""
+    frame = pd.DataFrame([{
+        "Step": s.step.label + (" (maturing)" if s.maturing else ""),
+        "Owner": owners[s.step.owner],
+        "Count": s.count,
+        "From previous": _share(s.conversion),
+        "Of the leads": _share(s.from_first),
+        "Median days": "–" if s.median_days is None else f"{s.median_days:.1f}",
+    } for s in found.steps])
+    grey = [f"color: {STATUS_CSS[Status.MATURING]}" if s.maturing else "" for s in found.steps]
+    return frame.style.apply(lambda row: [grey[row.name]] * len(row), axis=1).format({"Count": "{:,}"})
+
+
+def journey_cohorts(found: Journey) -> pd.io.formats.style.Styler:
+    """The recent cohorts, newest first: each step's count and conversion from the previous step."""
+    rows = []
+    for cohort in reversed(found.cohorts):
+        row: dict[str, object] = {"Cohort": cohort.period.label, "Leads": cohort.step(Step.LEAD).count}
+        for s in cohort.steps[1:]:
+            row[s.step.label] = f"{s.count:,} so far" if s.maturing else f"{s.count:,} · {_share(s.conversion)}"
+        row["Lead → customer"] = _share(cohort.step(Step.CUSTOMER).from_first)
+        rows.append(row)
+    return pd.DataFrame(rows).style.format({"Leads": "{:,}"})
+
+
+def early_churn_table(rows: list[ChannelChurn]) -> pd.DataFrame:
+    """Early churn of the period's new customers by the channel that brought them."""
+    return pd.DataFrame([{"Channel": r.channel, "New customers": r.customers, "Left within 90 days": r.churned,
+                          "Early churn": _share(r.share)} for r in rows],
+                        columns=["Channel", "New customers", "Left within 90 days", "Early churn"])
+
+
+def median_days_help() -> str:
+    """What each step's median days are measured between."""
+    return "Median days between: " + "; ".join(f"{s.label}: {s.since}" for s in Step if s.since) + "."
