@@ -17,6 +17,7 @@ from kpicore.errors import BadFile
 DEFAULT_MAX_UPLOAD_MB = 200
 SAMPLE_ROWS = 2000
 _CHUNK = 1 << 20
+_DELIMITERS = (",", ";", "\t", "|")
 _MAX_CELL = 1 << 24  # the csv module's default (128 KB per cell) is far below the lines DuckDB reads
 
 
@@ -41,11 +42,13 @@ class RawFile:
 
     def read_sql(self) -> str:
         """A DuckDB table expression reading every data row as text, columns named c0, c1, ..."""
-        names = ", ".join(f"'c{i}'" for i in range(len(self.columns)))
+        columns = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(self.columns)))
+        # Every option is given and auto_detect is off: DuckDB's sniffer took rows starting with '#' for
+        # comments and dropped them, and gave up on files whose first data row is short.
         return (
-            f"read_csv($path, delim = $delim, quote = '\"', escape = '\"', header = false, skip = {self.skip + 1}, "
-            f"all_varchar = true, null_padding = true, strict_mode = false, parallel = {str(self.parallel).lower()}, "
-            f"names = [{names}])"
+            f"read_csv($path, auto_detect = false, delim = $delim, quote = '\"', escape = '\"', header = false, "
+            f"skip = {self.skip + 1}, null_padding = true, strict_mode = false, "
+            f"parallel = {str(self.parallel).lower()}, columns = {{{columns}}})"
         )
 
     def read_params(self) -> dict[str, str]:
@@ -53,7 +56,7 @@ class RawFile:
         return {"path": str(self.path), "delim": self.delimiter}
 
     def sequential(self) -> RawFile:
-        """The same file read by one thread: DuckDB's parallel reader cannot pad short rows across quoted line breaks."""
+        """The same file read by one thread (DuckDB cannot pad short rows in parallel across quoted line breaks)."""
         return replace(self, parallel=False)
 
 
@@ -76,7 +79,7 @@ def read_file(path: Path, name: str | None = None, workdir: Path | None = None) 
     size = path.stat().st_size
     limit = max_upload_bytes()
     if size > limit:
-        raise BadFile(name, f"is {size / 1024 / 1024:.0f} MB, more than the limit of {limit / 1024 / 1024:.0f} MB. "
+        raise BadFile(name, f"is {size / 1024 / 1024:.1f} MB, more than the limit of {limit / 1024 / 1024:g} MB. "
                             "Split the export, or raise the limit with KPI_MAX_UPLOAD_MB.")
     if size == 0:
         raise BadFile(name, "is empty (0 bytes). Export it again with at least a header row and data rows.")
@@ -126,17 +129,17 @@ def _transcode(path: Path, encoding: str, workdir: Path) -> Path:
 
 def _layout(path: Path, name: str) -> tuple[str, int, tuple[str, ...]]:
     """Delimiter (DuckDB's sniffer), header row (skipping title rows) and column names."""
-    try:
-        sniffed = duckdb.execute("SELECT Delimiter FROM sniff_csv($path, sample_size = 20480)",
+    try:  # null_padding as read_sql reads: without it one short row makes the sniffer see a single column
+        sniffed = duckdb.execute("SELECT Delimiter FROM sniff_csv($path, sample_size = 20480, null_padding = true)",
                                  {"path": str(path)}).fetchone()
     except duckdb.Error as error:
         raise BadFile(name, f"could not be read as a table ({_first_line(error)}). "
                             "Upload a CSV, TSV or XLSX export with a header row.") from None
-    delimiter = sniffed[0] if sniffed and sniffed[0] in (",", ";", "\t", "|") else ","
-    csv.field_size_limit(max(csv.field_size_limit(), _MAX_CELL))
-    with path.open("r", encoding="utf-8", newline="") as handle:
-        reader = csv.reader(handle, delimiter=delimiter)
-        top = [row for _, row in zip(range(25), reader, strict=False)]
+    delimiter = sniffed[0] if sniffed and sniffed[0] in _DELIMITERS else ","
+    top = _top_rows(path, delimiter)
+    if not _consistent(top):  # the sniffer may split '1;Müller, Meier, Schulze;5' at the commas: take what fits
+        delimiter, top = next(((other, rows) for other in _DELIMITERS if other != delimiter
+                               for rows in [_top_rows(path, other)] if _consistent(rows)), (delimiter, top))
     widths = [sum(1 for cell in row if cell.strip()) for row in top]
     if not widths or max(widths) == 0:
         raise BadFile(name, "has no header row. The first row must name the columns.")
@@ -149,14 +152,27 @@ def _layout(path: Path, name: str) -> tuple[str, int, tuple[str, ...]]:
     return delimiter, skip, _unique_names(header)
 
 
+def _top_rows(path: Path, delimiter: str) -> list[list[str]]:
+    """The first rows of a UTF-8 file as the csv module splits them."""
+    csv.field_size_limit(max(csv.field_size_limit(), _MAX_CELL))
+    with path.open("r", encoding="utf-8", newline="") as handle:
+        return [row for _, row in zip(range(25), csv.reader(handle, delimiter=delimiter), strict=False)]
+
+
+def _consistent(rows: list[list[str]]) -> bool:
+    """Whether every row that is not empty has the same number of cells, two or more."""
+    widths = {len(row) for row in rows if any(cell.strip() for cell in row)}
+    return len(widths) == 1 and min(widths) >= 2
+
+
 def _unique_names(header: list[str]) -> tuple[str, ...]:
-    names: list[str] = []
+    names: dict[str, None] = {}  # a dict keeps the order and finds a name at once, even among 10,000 columns
     for index, cell in enumerate(header, start=1):
         base = " ".join(cell.split()) or f"Column {index}"
         name, n = base, 2
         while name in names:
             name, n = f"{base} ({n})", n + 1
-        names.append(name)
+        names[name] = None
     return tuple(names)
 
 

@@ -200,9 +200,10 @@ def staging_sql(raw: RawFile, plan: Plan, physical: str) -> tuple[str, dict[str,
     key = table.key
     duplicate = (f"row_number() OVER (PARTITION BY {quote(key)} ORDER BY __row DESC) > 1" if key else "FALSE")
     present = " OR ".join(f"src.c{i} IS NOT NULL" for i in range(len(raw.columns)))
+    # rows are numbered before empty ones (;;; or an empty Excel row) are left out, as a spreadsheet numbers them
     inner = (
-        f"SELECT row_number() OVER () + {raw.header_row} AS __row, {', '.join(typed + problem_columns)} "
-        f"FROM {raw.read_sql()} AS src WHERE {present}"
+        f"SELECT src.__row, {', '.join(typed + problem_columns)} FROM (SELECT row_number() OVER () + "
+        f"{raw.header_row} AS __row, * FROM {raw.read_sql()}) AS src WHERE {present}"
     )
     sql = (
         f"CREATE TABLE {quote(physical)} AS SELECT *, {valid} AS __valid, "

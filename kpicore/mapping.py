@@ -136,8 +136,9 @@ def _name_confidence(source: _Folded, canonical: str, aliases: tuple[str, ...]) 
 def propose(raw: RawFile, table: str | None = None) -> Plan:
     """The most likely table (or the one given) and column mapping, with value and format guesses."""
     samples = _columns_sample(raw)
+    folded = {source: _Folded.of(source) for source in raw.columns}
     candidates = [table] if table else list(TABLES)
-    plans = [_match(raw, TABLES[name], samples) for name in candidates]
+    plans = [_match(raw, TABLES[name], samples, folded) for name in candidates]
     return max(plans, key=lambda p: p.confidence)
 
 
@@ -148,9 +149,8 @@ def _columns_sample(raw: RawFile) -> dict[str, list[str]]:
     }
 
 
-def _match(raw: RawFile, table: Table, samples: dict[str, list[str]]) -> Plan:
+def _match(raw: RawFile, table: Table, samples: dict[str, list[str]], folded: dict[str, _Folded]) -> Plan:
     scored = []
-    folded = {source: _Folded.of(source) for source in raw.columns}
     for column in table.columns:
         for source in raw.columns:
             confidence = _name_confidence(folded[source], column.name, column.aliases)
@@ -218,7 +218,7 @@ def date_order(sample: list[str]) -> DateOrder:
     for value in sample:
         if _ISO.match(value):
             shapes[DateOrder.ISO] += 1
-        elif _DOTTED.match(value):
+        elif _DOTTED.match(value) or _MONTH_ONLY.match(value):  # 10.2026 is read by the day-first formats
             shapes[DateOrder.DAY_FIRST] += 1
         elif m := _SLASHED.match(value):
             shapes["slash"] += 1
@@ -232,16 +232,20 @@ def date_order(sample: list[str]) -> DateOrder:
     return DateOrder.AMBIGUOUS
 
 
-_COMMA_DECIMAL = re.compile(r"^[^\d-]*-?\d{1,3}(\.\d{3})*,\d+\D*$|^[^\d-]*-?\d+,\d+\D*$")
-_POINT_DECIMAL = re.compile(r"^[^\d-]*-?\d{1,3}(,\d{3})*\.\d+\D*$|^[^\d-]*-?\d+\.\d+\D*$")
-_DOT_THOUSANDS = re.compile(r"^[^\d-]*-?\d{1,3}(\.\d{3})+\D*$")
-_COMMA_THOUSANDS = re.compile(r"^[^\d-]*-?\d{1,3}(,\d{3})+\D*$")
+# The sign may stand before or after a currency symbol: -$1,234.56, $-1,234.56, -1.234,56 €
+_COMMA_DECIMAL = re.compile(r"^\D*\d{1,3}(\.\d{3})*,\d+\D*$|^\D*\d+,\d+\D*$")
+_POINT_DECIMAL = re.compile(r"^\D*\d{1,3}(,\d{3})*\.\d+\D*$|^\D*\d+\.\d+\D*$")
+_DOT_THOUSANDS = re.compile(r"^\D*\d{1,3}(\.\d{3})+\D*$")
+_COMMA_THOUSANDS = re.compile(r"^\D*\d{1,3}(,\d{3})+\D*$")
 
 
 def uses_decimal_comma(sample: list[str], comma_locale: bool = False) -> bool:
     """Whether numbers are written 1.234,56 (German) rather than 1,234.56, decided from the values."""
-    comma = sum(1 for v in sample if _COMMA_DECIMAL.match(v) and not _POINT_DECIMAL.match(v))
-    point = sum(1 for v in sample if _POINT_DECIMAL.match(v) and not _COMMA_DECIMAL.match(v))
+    # 1,234 and 1.234 are thousands as often as decimals: only the thousands separator they share tells
+    comma = sum(1 for v in sample if _COMMA_DECIMAL.match(v) and not _POINT_DECIMAL.match(v)
+                and not _COMMA_THOUSANDS.match(v))
+    point = sum(1 for v in sample if _POINT_DECIMAL.match(v) and not _COMMA_DECIMAL.match(v)
+                and not _DOT_THOUSANDS.match(v))
     if comma != point:
         return comma > point
     dots = sum(1 for v in sample if _DOT_THOUSANDS.match(v))
@@ -255,7 +259,7 @@ def apply_saved(plan: Plan, raw: RawFile, saved: dict[str, object]) -> Plan:
     """A plan with a saved mapping applied: its columns (where the file has them), values and formats."""
     plan = propose(raw, str(saved["table"])) if saved["table"] != plan.table else plan
     for canonical, source in dict(saved["columns"]).items():  # type: ignore[arg-type]
-        if source in raw.columns:
+        if source is None or source in raw.columns:
             plan = plan.with_column(canonical, source)
     for canonical, pairs in dict(saved["values"]).items():  # type: ignore[arg-type]
         for source_value, value in pairs.items():
@@ -271,7 +275,7 @@ def to_saved(plan: Plan, raw: RawFile) -> dict[str, object]:
     return {
         "table": plan.table,
         "headers": list(raw.columns),
-        "columns": {m.canonical: m.source for m in plan.columns if m.source is not None},
+        "columns": {m.canonical: m.source for m in plan.columns},  # None: the user left it unmapped
         "values": plan.values,
         "date_orders": {c: o.value for c, o in plan.date_orders.items() if o is not DateOrder.AMBIGUOUS},
     }

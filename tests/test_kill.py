@@ -1,0 +1,84 @@
+"""A killed import leaves the previous snapshot intact and readable, and the next import works."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+
+from kpicore import store
+from kpicore.files import read_file
+from kpicore.ingest import Upload, import_files
+from kpicore.mapping import propose
+from kpicore.model import TABLES
+
+ROOT = Path(__file__).resolve().parent.parent
+ROWS = 1_000_000
+GROWTH = 2 * 1024 * 1024  # the import has written this much of its new table when it is killed
+
+
+def snapshot_state(path: Path) -> tuple[list[tuple], list[tuple], dict[str, int]]:
+    """Snapshots, their tables' recorded row counts, and the rows the latest snapshot really shows."""
+    conn = duckdb.connect(str(path))
+    try:
+        latest = store.latest_snapshot(conn)
+        counted = {name: conn.execute(f'SELECT COUNT(*) FROM "{latest.schema}"."{name}"').fetchone()[0]
+                   for name in TABLES}
+        return (conn.execute("SELECT * FROM snapshots ORDER BY id").fetchall(),
+                conn.execute("SELECT * FROM snapshot_tables ORDER BY ALL").fetchall(), counted)
+    finally:
+        conn.close()
+
+
+def test_killing_an_import_midway_leaves_the_previous_snapshot_intact(tmp_path):
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "leads.csv").write_text("lead_id,created_at,channel\nL1,2026-01-05 10:00:00,event\n"
+                                    "L2,2026-01-06 10:00:00,web\n", encoding="utf-8")
+    (base / "customers.csv").write_text("customer_id,acquired_at\nC1,2026-01-05 10:00:00\n", encoding="utf-8")
+    db = tmp_path / "kpi.duckdb"
+    store.connect(db, sample_dir=base).close()
+    before = snapshot_state(db)
+    assert before[2]["leads"] == 2 and [s[0] for s in before[0]] == [1]
+
+    big = tmp_path / "leads_big.csv"
+    duckdb.execute(
+        "COPY (SELECT 'L' || i AS lead_id, TIMESTAMP '2024-01-01' + to_seconds(i) AS created_at, "
+        "'channel ' || (i % 7) AS channel, 'Campaign, \"' || (i % 13) || '\"' AS campaign FROM range(?) t(i)) "
+        f"TO '{big}' (HEADER)", [ROWS])
+    size = db.stat().st_size
+    process = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from kpicore.cli import main; sys.exit(main(sys.argv[1:]))",
+         "--db", str(db), "load", str(big)],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        # Mid-import: DuckDB writes the new table's blocks into the file long before the commit.
+        deadline = time.monotonic() + 120
+        while process.poll() is None and db.stat().st_size < size + GROWTH and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert process.poll() is None, f"the import ended (exit {process.returncode}) before it could be killed"
+        os.kill(process.pid, signal.SIGKILL)
+    finally:
+        process.kill()
+        process.wait()
+    assert process.returncode == -signal.SIGKILL
+
+    assert snapshot_state(db) == before  # same snapshots, same tables, same rows, all readable
+    conn = store.connect(db)
+    try:
+        assert conn.execute("SELECT lead_id, channel FROM snapshot_1.leads ORDER BY 1").fetchall() == [
+            ("L1", "event"), ("L2", "web")]
+        small = tmp_path / "leads.csv"
+        small.write_text("lead_id,created_at\nL3,2026-02-01 08:00:00\n", encoding="utf-8")
+        raw = read_file(small, workdir=tmp_path)
+        result = import_files(conn, [Upload(raw, propose(raw))], "after the kill")
+        assert result.snapshot.id == 2
+        assert conn.execute("SELECT lead_id FROM snapshot_2.leads").fetchall() == [("L3",)]
+        assert conn.execute("SELECT COUNT(*) FROM snapshot_1.leads").fetchone() == (2,)
+        conn.execute("CHECKPOINT")
+    finally:
+        conn.close()
