@@ -8,6 +8,7 @@ import json
 import sys
 import tempfile
 from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 
 from kpicore import sample, store
@@ -87,7 +88,10 @@ def _parser() -> argparse.ArgumentParser:
     load.add_argument("--mapping", help="apply a saved mapping by name")
     load.add_argument("--save-mapping", metavar="NAME", help="save the mapping used, for the next export")
     load.add_argument("--map", action="append", default=[], metavar="CANONICAL=SOURCE",
-                      help="map a canonical column onto a source column, e.g. --map created_at=\"Create Date\"")
+                      help="map a canonical column onto a source column, e.g. --map created_at=\"Create Date\"; "
+                           "--map owner= leaves a column unmapped")
+    load.add_argument("--as-of", type=_day, metavar="DATE",
+                      help="the day a status-only export describes (states but no dates), e.g. 2026-10-31")
     load.add_argument("--dates", choices=["day_first", "month_first"],
                       help="how dates like 01/02/2026 are written, where the data cannot tell")
     mode = load.add_mutually_exclusive_group()
@@ -123,7 +127,8 @@ def _values(args: argparse.Namespace, catalog: Catalog) -> tuple[KpiValues, Peri
     """KPI values of the latest snapshot for the grain, and the period asked for (default: latest complete)."""
     grain = Grain(args.grain)
     conn = store.connect(args.db)
-    values = compute(conn.cursor(), catalog, store.latest_snapshot(conn).schema, grain)
+    snapshot = store.latest_snapshot(conn)
+    values = compute(conn.cursor(), catalog, snapshot.schema, grain, status=store.status_dates(conn, snapshot))
     return values, values.check(parse_period(args.period, grain)) if args.period else values.latest
 
 
@@ -205,7 +210,16 @@ def _check_catalog(args: argparse.Namespace) -> int:
     return 0
 
 
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a date like 2026-10-31") from None
+
+
 def _load(args: argparse.Namespace) -> int:
+    if args.save_mapping and len(args.files) > 1:
+        raise BadParameter("--save-mapping saves the mapping of one file: load that file on its own.")
     conn = store.connect(args.db)
     uploads = []
     with tempfile.TemporaryDirectory(prefix="kpi-load-") as workdir:
@@ -214,7 +228,7 @@ def _load(args: argparse.Namespace) -> int:
             if not path.is_file():
                 raise BadFile(name, "does not exist or is not a file.")
             raw = read_file(path, workdir=Path(workdir))
-            uploads.append(Upload(raw, _plan(conn, raw, args), Mode(args.mode)))
+            uploads.append(Upload(raw, _plan(conn, raw, args), Mode(args.mode), args.as_of))
         result = import_files(conn, uploads, f"kpicore load {' '.join(Path(f).name for f in args.files)}")
     for report in result.files:
         print(_report(report))
@@ -241,9 +255,9 @@ def _plan(conn: object, raw: RawFile, args: argparse.Namespace) -> Plan:
         if TABLES[plan.table].column(canonical) is None:
             raise BadParameter(f"--map {item}: {plan.table} has no column '{canonical}' "
                                f"({', '.join(TABLES[plan.table].column_names)}).")
-        if source not in raw.columns:
+        if source and source not in raw.columns:
             raise BadParameter(f"--map {item}: {raw.name} has no column '{source}' ({', '.join(raw.columns)}).")
-        plan = plan.with_column(canonical, source)
+        plan = plan.with_column(canonical, source or None)
     if args.dates:
         for column in plan.ambiguous_dates:
             plan = plan.with_date_order(column, DateOrder(args.dates))

@@ -11,7 +11,17 @@ import duckdb
 from kpicore.errors import BadFile
 from kpicore.files import RawFile, needs_sequential
 from kpicore.mapping import DateOrder, Plan
-from kpicore.model import FALLBACKS, FALSE_WORDS, TABLES, TRUE_WORDS, VOCABULARIES, Column, ColumnType, Table
+from kpicore.model import (
+    FALLBACKS,
+    FALSE_WORDS,
+    STATUS_DATES,
+    TABLES,
+    TRUE_WORDS,
+    VOCABULARIES,
+    Column,
+    ColumnType,
+    Table,
+)
 from kpicore.sql import quote
 from kpicore.store import Snapshot, commit_snapshot, latest_snapshot, physical_of
 
@@ -77,12 +87,26 @@ class Upload:
     raw: RawFile
     plan: Plan
     mode: Mode = Mode.REPLACE
+    as_of: date | None = None  # the export date of a status-only export (states, no dates)
+
+    @property
+    def status_only(self) -> bool:
+        """Whether the file lacks required dates that its export date can stand in for."""
+        missing = self.plan.missing_required
+        table = TABLES[self.plan.table]
+        return bool(missing) and self.plan.table in STATUS_DATES and all(
+            table.column(name).type.is_time for name in missing)
 
 
 def check_plan(upload: Upload) -> None:
     """Refuse a plan that would guess: missing required columns, unsure columns, ambiguous dates."""
     plan, name = upload.plan, upload.raw.name
-    if plan.missing_required:
+    if upload.status_only and upload.as_of is None:
+        missing = ", ".join(plan.missing_required)
+        raise BadFile(name, f"has no {missing}. If it is a status-only export (states, no dates), give the day it "
+                            "describes (in the app, or on the command line with --as-of 2026-10-31); otherwise map "
+                            f'the column (--map {plan.missing_required[0]}="Source column").')
+    if plan.missing_required and not (upload.status_only and upload.as_of):
         missing = ", ".join(plan.missing_required)
         example = f'--map {plan.missing_required[0]}="Source column"'
         raise BadFile(name, f"is read as {plan.table}, but no column could be placed for {missing}. Map them "
@@ -135,7 +159,8 @@ def _import(conn: duckdb.DuckDBPyConnection, uploads: Sequence[Upload], note: st
         if progress:
             progress(0.95, "Checking references")
         sources = {u.plan.table: u.raw.name for u in uploads}
-        snapshot = commit_snapshot(conn, snapshot_id, changed, note, previous, sources)
+        status = {u.plan.table: u.as_of for u in uploads if u.status_only}
+        snapshot = commit_snapshot(conn, snapshot_id, changed, note, previous, sources, status)
         reports = [_with_warnings(conn, r, snapshot) for r in reports]
         conn.execute("COMMIT")
     except BaseException:
@@ -149,7 +174,7 @@ def _import(conn: duckdb.DuckDBPyConnection, uploads: Sequence[Upload], note: st
 def _stage(conn: duckdb.DuckDBPyConnection, upload: Upload, physical: str, previous: Snapshot | None) -> FileReport:
     raw, plan = upload.raw, upload.plan
     table = TABLES[plan.table]
-    sql, params = staging_sql(raw, plan, physical)
+    sql, params = staging_sql(raw, plan, physical, upload.as_of if upload.status_only else None)
     try:
         conn.execute(sql, params)
     except duckdb.Error as error:
@@ -177,8 +202,12 @@ def _stage(conn: duckdb.DuckDBPyConnection, upload: Upload, physical: str, previ
                       tuple(problems), warnings)
 
 
-def staging_sql(raw: RawFile, plan: Plan, physical: str) -> tuple[str, dict[str, object]]:
-    """CREATE TABLE for a file's rows: typed canonical columns, a problem per column, validity and duplicates."""
+def staging_sql(raw: RawFile, plan: Plan, physical: str, as_of: date | None = None) -> tuple[str, dict[str, object]]:
+    """CREATE TABLE for a file's rows: typed canonical columns, a problem per column, validity and duplicates.
+
+    With `as_of` (a status-only export), required dates may be missing and the export date stands in for
+    the date of the rows whose state implies it (see model.STATUS_DATES).
+    """
     table = TABLES[plan.table]
     params: dict[str, object] = dict(raw.read_params())
     index = {name: i for i, name in enumerate(raw.columns)}
@@ -193,7 +222,7 @@ def staging_sql(raw: RawFile, plan: Plan, physical: str) -> tuple[str, dict[str,
         typed.append(f"{expression} AS {quote(column.name)}")
         errors.append(_error(column, text, expression, plan))
     for column in table.columns:
-        if column.required and plan.source_of(column.name) is None:
+        if column.required and plan.source_of(column.name) is None and as_of is None:
             raise BadFile(raw.name, f"has no column for the required {column.name}.")
     problem_columns = [f"{sql} AS {quote('__e_' + name)}" for name, sql in errors]
     valid = " AND ".join(f"{quote('__e_' + name)} IS NULL" for name, _ in errors) or "TRUE"
@@ -205,6 +234,11 @@ def staging_sql(raw: RawFile, plan: Plan, physical: str) -> tuple[str, dict[str,
         f"SELECT src.__row, {', '.join(typed + problem_columns)} FROM (SELECT row_number() OVER () + "
         f"{raw.header_row} AS __row, * FROM {raw.read_sql()}) AS src WHERE {present}"
     )
+    if as_of is not None:
+        column, applies = STATUS_DATES[plan.table]
+        params["as_of"] = as_of
+        inner = (f"SELECT * REPLACE (COALESCE({quote(column)}, CASE WHEN {applies} THEN CAST($as_of AS TIMESTAMP) "
+                 f"END) AS {quote(column)}) FROM ({inner})")
     sql = (
         f"CREATE TABLE {quote(physical)} AS SELECT *, {valid} AS __valid, "
         f"CASE WHEN {valid} THEN {duplicate} ELSE FALSE END AS __dup FROM ({inner})"

@@ -206,6 +206,12 @@ VOCABULARIES: dict[str, dict[str, tuple[str, ...]]] = {
         "service": ("service", "support", "customer service", "customer success", "kundenservice", "cs"),
     },
 }
+# Status-only exports (states, no dates): the date column the export date stands in for, and the rows it
+# applies to, e.g. a customer flagged as churned has churned by the export date.
+STATUS_DATES: dict[str, tuple[str, str]] = {
+    "customers": ("churned_at", "churned"),
+    "opportunities": ("closed_at", "stage IN ('won', 'lost')"),
+}
 FALLBACKS = {"stage": "open"}  # any other stage a CRM has (e.g. "Engaging") is a deal still open
 TRUE_WORDS = ("true", "yes", "y", "t", "1", "ja", "j", "x", "wahr", "oui")
 FALSE_WORDS = ("false", "no", "n", "f", "0", "nein", "falsch", "non", "-")

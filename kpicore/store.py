@@ -58,6 +58,7 @@ def connect(path: str | os.PathLike[str] | None = None, sample_dir: Path = SAMPL
     if str(target) != ":memory:":
         target.parent.mkdir(parents=True, exist_ok=True)
     conn = duckdb.connect(str(target))
+    conn.execute("SET enable_progress_bar = false")  # DuckDB would draw it into the CLI's output
     conn.execute("CREATE TABLE IF NOT EXISTS snapshots (id INTEGER PRIMARY KEY, created_at TIMESTAMP, note VARCHAR)")
     conn.execute(
         "CREATE TABLE IF NOT EXISTS snapshot_tables (snapshot_id INTEGER, table_name VARCHAR, physical VARCHAR, "

@@ -36,10 +36,11 @@ def _catalog(path: str, modified: float) -> Catalog:
 
 
 @st.cache_data(show_spinner="Computing KPIs…", max_entries=64)
-def _values(db: str, schema: str, catalog_fingerprint: str, grain: Grain, filters: Filters,
+def _values(db: str, snapshot: store.Snapshot, catalog_fingerprint: str, grain: Grain, filters: Filters,
             _catalog: Catalog) -> KpiValues:
     """KPI values, cached per database, snapshot, catalog version, grain and filters."""
-    return compute(_connection(db).cursor(), _catalog, schema, grain, filters)
+    cursor = _connection(db).cursor()
+    return compute(cursor, _catalog, snapshot.schema, grain, filters, store.status_dates(cursor, snapshot))
 
 
 @st.cache_data(max_entries=16)
@@ -109,7 +110,7 @@ def context() -> Context:
     snapshot, latest = _snapshot(db, view, notices)
     filters, dropped = checked(view.filters, _options(db, snapshot.schema))
     view = replace(view, snapshot=snapshot.id, filters=filters)
-    values = _values(db, snapshot.schema, cat.fingerprint, view.grain, filters, cat)
+    values = _values(db, snapshot, cat.fingerprint, view.grain, filters, cat)
     notices += dropped
     period, more = view.resolve(values)
     wanted = view.to_query_params(period)

@@ -1,6 +1,8 @@
 """Data: upload exports, check how they map, import them as a new snapshot, and manage snapshots."""
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 import streamlit as st
 
 from kpicore import store
@@ -85,7 +87,14 @@ for file in files or []:
         if button_col.button("Save mapping", key=f"save-button-{key}", disabled=not mapping_name):
             uploads.save_mapping(mapping_name, plan, raw)
             st.success(f"Saved. The next file with the same columns uses '{mapping_name}' automatically.")
-        upload = Upload(raw, plan, Mode(mode))
+        as_of = None
+        if Upload(raw, plan).status_only:
+            missing = ", ".join(plan.missing_required)
+            as_of = st.date_input(
+                f"This file has no {missing}. If it is a status-only export, the day it describes",
+                value=date.today().replace(day=1) - timedelta(days=1), key=f"as-of-{key}", format="YYYY-MM-DD",
+                help="KPIs built on this table are then computed as of that day, in the period that contains it.")
+        upload = Upload(raw, plan, Mode(mode), as_of)
         try:
             check_plan(upload)
             to_import.append(upload)

@@ -244,3 +244,30 @@ def test_tensions_table_says_when_a_period_is_calm(capsys, sample_db):
 def test_tensions_with_an_unknown_period_fails_with_the_data_range(capsys, sample_db):
     code, _, err = run(capsys, "--db", str(sample_db), "tensions", "--period", "1999-01")
     assert code == 1 and "1999-01" in err and "2023-11" in err
+
+
+def test_load_a_status_only_export_asks_for_as_of_then_imports(capsys, tmp_path):
+    exports = tmp_path / "customers.csv"
+    exports.write_text("Customer ID,Churned\nC1,yes\nC2,no\n", encoding="utf-8")
+    db = tmp_path / "x.duckdb"
+    code, _, err = run(capsys, "--db", str(db), "load", str(exports))
+    assert code == 1 and "--as-of" in err and "customers.csv" in err
+    assert snapshot_ids(db) == [1]
+    with pytest.raises(SystemExit) as usage:  # argparse's usage error
+        run(capsys, "--db", str(db), "load", str(exports), "--as-of", "31.10.2026")
+    assert usage.value.code == 2 and "not a date like 2026-10-31" in capsys.readouterr().err
+    code, out, _ = run(capsys, "--db", str(db), "load", str(exports), "--as-of", "2026-10-31")
+    assert code == 0 and "2 row(s) imported" in out and snapshot_ids(db) == [1, 2]
+    code, out, _ = run(capsys, "--db", str(db), "kpis", "--team", "customer", "--format", "json")
+    churn = next(r for r in json.loads(out) if r["id"] == "churn_rate")
+    assert churn["period"] == "2026-10" and churn["value"] == 0.5 and "status-only" in churn["note"]
+
+
+def test_load_map_with_an_empty_source_leaves_a_guessed_column_unmapped(capsys, tmp_path):
+    exports = tmp_path / "deals.csv"
+    exports.write_text("Opportunity ID,Created Date,Opportunity Name\nO1,2026-10-01,Big deal\n", encoding="utf-8")
+    db = tmp_path / "x.duckdb"
+    code, out, err = run(capsys, "--db", str(db), "load", str(exports), "--table", "opportunities")
+    assert code == 1 and "owner" in err  # a guess: owner <- 'Opportunity Name'
+    code, out, _ = run(capsys, "--db", str(db), "load", str(exports), "--table", "opportunities", "--map", "owner=")
+    assert code == 0 and "1 row(s) imported" in out

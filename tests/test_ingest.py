@@ -530,3 +530,38 @@ def test_cli_append_keeps_stored_rows_and_replaces_known_ids(capsys, db_path):
         rows = conn.execute("SELECT lead_id, channel FROM snapshot_2.leads ORDER BY 1").fetchall()
         assert rows == [("L1", "second"), ("L2", "other"), ("L9", "event")]  # L1 from the file, L9 kept
         assert conn.execute("SELECT COUNT(*) FROM snapshot_1.leads").fetchone() == (2,)
+
+
+def test_a_status_only_customer_export_needs_its_date_and_then_gives_churn_as_of_that_date(tmp_path):
+    from datetime import date as day
+
+    from kpicore.catalog import load_catalog
+    from kpicore.compute import compute
+    from kpicore.periods import Grain, parse_period
+
+    path = tmp_path / "customers.csv"
+    path.write_text("Kunden-ID;Gekündigt;Segment\nC1;ja;SMB\nC2;nein;SMB\nC3;nein;Enterprise\nC4;ja;SMB\n",
+                    encoding="utf-8")
+    conn = store.connect(tmp_path / "kpi.duckdb")
+    raw = read_file(path)
+    plan = propose(raw)
+    assert plan.table == "customers" and plan.missing_required == ("acquired_at",)
+    before = store.latest_snapshot(conn)
+    with pytest.raises(BadFile, match="--as-of"):
+        import_files(conn, [Upload(raw, plan)], "no date given")
+    assert store.latest_snapshot(conn) == before  # refused: nothing changed
+    result = import_files(conn, [Upload(raw, plan, as_of=day(2026, 10, 31))], "status-only")
+    assert store.status_dates(conn, result.snapshot) == {"customers": day(2026, 10, 31)}
+    values = compute(conn, load_catalog(), result.snapshot.schema, Grain.MONTH,
+                     status=store.status_dates(conn, result.snapshot))
+    october, september = parse_period("2026-10"), parse_period("2026-09")
+    assert values.value("churn_rate", october) == pytest.approx(2 / 4)  # two of the four listed customers left
+    assert values.value("retention_rate", october) == pytest.approx(2 / 4)
+    assert values.value("churn_rate", september) is None  # the export only says how things stood on Oct 31
+    assert "status-only customers export as of 2026-10-31" in values.notes["churn_rate"]
+    # the next import of another table keeps the customers' export date
+    leads = tmp_path / "leads.csv"
+    leads.write_text("lead_id,created_at\nL1,2026-10-05 10:00:00\n", encoding="utf-8")
+    raw_leads = read_file(leads)
+    later = import_files(conn, [Upload(raw_leads, propose(raw_leads, "leads"))], "leads").snapshot
+    assert store.status_dates(conn, later) == {"customers": day(2026, 10, 31)}
