@@ -354,3 +354,28 @@ def test_an_unknown_filter_value_is_named_and_ignored():
     assert any(w.value.startswith("URL parameter channel: 'fax_machine'") for w in at.warning)
     assert "channel" not in at.query_params
     assert not any("filtered by" in c.value for c in at.caption)
+
+
+def markdown_text(at: AppTest) -> str:
+    return "\n".join(m.value for m in at.markdown)
+
+
+def test_overview_tension_panel_names_both_stories_with_their_teams():
+    at = run_page("overview", period="2026-10")
+    text = markdown_text(at)
+    assert "Tensions" in [s.value for s in at.subheader]
+    assert "Marketing's Leads improved" in text and "Sales' Win rate worsened" in text
+    assert "Service's Resolution time improved" in text and "Service's Reopen rate worsened" in text
+    assert "Marketing vs Sales" in text
+
+
+def test_a_team_page_shows_only_the_tensions_its_team_is_part_of():
+    at = run_page("marketing", period="2026-10")
+    text = markdown_text(at)
+    assert "Marketing's Leads improved" in text
+    assert "Service's Resolution time" not in text
+
+
+def test_a_calm_month_says_nothing_pulls_against_its_counterweight():
+    at = run_page("overview", period="2025-02")
+    assert any("No KPI pulls against its counterweight in 2025-02" in s.value for s in at.success)

@@ -214,3 +214,16 @@ def test_first_visit_after_start_on_a_deep_link_shows_the_whole_app(
             expect(page.get_by_test_id("stSidebarNav")).to_have_count(0)
         finally:
             page.close()
+
+
+def test_overview_names_the_marketing_vs_sales_tension_and_leads_to_marketing(app_page: Page, app_url: str) -> None:
+    open_app(app_page, f"{app_url}/?period=2026-10")
+    tension = app_page.locator(".st-key-tension-leads-win_rate-trend")
+    expect(tension).to_contain_text("Marketing vs Sales")
+    expect(tension).to_contain_text("Marketing's Leads improved")
+    expect(tension).to_contain_text("Sales' Win rate worsened")
+    tension.get_by_text("Open Marketing").click()
+    expect(app_page).to_have_url(re.compile(r"/marketing\?"))
+    expect(app_page.get_by_role("heading", name="Marketing", exact=True).first).to_be_visible()
+    expect(app_page.get_by_test_id("stMetricLabel").filter(has_text="MQL rate")).to_have_count(1)
+    assert url_params(app_page)["period"] == "2026-10"
