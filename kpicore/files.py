@@ -17,6 +17,7 @@ from kpicore.errors import BadFile
 DEFAULT_MAX_UPLOAD_MB = 200
 SAMPLE_ROWS = 2000
 _CHUNK = 1 << 20
+_CHECKED = 8 << 20  # read_file checks this much for UTF-8; DuckDB finds invalid bytes further down (see not_utf8)
 _DELIMITERS = (",", ";", "\t", "|")
 _MAX_CELL = 1 << 24  # the csv module's default (128 KB per cell) is far below the lines DuckDB reads
 
@@ -34,6 +35,7 @@ class RawFile:
     sample: tuple[tuple[str | None, ...], ...]
     sheet: str | None = None
     parallel: bool = True
+    workdir: Path | None = None  # where a converted copy goes (None: a temporary directory, made when needed)
 
     @property
     def header_row(self) -> int:
@@ -59,10 +61,41 @@ class RawFile:
         """The same file read by one thread (DuckDB cannot pad short rows in parallel across quoted line breaks)."""
         return replace(self, parallel=False)
 
+    def transcoded(self) -> RawFile:
+        """The same file as a UTF-8 copy, for bytes that are not UTF-8 below the part `read_file` checked.
+
+        Valid UTF-8 stays as it is (the header and sample were read that way); any other byte is read as
+        Windows-1252.
+        """
+        target = _transcode(self.path, "utf-8", _workdir(self.workdir), errors=_CP1252_FALLBACK)
+        return replace(self, path=target, encoding="utf-8+cp1252")
+
 
 def needs_sequential(error: Exception) -> bool:
     """Whether DuckDB refused a parallel read of a file with quoted line breaks (`RawFile.sequential` reads it)."""
     return "parallel=false" in str(error)
+
+
+def not_utf8(error: Exception) -> bool:
+    """Whether DuckDB refused a file as not UTF-8 (`RawFile.transcoded` reads it)."""
+    return "not utf-8" in str(error).lower()
+
+
+_CP1252_FALLBACK = "kpi-cp1252-fallback"
+
+
+def _cp1252_fallback(error: UnicodeError) -> tuple[str, int]:
+    if not isinstance(error, UnicodeDecodeError):
+        raise error
+    return error.object[error.start:error.end].decode("cp1252", errors="replace"), error.end
+
+
+codecs.register_error(_CP1252_FALLBACK, _cp1252_fallback)
+
+
+def _workdir(workdir: Path | None) -> Path:
+    """The caller's directory for converted copies, else a new temporary one (made only when a copy is needed)."""
+    return workdir or Path(tempfile.mkdtemp(prefix="kpi-import-"))
 
 
 def max_upload_bytes() -> int:
@@ -83,44 +116,47 @@ def read_file(path: Path, name: str | None = None, workdir: Path | None = None) 
                             "Split the export, or raise the limit with KPI_MAX_UPLOAD_MB.")
     if size == 0:
         raise BadFile(name, "is empty (0 bytes). Export it again with at least a header row and data rows.")
-    workdir = workdir or Path(tempfile.mkdtemp(prefix="kpi-import-"))
     with path.open("rb") as handle:
         head = handle.read(8192)
     if head.startswith(b"PK\x03\x04"):
-        text, sheet = _excel_to_csv(path, name, workdir), _sheet_name(path)
+        text, sheet = _excel_to_csv(path, name, _workdir(workdir)), _sheet_name(path)
         encoding = "xlsx"
     elif head.startswith(b"\xd0\xcf\x11\xe0"):
         raise BadFile(name, "is an old Excel (.xls) file. Save it as .xlsx or CSV and upload that.")
     else:
         encoding = _encoding(head, path, name)
-        text, sheet = (path if encoding == "utf-8" else _transcode(path, encoding, workdir)), None
+        text, sheet = (path if encoding == "utf-8" else _transcode(path, encoding, _workdir(workdir))), None
     delimiter, skip, columns = _layout(text, name)
-    return _sample(RawFile(name, text, encoding, delimiter, skip, columns, (), sheet))
+    return _sample(RawFile(name, text, encoding, delimiter, skip, columns, (), sheet, workdir=workdir))
 
 
 def _encoding(head: bytes, path: Path, name: str) -> str:
-    """UTF-8 (with or without BOM), UTF-16 (by BOM), else Windows-1252."""
+    """UTF-8 (with or without BOM), UTF-16 (by BOM), else Windows-1252.
+
+    Only the first 8 MB are checked for UTF-8: a file that is not UTF-8 further down is refused by DuckDB's
+    reader, and the import reads a converted copy then (`RawFile.transcoded`).
+    """
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         return "utf-16"
     if head.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
     if b"\x00" in head:
         raise BadFile(name, "is not a text file (it contains binary data). Upload a CSV, TSV or XLSX export.")
-    decoder = codecs.getincrementaldecoder("utf-8")()
+    with path.open("rb") as handle:
+        chunk = handle.read(_CHECKED)
+        whole = not handle.read(1)
     try:
-        with path.open("rb") as handle:
-            while chunk := handle.read(_CHUNK):
-                decoder.decode(chunk)
-            decoder.decode(b"", final=True)
-    except UnicodeDecodeError:
-        return "cp1252"
+        chunk.decode("utf-8")
+    except UnicodeDecodeError as error:
+        if whole or error.start < len(chunk) - 3:  # not a character cut in two at the end of the part checked
+            return "cp1252"
     return "utf-8"
 
 
-def _transcode(path: Path, encoding: str, workdir: Path) -> Path:
+def _transcode(path: Path, encoding: str, workdir: Path, errors: str | None = None) -> Path:
     """Re-encode a text file as UTF-8 in chunks (never the whole file in memory)."""
     target = workdir / (path.stem + ".utf8.csv")
-    errors = "replace" if encoding == "cp1252" else "strict"
+    errors = errors or ("replace" if encoding == "cp1252" else "strict")
     with path.open("r", encoding=encoding, errors=errors, newline="") as source, \
             target.open("w", encoding="utf-8", newline="") as sink:
         shutil.copyfileobj(source, sink, _CHUNK)

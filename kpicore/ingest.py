@@ -1,6 +1,8 @@
 """Files to tables: typed conversion in DuckDB, row-level problems, and the import into a new snapshot."""
 from __future__ import annotations
 
+import re
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
@@ -9,7 +11,7 @@ from enum import Enum
 import duckdb
 
 from kpicore.errors import BadFile
-from kpicore.files import RawFile, needs_sequential
+from kpicore.files import RawFile, needs_sequential, not_utf8
 from kpicore.mapping import DateOrder, Plan
 from kpicore.model import (
     FALLBACKS,
@@ -124,16 +126,19 @@ def import_files(conn: duckdb.DuckDBPyConnection, uploads: Sequence[Upload], not
     try:
         return _import(conn, uploads, note, progress)
     except _ReadAgain as again:
-        uploads = [replace(u, raw=u.raw.sequential()) if u is again.upload else u for u in uploads]
+        raw = again.upload.raw
+        raw = raw.transcoded() if again.transcode else raw.sequential()
+        uploads = [replace(u, raw=raw) if u is again.upload else u for u in uploads]
         return import_files(conn, uploads, note, progress)
 
 
 class _ReadAgain(Exception):
-    """A file has a quoted line break further down than its sample: import again, reading it with one thread."""
+    """Import again: a file has a quoted line break further down than its sample (read it with one thread), or
+    bytes that are not UTF-8 further down than `read_file` checks (read a UTF-8 copy, see RawFile.transcoded)."""
 
-    def __init__(self, upload: Upload) -> None:
+    def __init__(self, upload: Upload, transcode: bool = False) -> None:
         super().__init__(upload.raw.name)
-        self.upload = upload
+        self.upload, self.transcode = upload, transcode
 
 
 def _import(conn: duckdb.DuckDBPyConnection, uploads: Sequence[Upload], note: str,
@@ -180,9 +185,12 @@ def _stage(conn: duckdb.DuckDBPyConnection, upload: Upload, physical: str, previ
     except duckdb.Error as error:
         if raw.parallel and needs_sequential(error):
             raise _ReadAgain(upload) from None
+        if raw.encoding == "utf-8" and not_utf8(error):
+            raise _ReadAgain(upload, transcode=True) from None
         detail = str(error).strip().splitlines()[0][:300]
         raise BadFile(raw.name, f"could not be read completely ({detail}). Check that every row has the "
                                 "same columns and export it again.") from None
+    _mark_duplicates(conn, physical, table)
     rows, imported = conn.execute(
         f"SELECT COUNT(*), COUNT(*) FILTER (WHERE __valid AND NOT __dup) FROM {quote(physical)}"
     ).fetchone()
@@ -203,47 +211,61 @@ def _stage(conn: duckdb.DuckDBPyConnection, upload: Upload, physical: str, previ
 
 
 def staging_sql(raw: RawFile, plan: Plan, physical: str, as_of: date | None = None) -> tuple[str, dict[str, object]]:
-    """CREATE TABLE for a file's rows: typed canonical columns, a problem per column, validity and duplicates.
+    """CREATE TABLE for a file's rows: typed canonical columns, a problem per column and validity.
 
+    Layered so that each cell is converted once: the cells as text, then typed, then a problem wherever a cell
+    has text but no typed value. `__dup` is FALSE here; `_mark_duplicates` sets it afterwards.
     With `as_of` (a status-only export), required dates may be missing and the export date stands in for
     the date of the rows whose state implies it (see model.STATUS_DATES).
     """
     table = TABLES[plan.table]
     params: dict[str, object] = dict(raw.read_params())
     index = {name: i for i, name in enumerate(raw.columns)}
-    typed, errors = [], []
-    for column in table.columns:
-        source = plan.source_of(column.name)
-        if source is None:
-            typed.append(f"CAST(NULL AS {column.type.sql}) AS {quote(column.name)}")
-            continue
-        text = f"NULLIF(trim(src.c{index[source]}), '')"
-        expression = _convert(column, text, plan, params)
-        typed.append(f"{expression} AS {quote(column.name)}")
-        errors.append(_error(column, text, expression, plan))
     for column in table.columns:
         if column.required and plan.source_of(column.name) is None and as_of is None:
             raise BadFile(raw.name, f"has no column for the required {column.name}.")
-    problem_columns = [f"{sql} AS {quote('__e_' + name)}" for name, sql in errors]
-    valid = " AND ".join(f"{quote('__e_' + name)} IS NULL" for name, _ in errors) or "TRUE"
-    key = table.key
-    duplicate = (f"row_number() OVER (PARTITION BY {quote(key)} ORDER BY __row DESC) > 1" if key else "FALSE")
+    mapped = [c for c in table.columns if plan.source_of(c.name) is not None]
+
+    def text_of(column: Column) -> str:
+        return quote("__t_" + column.name)
+
+    texts = [f"NULLIF(trim(src.c{index[plan.source_of(c.name)]}), '') AS {text_of(c)}" for c in mapped]
+    converted = [f"{_convert(c, text_of(c), plan, params, raw)} AS {quote(c.name)}" for c in mapped]
+    typed = [quote(c.name) if c in mapped else f"CAST(NULL AS {c.type.sql}) AS {quote(c.name)}"
+             for c in table.columns]
+    problem_columns = [f"{_error(c, text_of(c), quote(c.name), plan)[1]} AS {quote('__e_' + c.name)}"
+                       for c in mapped]
+    valid = " AND ".join(f"{quote('__e_' + c.name)} IS NULL" for c in mapped) or "TRUE"
     present = " OR ".join(f"src.c{i} IS NOT NULL" for i in range(len(raw.columns)))
     # rows are numbered before empty ones (;;; or an empty Excel row) are left out, as a spreadsheet numbers them
-    inner = (
-        f"SELECT src.__row, {', '.join(typed + problem_columns)} FROM (SELECT row_number() OVER () + "
+    cells = (
+        f"SELECT src.__row{''.join(', ' + t for t in texts)} FROM (SELECT row_number() OVER () + "
         f"{raw.header_row} AS __row, * FROM {raw.read_sql()}) AS src WHERE {present}"
     )
+    values = f"SELECT *{''.join(', ' + c for c in converted)} FROM ({cells})"
+    inner = f"SELECT __row, {', '.join(typed + problem_columns)} FROM ({values})"
     if as_of is not None:
         column, applies = STATUS_DATES[plan.table]
         params["as_of"] = as_of
         inner = (f"SELECT * REPLACE (COALESCE({quote(column)}, CASE WHEN {applies} THEN CAST($as_of AS TIMESTAMP) "
                  f"END) AS {quote(column)}) FROM ({inner})")
-    sql = (
-        f"CREATE TABLE {quote(physical)} AS SELECT *, {valid} AS __valid, "
-        f"CASE WHEN {valid} THEN {duplicate} ELSE FALSE END AS __dup FROM ({inner})"
-    )
+    sql = f"CREATE TABLE {quote(physical)} AS SELECT *, {valid} AS __valid, FALSE AS __dup FROM ({inner})"
     return sql, params
+
+
+def _mark_duplicates(conn: duckdb.DuckDBPyConnection, physical: str, table: Table) -> None:
+    """Mark every valid row but the last of its id as a duplicate (rejected rows are not counted).
+
+    One aggregate over the id column: a window over the whole table would hold every column in memory.
+    """
+    if not table.key:
+        return
+    key, staged = quote(table.key), quote(physical)
+    conn.execute(
+        f"UPDATE {staged} SET __dup = TRUE FROM (SELECT {key} AS k, max(__row) AS last FROM {staged} WHERE __valid "
+        f"GROUP BY {key} HAVING COUNT(*) > 1) AS d WHERE {staged}.{key} = d.k AND {staged}.__valid "
+        f"AND {staged}.__row < d.last"
+    )
 
 
 class _Bind:
@@ -256,15 +278,20 @@ class _Bind:
         return f"${name}"
 
 
-def _convert(column: Column, text: str, plan: Plan, params: dict[str, object]) -> str:
+def _convert(column: Column, text: str, plan: Plan, params: dict[str, object], raw: RawFile | None = None) -> str:
     """SQL turning a text cell into the canonical type (NULL when it cannot be read)."""
     bind = _Bind(params)
     kind = column.type
     if kind in (ColumnType.TIMESTAMP, ColumnType.MONTH):
         order = plan.date_orders.get(column.name, DateOrder.ISO)
-        formats = ", ".join(bind(f) for f in _ISO_FORMATS + _ORDER_FORMATS.get(order, []))
+        formats = _ISO_FORMATS + _ORDER_FORMATS.get(order, [])
         cleaned = f"regexp_replace({text}, '(Z|[+-][0-9]{{2}}:?[0-9]{{2}})$', '')"
-        parsed = f"try_strptime({cleaned}, [{formats}])"
+        parsed = f"try_strptime({cleaned}, [{', '.join(bind(f) for f in formats)}])"
+        lead = _leading_format(raw, plan, column, formats) if raw is not None else None
+        if lead:  # most cells have the sample's shape: one format, no regex; the full list for the others
+            shape, first = lead
+            fast = f"CASE WHEN {text} LIKE {bind(shape)} THEN try_strptime({text}, {bind(first)}) END"
+            parsed = f"COALESCE({fast}, {parsed})"
         return f"CAST(date_trunc('month', {parsed}) AS DATE)" if kind is ColumnType.MONTH else parsed
     if kind in (ColumnType.NUMBER, ColumnType.INTEGER):
         stripped = f"regexp_replace({text}, '[^0-9,.%+-]', '', 'g')"
@@ -275,7 +302,8 @@ def _convert(column: Column, text: str, plan: Plan, params: dict[str, object]) -
             digits = f"replace(replace({stripped}, ',', ''), '%', '')"
         number = f"(TRY_CAST({digits} AS DOUBLE) / {percent})"
         if kind is ColumnType.INTEGER:
-            number = f"CASE WHEN {number} = round({number}) THEN CAST({number} AS INTEGER) END"
+            # TRY_CAST: a whole number beyond INTEGER (99999999999) is a rejected value, not a failed import
+            number = f"CASE WHEN {number} = round({number}) THEN TRY_CAST({number} AS INTEGER) END"
         if column.bounds:
             low, high = column.bounds
             number = f"CASE WHEN {number} BETWEEN {low} AND {high} THEN {number} END"
@@ -288,6 +316,37 @@ def _convert(column: Column, text: str, plan: Plan, params: dict[str, object]) -
     if column.values:
         return _vocabulary(column, text, plan, bind)
     return text
+
+
+def _leading_format(raw: RawFile, plan: Plan, column: Column, formats: list[str]) -> tuple[str, str] | None:
+    """(LIKE pattern, format) for the shape most of the sample's dates have, if the format list reads them all
+    with one and the same format; else None.
+
+    The pattern fixes every character position ('____-__-__ __:__:__'), so a cell that matches it has the fields
+    of the sample's cells at the same places, and the first format of the list that reads them is this one.
+    """
+    source = plan.source_of(column.name)
+    if source not in raw.columns:
+        return None
+    i = raw.columns.index(source)
+    values = [row[i].strip(" ") for row in raw.sample if i < len(row) and row[i] is not None and row[i].strip(" ")]
+    if not values:
+        return None
+    shapes = Counter(re.sub(r"[0-9]", "_", v) for v in values)
+    shape, count = shapes.most_common(1)[0]
+    if count < 0.5 * len(values) or not re.fullmatch(r"[_ .:/T-]+", shape):
+        return None
+    of_shape = [v for v in values if re.sub(r"[0-9]", "_", v) == shape]
+    checks = [f"{agg}(try_strptime(v, $f{k}) IS NOT NULL)"
+              for agg in ("bool_and", "bool_or") for k in range(len(formats))]
+    params: dict[str, object] = {"v": of_shape, **{f"f{k}": f for k, f in enumerate(formats)}}
+    with duckdb.connect() as conn:
+        found = conn.execute(f"SELECT {', '.join(checks)} FROM unnest($v) AS a(v)", params).fetchone()
+    every, some = found[:len(formats)], found[len(formats):]
+    for k, form in enumerate(formats):  # the first format that reads any of them must read all of them
+        if some[k]:
+            return (shape, form) if every[k] else None
+    return None
 
 
 def _vocabulary(column: Column, text: str, plan: Plan, bind: _Bind) -> str:
@@ -368,24 +427,26 @@ def _with_warnings(conn: duckdb.DuckDBPyConnection, report: FileReport, snapshot
     for (source, column), target in _REFERENCES.items():
         if source != report.table:
             continue
+        if not conn.execute(f"SELECT EXISTS (SELECT 1 FROM {schema}.{quote(target)})").fetchone()[0]:
+            continue  # nothing to refer to: no warning, and no scan
         key = quote(TABLES[target].key or column)
         count = conn.execute(
             f"SELECT COUNT(*) FROM {schema}.{quote(source)} AS s WHERE s.{quote(column)} IS NOT NULL AND NOT EXISTS "
             f"(SELECT 1 FROM {schema}.{quote(target)} AS t WHERE t.{key} = s.{quote(column)})"
         ).fetchone()[0]
-        has_target = conn.execute(f"SELECT COUNT(*) > 0 FROM {schema}.{quote(target)}").fetchone()[0]
-        if count and has_target:
+        if count:
             warnings.append(f"{count} row(s) name a {column} that is not in {target}.")
     today = date.today()
+    checks = []  # (count, warning): counted in one scan of the table
     for column in table.columns:
         if column.type.is_time:
-            count = conn.execute(f"SELECT COUNT(*) FROM {schema}.{quote(table.name)} WHERE {quote(column.name)} > ?",
-                                 [today]).fetchone()[0]
-            if count:
-                warnings.append(f"{count} row(s) have a {column.name} in the future (after {today.isoformat()}).")
+            checks.append((f"COUNT(*) FILTER (WHERE {quote(column.name)} > $today)",
+                           f"row(s) have a {column.name} in the future (after {today.isoformat()})."))
         if column.type is ColumnType.NUMBER and column.name == "amount":
-            count = conn.execute(f"SELECT COUNT(*) FROM {schema}.{quote(table.name)} WHERE amount < 0").fetchone()[0]
-            if count:
-                warnings.append(f"{count} row(s) have a negative amount.")
+            checks.append(("COUNT(*) FILTER (WHERE amount < 0)", "row(s) have a negative amount."))
+    if checks:
+        counts = conn.execute(f"SELECT {', '.join(c for c, _ in checks)} FROM {schema}.{quote(table.name)}",
+                              {"today": today}).fetchone()
+        warnings += [f"{n} {text}" for n, (_, text) in zip(counts, checks, strict=True) if n]
     return FileReport(report.file, report.table, report.mode, report.rows, report.imported, report.rejected,
                       report.problems, tuple(warnings))

@@ -338,7 +338,12 @@ def test_import(db, tmp_path, monkeypatch, file, options, expected):
         assert state(db) == before  # nothing changed: no snapshot, schema, table, view, mapping or row
         return
 
-    result = run(db, file, options, tmp_path)
+    check_imported(db, run(db, file, options, tmp_path), expected, before)
+
+
+def check_imported(db: duckdb.DuckDBPyConnection, result: ImportResult, expected: Imported,
+                   before: dict[str, object]) -> None:
+    """The import went as `expected` says, into a new snapshot next to the untouched previous one."""
     report = result.files[0]
     assert (report.table, report.rows, report.imported) == (expected.table, expected.rows, expected.imported)
     assert [p if e.row != ANY_ROW else Problem(ANY_ROW, p.column, p.value, p.reason)
@@ -359,6 +364,60 @@ def test_import(db, tmp_path, monkeypatch, file, options, expected):
     assert result.snapshot.id == 2
     assert row_counts(db, "snapshot_1") == before["rows"]
     assert row_counts(db, schema) == {**BASE_ROWS, expected.table: expected.total or expected.imported}
+
+
+# --- the same, for files written here (the generated fixtures stay as they are) ----------------------------------
+
+WRITTEN = [
+    pytest.param("tickets_oversized_rating.csv",
+                 "ticket_id,created_at,csat\nT1,2026-10-31 14:00:00,99999999999\nT2,2026-10-31 14:00:00,4\n"
+                 "T3,2026-10-31 14:00:00,-99999999999\n",
+                 Imported("tickets", 3, 1, {"T2": {"csat": 4}}, problems=(
+                     Problem(2, "csat", "99999999999", "is not a whole number from 1 to 5"),
+                     Problem(4, "csat", "-99999999999", "is not a whole number from 1 to 5"),
+                 )), id="oversized-whole-number-is-a-rejected-value"),
+    pytest.param("leads_duplicate_of_a_rejected_row.csv",  # duplicates are judged among valid rows only
+                 "lead_id,created_at,channel\nL1,2026-10-01 10:00:00,first\nL1,not a date,second\n"
+                 "L2,2026-10-02 10:00:00,other\nL3,2026-10-03 10:00:00,early\nL3,2026-10-04 10:00:00,late\n"
+                 "L3,yesterday,rejected\n",
+                 Imported("leads", 6, 3, {
+                     "L1": {"channel": "first", "created_at": T(2026, 10, 1, 10, 0)}, "L2": {"channel": "other"},
+                     "L3": {"channel": "late", "created_at": T(2026, 10, 4, 10, 0)},
+                 }, problems=(
+                     Problem(3, "created_at", "not a date", "is not a date like 2026-10-31"),
+                     Problem(7, "created_at", "yesterday", "is not a date like 2026-10-31"),
+                 ), warnings=("1 row(s) repeat an id of a later row in the file; the later row was kept.",)),
+                 id="valid-row-kept-when-a-later-row-with-its-id-is-rejected"),
+]
+
+
+@pytest.mark.parametrize(("file", "text", "expected"), WRITTEN)
+def test_import_written(db, tmp_path, file, text, expected):
+    (tmp_path / file).write_text(text, encoding="utf-8")
+    before = state(db)
+    raw = read_file(tmp_path / file, workdir=tmp_path)
+    check_imported(db, import_files(db, [Upload(raw, propose(raw))], f"import {file}"), expected, before)
+
+
+def test_bytes_that_are_not_utf8_below_the_checked_part_are_read_as_windows_1252(db, tmp_path):
+    path = tmp_path / "leads.csv"
+    lines = ["lead_id,created_at,campaign"] + [f"L{i},2026-10-01 10:00:00,Größe {i % 7}" for i in range(300_000)]
+    path.write_bytes(("\n".join(lines) + "\n").encode("utf-8") + "LX,2026-10-02 10:00:00,Müller €\n".encode("cp1252"))
+    assert path.stat().st_size > 9 * 1024 * 1024  # beyond what read_file checks
+    raw = read_file(path, workdir=tmp_path)
+    result = import_files(db, [Upload(raw, propose(raw))], "late cp1252 bytes")
+    assert result.files[0].imported == 300_001
+    rows = db.execute(f"SELECT lead_id, campaign FROM {result.snapshot.schema}.leads WHERE lead_id IN ('L1', 'LX') "
+                      "ORDER BY lead_id").fetchall()
+    assert rows == [("L1", "Größe 1"), ("LX", "Müller €")]
+
+
+def test_a_utf8_csv_read_without_a_workdir_makes_no_temporary_directory(tmp_path, monkeypatch):
+    def refuse(*args: object, **kwargs: object) -> str:
+        raise AssertionError("a temporary directory was made")
+
+    monkeypatch.setattr("tempfile.mkdtemp", refuse)
+    assert read_file(EXPORTS / "leads_comma_iso.csv").path == EXPORTS / "leads_comma_iso.csv"
 
 
 # --- several files at once ------------------------------------------------------------------------
