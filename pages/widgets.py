@@ -137,14 +137,14 @@ def tensions(ctx: Context, team: str | None = None, limit: int = 4) -> None:
                    "or the customer's expense.", icon=":material/balance:")
         return
     for index, tension in enumerate(found[:limit]):
-        _tension(ctx, tension, index)
+        _tension(ctx, tension, index, team)
     if len(found) > limit:
         with st.expander(f"{len(found) - limit} more tension(s) of lower severity"):
             for index, tension in enumerate(found[limit:], start=limit):
-                _tension(ctx, tension, index)
+                _tension(ctx, tension, index, team)
 
 
-def _tension(ctx: Context, tension: Tension, index: int) -> None:
+def _tension(ctx: Context, tension: Tension, index: int, here: str | None) -> None:
     """One tension: who pulls against whom, the sentence, links to the teams, both series in one chart."""
     key = f"tension-{tension.kpi.id}-{tension.counterweight.id}-{tension.kind.value}"
     with st.container(border=True, key=key):
@@ -158,7 +158,7 @@ def _tension(ctx: Context, tension: Tension, index: int) -> None:
                         f":gray-badge[severity {tension.severity:.1f}]")
             st.markdown(tension.sentence)
             for team_id in dict.fromkeys(tension.teams):
-                if team_id != CUSTOMER:
+                if team_id not in (CUSTOMER, here):
                     team_link(ctx, team_id, f"Open {ctx.catalog.team(team_id).label}")
         with chart:
             st.altair_chart(tension_chart(tension, ctx.values, ctx.catalog.currency), key=f"tension-chart-{index}")
