@@ -1,10 +1,13 @@
 """Shared fixtures: the shipped catalog, a real DuckDB file with the sample data, tiny stores."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
 import pytest
+from browser_support import CHROMIUM, CHROMIUM_ARGS
+from playwright.sync_api import Browser, sync_playwright
 
 from kpicore import store
 from kpicore.catalog import Catalog, load_catalog
@@ -24,6 +27,17 @@ def sample_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("db") / "kpi.duckdb"
     store.connect(path).close()
     return path
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Browser]:
+    """Headless Debian Chromium; CI installs it, so a missing one is a failure, not a skip."""
+    if not CHROMIUM.exists():
+        pytest.fail(f"Chromium not found at {CHROMIUM}: install Debian's chromium package (apt-get install chromium).")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
 
 
 @pytest.fixture
