@@ -6,6 +6,7 @@ import streamlit as st
 from pages import common
 
 st.set_page_config(page_title="KPI scorecards", page_icon="🎯", layout="wide")
+common.begin_run()
 
 catalog = common.catalog()
 pages = [common.overview_page()]

@@ -23,6 +23,7 @@ from kpicore.view import View
 
 VIEW_KEYS = ("grain", "period", "comparison", "snapshot", *DIMENSIONS)
 ROUTER = Path(__file__).resolve().parent.parent / "dashboard.py"
+_CONTEXT = "_context"  # session-state key of the current run's Context
 
 
 @st.cache_resource
@@ -99,8 +100,20 @@ def leave_pages_directory_mode() -> None:
 
 
 def context() -> Context:
-    """Read the view from the URL (or the session), compute, and write the full view back to the URL."""
+    """This run's view and data: computed once per run (by dashboard.py), then reused by the page."""
     leave_pages_directory_mode()
+    if (ctx := st.session_state.get(_CONTEXT)) is None:
+        ctx = st.session_state[_CONTEXT] = _read_context()
+    return ctx
+
+
+def begin_run() -> None:
+    """Forget the previous run's context: the URL or the data may have changed since."""
+    st.session_state.pop(_CONTEXT, None)
+
+
+def _read_context() -> Context:
+    """Read the view from the URL (or the session), compute, and write the full view back to the URL."""
     cat = catalog()
     db = str(store.db_path())
     params = {key: st.query_params[key] for key in VIEW_KEYS if key in st.query_params}

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
@@ -56,3 +57,15 @@ def streamlit_server(db: Path, log: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+
+@contextmanager
+def warmed_server(browser: Browser, db: Path, log: Path) -> Iterator[str]:
+    """A server already past its first page view (the very first deep link gets Streamlit's notice)."""
+    with streamlit_server(db, log) as url:
+        page = browser.new_page()
+        page.goto(f"{url}/")
+        page.get_by_test_id("stMetricValue").first.wait_for(timeout=TIMEOUT_MS)
+        page.close()
+        yield url

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from browser_support import CHROMIUM, CHROMIUM_ARGS
-from playwright.sync_api import Browser, sync_playwright
+from browser_support import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS
+from playwright.sync_api import Browser, Page, sync_playwright
 
 from kpicore import store
 from kpicore.catalog import Catalog, load_catalog
@@ -38,6 +38,16 @@ def chromium() -> Iterator[Browser]:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+@pytest.fixture
+def app_page(chromium: Browser) -> Iterator[Page]:
+    """A fresh browser tab per test, waiting up to a minute for elements."""
+    context = chromium.new_context(viewport={"width": 1440, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    yield page
+    context.close()
 
 
 @pytest.fixture

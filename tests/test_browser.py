@@ -7,7 +7,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from browser_support import TIMEOUT_MS, streamlit_server
+from browser_support import TIMEOUT_MS, streamlit_server, warmed_server
 from playwright.sync_api import Browser, Page, expect
 
 from kpicore import store
@@ -38,22 +38,8 @@ def fresh_server_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def app_url(chromium: Browser, browser_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One server for the module, already past its first page view (see test_first_visit_...)."""
-    with streamlit_server(browser_db, tmp_path_factory.mktemp("log") / "streamlit.log") as url:
-        page = chromium.new_page()
-        page.goto(f"{url}/")
-        page.get_by_test_id("stMetricValue").first.wait_for(timeout=TIMEOUT_MS)
-        page.close()
+    with warmed_server(chromium, browser_db, tmp_path_factory.mktemp("log") / "streamlit.log") as url:
         yield url
-
-
-@pytest.fixture
-def app_page(chromium: Browser) -> Iterator[Page]:
-    """A fresh tab per test."""
-    context = chromium.new_context(viewport={"width": 1440, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    yield page
-    context.close()
 
 
 def open_app(page: Page, url: str) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser_support import TIMEOUT_MS, streamlit_server
+from browser_support import warmed_server
 from playwright.sync_api import Browser, Locator, Page, expect
 
 # A German CRM export: semicolons, Windows-1252 (the euro sign is byte 0x80), decimal comma, dd.mm.yyyy dates.
@@ -36,22 +36,8 @@ def data_db(sample_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def app_url(chromium: Browser, data_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One server for the module, already past its first page view (a first deep link gets Streamlit's notice)."""
-    with streamlit_server(data_db, tmp_path_factory.mktemp("log") / "streamlit.log") as url:
-        page = chromium.new_page()
-        page.goto(f"{url}/")
-        page.get_by_test_id("stMetricValue").first.wait_for(timeout=TIMEOUT_MS)
-        page.close()
+    with warmed_server(chromium, data_db, tmp_path_factory.mktemp("log") / "streamlit.log") as url:
         yield url
-
-
-@pytest.fixture
-def app_page(chromium: Browser) -> Iterator[Page]:
-    """A fresh tab per test."""
-    context = chromium.new_context(viewport={"width": 1440, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    yield page
-    context.close()
 
 
 def metric_value(page: Page, label: str) -> Locator:
