@@ -221,15 +221,13 @@ class _Profile:
 def _sql_label(sql: str) -> str:
     text = " ".join(sql.split())
     if text.startswith("CREATE TABLE") and " AS SELECT " in text:
-        return "stage: CREATE TABLE AS (read + convert + dup window)"
-    if text.startswith("UPDATE"):
-        return "stage: duplicate marking (UPDATE)"
+        return "stage: CREATE TABLE AS (read + convert, committed)"
+    if text.startswith("INSERT INTO duplicate_rows") or "FROM duplicate_rows" in text:
+        return "check: repeated ids (duplicate_rows)"
     if "COUNT(*) FILTER" in text:
-        return "stage: row counts"
+        return "check: row counts"
     if "UNION ALL" in text and "__e_" in text:
-        return "stage: _problems query"
-    if "WHERE __valid AND __dup" in text:
-        return "stage: duplicate count"
+        return "check: _problems query"
     if text.startswith(("CREATE VIEW", "CREATE SCHEMA", "INSERT INTO snapshot", "CREATE TABLE IF NOT EXISTS")) \
             or "FROM snapshot_tables" in text or ("SELECT COUNT(*) FROM \"snapshot_" in text and "WHERE" not in text):
         return "commit_snapshot (views + counts)"
@@ -237,6 +235,8 @@ def _sql_label(sql: str) -> str:
         return "_with_warnings queries"
     if text == "COMMIT":
         return "COMMIT"
+    if text.startswith("BEGIN"):
+        return "BEGIN"
     return "other SQL"
 
 

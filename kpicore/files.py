@@ -6,6 +6,7 @@ import csv
 import os
 import shutil
 import tempfile
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time
 from pathlib import Path
@@ -35,6 +36,7 @@ class RawFile:
     sample: tuple[tuple[str | None, ...], ...]
     sheet: str | None = None
     parallel: bool = True
+    typed: bool = True  # whether DuckDB's reader may parse ISO timestamps itself (see `as_text`)
     workdir: Path | None = None  # where a converted copy goes (None: a temporary directory, made when needed)
 
     @property
@@ -42,20 +44,30 @@ class RawFile:
         """The row of the header in the file as a spreadsheet shows it (1-based)."""
         return self.skip + 1
 
-    def read_sql(self) -> str:
-        """A DuckDB table expression reading every data row as text, columns named c0, c1, ..."""
-        columns = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(self.columns)))
+    def read_sql(self, timestamps: Collection[int] = (), timestamp_format: str | None = None) -> str:
+        """A DuckDB table expression reading every data row, columns named c0, c1, ...
+
+        Every column is text, except the columns in `timestamps`: DuckDB's reader parses those with
+        `timestamp_format` (bound as $timestamp_format) and fails on the first cell that does not fit.
+        """
+        typed = set(timestamps) if timestamp_format else set()
+        columns = ", ".join(f"'c{i}': '{'TIMESTAMP' if i in typed else 'VARCHAR'}'" for i in range(len(self.columns)))
+        strict = ", timestampformat = $timestamp_format" if typed else ""
         # Every option is given and auto_detect is off: DuckDB's sniffer took rows starting with '#' for
         # comments and dropped them, and gave up on files whose first data row is short.
         return (
             f"read_csv($path, auto_detect = false, delim = $delim, quote = '\"', escape = '\"', header = false, "
-            f"skip = {self.skip + 1}, null_padding = true, strict_mode = false, "
+            f"skip = {self.skip + 1}, null_padding = true, strict_mode = false{strict}, "
             f"parallel = {str(self.parallel).lower()}, columns = {{{columns}}})"
         )
 
     def read_params(self) -> dict[str, str]:
         """The bound parameters of `read_sql()`."""
         return {"path": str(self.path), "delim": self.delimiter}
+
+    def as_text(self) -> RawFile:
+        """The same file with every cell read as text (after DuckDB's reader refused a timestamp)."""
+        return replace(self, typed=False)
 
     def sequential(self) -> RawFile:
         """The same file read by one thread (DuckDB cannot pad short rows in parallel across quoted line breaks)."""

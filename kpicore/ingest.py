@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import secrets
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -25,7 +26,7 @@ from kpicore.model import (
     Table,
 )
 from kpicore.sql import quote
-from kpicore.store import Snapshot, commit_snapshot, latest_snapshot, physical_of
+from kpicore.store import Snapshot, commit_snapshot, latest_snapshot
 
 MAX_PROBLEMS = 1000
 _ISO_FORMATS = ["%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S",
@@ -122,27 +123,13 @@ def check_plan(upload: Upload) -> None:
 
 def import_files(conn: duckdb.DuckDBPyConnection, uploads: Sequence[Upload], note: str,
                  progress: Callable[[float, str], None] | None = None) -> ImportResult:
-    """Import every file into one new snapshot, all or nothing; BadFile if any file cannot be used."""
-    try:
-        return _import(conn, uploads, note, progress)
-    except _ReadAgain as again:
-        raw = again.upload.raw
-        raw = raw.transcoded() if again.transcode else raw.sequential()
-        uploads = [replace(u, raw=raw) if u is again.upload else u for u in uploads]
-        return import_files(conn, uploads, note, progress)
+    """Import every file into one new snapshot, all or nothing; BadFile if any file cannot be used.
 
-
-class _ReadAgain(Exception):
-    """Import again: a file has a quoted line break further down than its sample (read it with one thread), or
-    bytes that are not UTF-8 further down than `read_file` checks (read a UTF-8 copy, see RawFile.transcoded)."""
-
-    def __init__(self, upload: Upload, transcode: bool = False) -> None:
-        super().__init__(upload.raw.name)
-        self.upload, self.transcode = upload, transcode
-
-
-def _import(conn: duckdb.DuckDBPyConnection, uploads: Sequence[Upload], note: str,
-            progress: Callable[[float, str], None] | None) -> ImportResult:
+    Each file is first staged as a new physical table in a statement of its own, so that its `rowid`s are
+    final and number the file's rows (see staging_sql). No snapshot uses a staged table until the one
+    transaction that checks every file and commits the snapshot; if anything fails, the staged tables are
+    dropped again, and a killed import leaves them for `store.drop_unused_tables` at the next start.
+    """
     for upload in uploads:
         check_plan(upload)
     tables = [u.plan.table for u in uploads]
@@ -150,71 +137,107 @@ def _import(conn: duckdb.DuckDBPyConnection, uploads: Sequence[Upload], note: st
         twice = next(t for t in tables if tables.count(t) > 1)
         raise BadFile(", ".join(u.raw.name for u in uploads if u.plan.table == twice),
                       f"are all read as {twice}. Import one file per table at a time, or append them one by one.")
-    previous = latest_snapshot(conn)
-    conn.execute("BEGIN TRANSACTION")
+    staged: dict[str, str] = {}
     try:
-        snapshot_id = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM snapshots").fetchone()[0]
-        reports, changed = [], {}
         for index, upload in enumerate(uploads):
             if progress:
-                progress(index / len(uploads), f"Reading {upload.raw.name}")
-            physical = f"{upload.plan.table}__{snapshot_id}"
-            reports.append(_stage(conn, upload, physical, previous))
-            changed[upload.plan.table] = physical
+                progress(0.9 * index / len(uploads), f"Reading {upload.raw.name}")
+            staged[upload.plan.table] = _stage(conn, upload)
         if progress:
-            progress(0.95, "Checking references")
+            progress(0.9, "Checking rows and references")
+        result = _commit(conn, uploads, staged, note)
+    except BaseException:
+        for physical in staged.values():
+            conn.execute(f"DROP TABLE IF EXISTS {quote(physical)}")
+        raise
+    if progress:
+        progress(1.0, "Done")
+    return result
+
+
+def _stage(conn: duckdb.DuckDBPyConnection, upload: Upload) -> str:
+    """Read a file into a new physical table (committed, used by no snapshot yet); its name.
+
+    Read again as text when DuckDB's reader refused a timestamp, with one thread when a quoted line break lies
+    further down than the sample, or from a UTF-8 copy when bytes below the part `read_file` checked are not
+    UTF-8 (`RawFile.transcoded`).
+    """
+    raw, plan = upload.raw, upload.plan
+    physical = f"{plan.table}__{secrets.token_hex(6)}"
+    sql, params = staging_sql(raw, plan, physical, upload.as_of if upload.status_only else None)
+    try:
+        conn.execute(sql, params)
+    except duckdb.Error as error:
+        if "timestamp_format" in params:
+            return _stage(conn, replace(upload, raw=raw.as_text()))
+        if raw.parallel and needs_sequential(error):
+            return _stage(conn, replace(upload, raw=raw.sequential()))
+        if raw.encoding == "utf-8" and not_utf8(error):
+            return _stage(conn, replace(upload, raw=raw.transcoded()))
+        detail = str(error).strip().splitlines()[0][:300]
+        raise BadFile(raw.name, f"could not be read completely ({detail}). Check that every row has the "
+                                "same columns and export it again.") from None
+    return physical
+
+
+def _commit(conn: duckdb.DuckDBPyConnection, uploads: Sequence[Upload], staged: dict[str, str],
+            note: str) -> ImportResult:
+    """In one transaction: check each staged file, mark repeated ids, and record the new snapshot."""
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        previous = latest_snapshot(conn)
+        snapshot_id = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM snapshots").fetchone()[0]
+        reports = [_check(conn, upload, staged[upload.plan.table], previous) for upload in uploads]
         sources = {u.plan.table: u.raw.name for u in uploads}
         status = {u.plan.table: u.as_of for u in uploads if u.status_only}
-        snapshot = commit_snapshot(conn, snapshot_id, changed, note, previous, sources, status)
+        snapshot = commit_snapshot(conn, snapshot_id, staged, note, previous, sources, status)
         reports = [_with_warnings(conn, r, snapshot) for r in reports]
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
-    if progress:
-        progress(1.0, "Done")
     return ImportResult(snapshot, tuple(reports))
 
 
-def _stage(conn: duckdb.DuckDBPyConnection, upload: Upload, physical: str, previous: Snapshot | None) -> FileReport:
+def _check(conn: duckdb.DuckDBPyConnection, upload: Upload, physical: str, previous: Snapshot | None) -> FileReport:
+    """Count, mark repeated ids, list problems and append the previous rows; BadFile if no row can be used."""
     raw, plan = upload.raw, upload.plan
     table = TABLES[plan.table]
-    sql, params = staging_sql(raw, plan, physical, upload.as_of if upload.status_only else None)
-    try:
-        conn.execute(sql, params)
-    except duckdb.Error as error:
-        if raw.parallel and needs_sequential(error):
-            raise _ReadAgain(upload) from None
-        if raw.encoding == "utf-8" and not_utf8(error):
-            raise _ReadAgain(upload, transcode=True) from None
-        detail = str(error).strip().splitlines()[0][:300]
-        raise BadFile(raw.name, f"could not be read completely ({detail}). Check that every row has the "
-                                "same columns and export it again.") from None
-    _mark_duplicates(conn, physical, table)
-    rows, imported = conn.execute(
-        f"SELECT COUNT(*), COUNT(*) FILTER (WHERE __valid AND NOT __dup) FROM {quote(physical)}"
+    duplicates = _mark_duplicates(conn, physical, table)
+    rows, valid = conn.execute(
+        f"SELECT COUNT(*) FILTER (WHERE NOT __blank), COUNT(*) FILTER (WHERE __valid) FROM {quote(physical)}"
     ).fetchone()
+    imported = valid - duplicates
     if rows == 0:
         raise BadFile(raw.name, "has a header but no data rows. Nothing was imported.")
-    problems = _problems(conn, physical, plan)
+    problems = _problems(conn, physical, plan, raw.header_row + 1)
     if imported == 0:
         first = problems[0] if problems else None
         detail = f" The first problem: {first.reason} (row {first.row}, column '{first.column}')." if first else ""
         raise BadFile(raw.name, f"has no row that could be imported.{detail}")
     if upload.mode is Mode.APPEND and previous is not None and table.key:
         _append_previous(conn, physical, table, previous)
-    duplicates = conn.execute(f"SELECT COUNT(*) FROM {quote(physical)} WHERE __valid AND __dup").fetchone()[0]
     warnings = (f"{duplicates} row(s) repeat an id of a later row in the file; the later row was kept.",) \
         if duplicates else ()
     return FileReport(raw.name, plan.table, upload.mode, rows, imported, rows - imported - duplicates,
                       tuple(problems), warnings)
 
 
+# ISO timestamp formats DuckDB's reader may parse itself. For a cell that one of them reads, no format before
+# it in _ISO_FORMATS reads the cell too (each earlier one needs more fields), so both ways give the same value.
+_READER_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d")
+
+
 def staging_sql(raw: RawFile, plan: Plan, physical: str, as_of: date | None = None) -> tuple[str, dict[str, object]]:
-    """CREATE TABLE for a file's rows: typed canonical columns, a problem per column and validity.
+    """CREATE TABLE for a file's rows, in file order: typed canonical columns, a problem per column, validity.
 
     Layered so that each cell is converted once: the cells as text, then typed, then a problem wherever a cell
-    has text but no typed value. `__dup` is FALSE here; `_mark_duplicates` sets it afterwards.
+    has text but no typed value. The table keeps the file's order (DuckDB preserves insertion order), so a
+    row's `rowid` plus the header row gives its row number as a spreadsheet shows it; rows with no cell at all
+    (;;; or an empty Excel row) stay in the table as `__blank`, so they keep that numbering too.
+    Timestamp columns whose sample is ISO are parsed by DuckDB's reader (the file is then read on every core
+    without a text copy of those cells); a cell that does not fit makes the statement fail, and the import
+    reads the file again as text (`RawFile.as_text`). Repeated ids are marked afterwards (`_mark_duplicates`).
     With `as_of` (a status-only export), required dates may be missing and the export date stands in for
     the date of the rows whose state implies it (see model.STATUS_DATES).
     """
@@ -225,47 +248,84 @@ def staging_sql(raw: RawFile, plan: Plan, physical: str, as_of: date | None = No
         if column.required and plan.source_of(column.name) is None and as_of is None:
             raise BadFile(raw.name, f"has no column for the required {column.name}.")
     mapped = [c for c in table.columns if plan.source_of(c.name) is not None]
+    reader = _reader_timestamps(raw, plan, mapped)
+    read_by_duckdb = {index[plan.source_of(c.name)] for c in reader}
+    if reader:
+        params["timestamp_format"] = next(iter(reader.values()))
+
+    def cell(column: Column) -> str:
+        i = index[plan.source_of(column.name)]
+        return f"src.c{i}" if column in reader else f"NULLIF(trim(src.c{i}), '')"
 
     def text_of(column: Column) -> str:
         return quote("__t_" + column.name)
 
-    texts = [f"NULLIF(trim(src.c{index[plan.source_of(c.name)]}), '') AS {text_of(c)}" for c in mapped]
-    converted = [f"{_convert(c, text_of(c), plan, params, raw)} AS {quote(c.name)}" for c in mapped]
+    present = " OR ".join(f"src.c{i} IS NOT NULL" for i in range(len(raw.columns)))
+    texts = [f"{cell(c)} AS {text_of(c)}" for c in mapped]
+    cells = f"SELECT NOT ({present}) AS __blank{''.join(', ' + t for t in texts)} " \
+            f"FROM {raw.read_sql(read_by_duckdb, params.get('timestamp_format'))} AS src"
+    numbers = [f"{_number(c, text_of(c), plan)} AS {quote('__n_' + c.name)}" for c in mapped if c.type.is_number]
+    conversions = {c: text_of(c) if c in reader else _convert(c, text_of(c), plan, params, raw) for c in mapped}
+    converted = [f"{conversions[c]} AS {quote(c.name)}" for c in mapped]
     typed = [quote(c.name) if c in mapped else f"CAST(NULL AS {c.type.sql}) AS {quote(c.name)}"
              for c in table.columns]
-    problem_columns = [f"{_error(c, text_of(c), quote(c.name), plan)[1]} AS {quote('__e_' + c.name)}"
-                       for c in mapped]
-    valid = " AND ".join(f"{quote('__e_' + c.name)} IS NULL" for c in mapped) or "TRUE"
-    present = " OR ".join(f"src.c{i} IS NOT NULL" for i in range(len(raw.columns)))
-    # rows are numbered before empty ones (;;; or an empty Excel row) are left out, as a spreadsheet numbers them
-    cells = (
-        f"SELECT src.__row{''.join(', ' + t for t in texts)} FROM (SELECT row_number() OVER () + "
-        f"{raw.header_row} AS __row, * FROM {raw.read_sql()}) AS src WHERE {present}"
-    )
-    values = f"SELECT *{''.join(', ' + c for c in converted)} FROM ({cells})"
-    inner = f"SELECT __row, {', '.join(typed + problem_columns)} FROM ({values})"
+    # a cell kept as text or parsed by DuckDB's reader has a value whenever it is not empty
+    errors = {c: _error(c, i, text_of(c), quote(c.name), plan, conversions[c] != text_of(c))
+              for i, c in enumerate(mapped)}
+    errors = {c: e for c, e in errors.items() if e is not None}
+    problem_columns = [f"{e} AS {quote('__e_' + c.name)}" for c, e in errors.items()]
+    fine = " AND ".join(f"{quote('__e_' + c.name)} IS NULL" for c in errors) or "TRUE"
+    found = ", ".join(quote("__e_" + c.name) for c in errors)
+    problems = f"CASE WHEN {fine} THEN NULL ELSE list_filter([{found}], lambda p: p IS NOT NULL) END" if errors \
+        else f"CAST(NULL AS {_PROBLEM}[])"
+    values = f"SELECT *{''.join(', ' + c for c in converted)} FROM (SELECT *{''.join(', ' + n for n in numbers)} " \
+             f"FROM ({cells}))"
+    inner = f"SELECT __blank, {', '.join(typed + problem_columns)} FROM ({values})"
     if as_of is not None:
         column, applies = STATUS_DATES[plan.table]
         params["as_of"] = as_of
         inner = (f"SELECT * REPLACE (COALESCE({quote(column)}, CASE WHEN {applies} THEN CAST($as_of AS TIMESTAMP) "
                  f"END) AS {quote(column)}) FROM ({inner})")
-    sql = f"CREATE TABLE {quote(physical)} AS SELECT *, {valid} AS __valid, FALSE AS __dup FROM ({inner})"
+    columns = ", ".join(quote(c.name) for c in table.columns)
+    # one list of problems per row, NULL for most: nine mostly empty columns cost more to store than one
+    sql = (f"CREATE TABLE {quote(physical)} AS SELECT __blank, {columns}, {problems} AS __problems, "
+           f"NOT __blank AND {fine} AS __valid FROM ({inner})")
     return sql, params
 
 
-def _mark_duplicates(conn: duckdb.DuckDBPyConnection, physical: str, table: Table) -> None:
-    """Mark every valid row but the last of its id as a duplicate (rejected rows are not counted).
+def _reader_timestamps(raw: RawFile, plan: Plan, mapped: list[Column]) -> dict[Column, str]:
+    """The mapped timestamp columns DuckDB's reader parses, with their one format (all share it; none if the
+    file is read as text or no timestamp column's sample is ISO)."""
+    if not raw.typed:
+        return {}
+    leading = {}
+    for column in mapped:
+        if column.type is ColumnType.TIMESTAMP and plan.date_orders.get(column.name, DateOrder.ISO) is DateOrder.ISO:
+            lead = _leading_format(raw, plan, column, _ISO_FORMATS)
+            if lead and lead[1] in _READER_FORMATS:
+                leading[column] = lead[1]
+    if not leading:
+        return {}
+    chosen = Counter(leading.values()).most_common(1)[0][0]  # the reader takes one timestamp format per file
+    return {c: f for c, f in leading.items() if f == chosen}
 
-    One aggregate over the id column: a window over the whole table would hold every column in memory.
+
+def _mark_duplicates(conn: duckdb.DuckDBPyConnection, physical: str, table: Table) -> int:
+    """List every valid row but the last of its id in `duplicate_rows` (rejected rows are not counted); how many.
+
+    Ids are first grouped by their 64-bit hash (cheaper than grouping the text); only the rows whose hash
+    repeats are compared by id. The staged table is never updated: an UPDATE would make DuckDB rewrite it.
     """
     if not table.key:
-        return
+        return 0
     key, staged = quote(table.key), quote(physical)
     conn.execute(
-        f"UPDATE {staged} SET __dup = TRUE FROM (SELECT {key} AS k, max(__row) AS last FROM {staged} WHERE __valid "
-        f"GROUP BY {key} HAVING COUNT(*) > 1) AS d WHERE {staged}.{key} = d.k AND {staged}.__valid "
-        f"AND {staged}.__row < d.last"
-    )
+        f"INSERT INTO duplicate_rows WITH repeated AS (SELECT hash({key}) AS h FROM {staged} WHERE __valid "
+        f"GROUP BY 1 HAVING COUNT(*) > 1), candidates AS (SELECT rowid AS r, {key} AS k FROM {staged} AS s "
+        f"SEMI JOIN repeated ON hash(s.{key}) = repeated.h WHERE s.__valid) "
+        f"SELECT $physical, c.r FROM candidates AS c JOIN (SELECT k, max(r) AS last FROM candidates GROUP BY k) "
+        f"AS d ON c.k = d.k WHERE c.r < d.last", {"physical": physical})
+    return conn.execute("SELECT COUNT(*) FROM duplicate_rows WHERE physical = ?", [physical]).fetchone()[0]
 
 
 class _Bind:
@@ -293,14 +353,9 @@ def _convert(column: Column, text: str, plan: Plan, params: dict[str, object], r
             fast = f"CASE WHEN {text} LIKE {bind(shape)} THEN try_strptime({text}, {bind(first)}) END"
             parsed = f"COALESCE({fast}, {parsed})"
         return f"CAST(date_trunc('month', {parsed}) AS DATE)" if kind is ColumnType.MONTH else parsed
-    if kind in (ColumnType.NUMBER, ColumnType.INTEGER):
-        stripped = f"regexp_replace({text}, '[^0-9,.%+-]', '', 'g')"
-        percent = f"CASE WHEN {text} LIKE '%\\%%' ESCAPE '\\' THEN 100.0 ELSE 1.0 END"
-        if column.name in plan.decimal_comma:
-            digits = f"replace(replace(replace({stripped}, '.', ''), ',', '.'), '%', '')"
-        else:
-            digits = f"replace(replace({stripped}, ',', ''), '%', '')"
-        number = f"(TRY_CAST({digits} AS DOUBLE) / {percent})"
+    if kind.is_number:
+        read = quote("__n_" + column.name)  # see _number
+        number = f"CASE WHEN isfinite({read}) THEN {read} END"
         if kind is ColumnType.INTEGER:
             # TRY_CAST: a whole number beyond INTEGER (99999999999) is a rejected value, not a failed import
             number = f"CASE WHEN {number} = round({number}) THEN TRY_CAST({number} AS INTEGER) END"
@@ -316,6 +371,21 @@ def _convert(column: Column, text: str, plan: Plan, params: dict[str, object], r
     if column.values:
         return _vocabulary(column, text, plan, bind)
     return text
+
+
+def _number(column: Column, text: str, plan: Plan) -> str:
+    """SQL reading a number from a text cell: plain (1234.5, 1.2E+05) at once, else without currency signs,
+    spaces and thousands separators, with a decimal comma where the column has one, and 5% as 0.05.
+    NULL when it is no number; `_convert` takes only finite ones."""
+    stripped = f"regexp_replace({text}, '[^0-9,.%+-]', '', 'g')"
+    percent = f"CASE WHEN {text} LIKE '%\\%%' ESCAPE '\\' THEN 100.0 ELSE 1.0 END"
+    if column.name in plan.decimal_comma:  # 1.234 is a thousand here, not what TRY_CAST reads
+        digits = f"replace(replace(replace({stripped}, '.', ''), ',', '.'), '%', '')"
+        number = f"TRY_CAST({digits} AS DOUBLE) / {percent}"
+    else:
+        digits = f"replace(replace({stripped}, ',', ''), '%', '')"
+        number = f"COALESCE(TRY_CAST({text} AS DOUBLE), TRY_CAST({digits} AS DOUBLE) / {percent})"
+    return number
 
 
 def _leading_format(raw: RawFile, plan: Plan, column: Column, formats: list[str]) -> tuple[str, str] | None:
@@ -362,13 +432,23 @@ def _vocabulary(column: Column, text: str, plan: Plan, bind: _Bind) -> str:
     return f"CASE WHEN {text} IS NULL THEN NULL {' '.join(branches)} {otherwise} END"
 
 
-def _error(column: Column, text: str, expression: str, plan: Plan) -> tuple[str, str]:
-    """(column name, SQL giving {'value', 'reason'} when the cell cannot be used, else NULL)."""
+_PROBLEM = "STRUCT(col INTEGER, value VARCHAR, reason VARCHAR)"  # col: the column's place among the mapped ones
+
+
+def _error(column: Column, col: int, text: str, expression: str, plan: Plan, converts: bool = True) -> str | None:
+    """SQL giving {col, value, reason} when the cell cannot be used, else NULL (a blank row has no problem);
+    None when no cell can be refused.
+
+    Without `converts` (the cell is the value) only an empty required cell is a problem.
+    """
     reason = _reason(column, plan)
-    checks = [f"WHEN {text} IS NOT NULL AND ({expression}) IS NULL THEN {{'value': {text}, 'reason': '{reason}'}}"]
+    checks = [] if not converts else \
+        [f"WHEN {text} IS NOT NULL AND ({expression}) IS NULL THEN {{'col': {col}, 'value': {text}, "
+         f"'reason': '{reason}'}}"]
     if column.required:
-        checks.insert(0, f"WHEN {text} IS NULL THEN {{'value': '', 'reason': 'is required but empty'}}")
-    return column.name, f"CASE {' '.join(checks)} END"
+        checks.insert(0, f"WHEN {text} IS NULL AND NOT __blank THEN {{'col': {col}, 'value': '', "
+                         "'reason': 'is required but empty'}")
+    return f"CAST(CASE {' '.join(checks)} END AS {_PROBLEM})" if checks else None
 
 
 def _reason(column: Column, plan: Plan) -> str:
@@ -376,7 +456,7 @@ def _reason(column: Column, plan: Plan) -> str:
     if kind.is_time:
         order = plan.date_orders.get(column.name, DateOrder.ISO)
         return f"is not a date like {_EXAMPLES.get(order, '2026-10-31')}"
-    if kind in (ColumnType.NUMBER, ColumnType.INTEGER):
+    if kind.is_number:
         what = "a whole number" if kind is ColumnType.INTEGER else "a number"
         bounds = f" from {column.bounds[0]:g} to {column.bounds[1]:g}" if column.bounds else ""
         return f"is not {what}{bounds}"
@@ -386,29 +466,27 @@ def _reason(column: Column, plan: Plan) -> str:
     return f"is not one of {values}" if values else "cannot be read"
 
 
-def _problems(conn: duckdb.DuckDBPyConnection, physical: str, plan: Plan) -> list[Problem]:
+def _problems(conn: duckdb.DuckDBPyConnection, physical: str, plan: Plan, first_row: int) -> list[Problem]:
+    """The first rejected values in file order, numbered from `first_row` (the first data row's number)."""
     table = TABLES[plan.table]
     mapped = [c.name for c in table.columns if plan.source_of(c.name) is not None]
     if not mapped:
         return []
-    selects = " UNION ALL ".join(
-        f"SELECT __row, {i} AS col, {quote('__e_' + name)}.value AS value, {quote('__e_' + name)}.reason AS reason "
-        f"FROM {quote(physical)} WHERE {quote('__e_' + name)} IS NOT NULL"
-        for i, name in enumerate(mapped)
-    )
-    rows = conn.execute(f"SELECT * FROM ({selects}) ORDER BY __row, col LIMIT {MAX_PROBLEMS}").fetchall()
+    rows = conn.execute(
+        f"SELECT r + {int(first_row)}, p.col, p.value, p.reason FROM (SELECT rowid AS r, unnest(__problems) AS p "
+        f"FROM {quote(physical)} WHERE __problems IS NOT NULL) ORDER BY 1, 2 LIMIT {MAX_PROBLEMS}").fetchall()
     return [Problem(row, plan.source_of(mapped[col]) or mapped[col], value or "", reason)
             for row, col, value, reason in rows]
 
 
 def _append_previous(conn: duckdb.DuckDBPyConnection, physical: str, table: Table, previous: Snapshot) -> None:
     """Add the previous snapshot's rows whose id the new file does not have (the new file wins)."""
-    key, old = quote(table.key or ""), quote(physical_of(conn, previous, table.name))
+    key, old = quote(table.key or ""), f"{quote(previous.schema)}.{quote(table.name)}"
     columns = ", ".join(quote(c.name) for c in table.columns)
     conn.execute(
-        f"INSERT INTO {quote(physical)} ({columns}, __row, __valid, __dup) "
-        f"SELECT {columns}, 0, TRUE, FALSE FROM {old} AS o WHERE o.__valid AND NOT o.__dup "
-        f"AND o.{key} NOT IN (SELECT {key} FROM {quote(physical)} WHERE __valid AND {key} IS NOT NULL)"
+        f"INSERT INTO {quote(physical)} ({columns}, __blank, __valid) "
+        f"SELECT {columns}, FALSE, TRUE FROM {old} AS o "
+        f"WHERE o.{key} NOT IN (SELECT {key} FROM {quote(physical)} WHERE __valid AND {key} IS NOT NULL)"
     )
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 
 from kpicore.files import RawFile
-from kpicore.model import FALLBACKS, TABLES, VOCABULARIES, ColumnType, Table
+from kpicore.model import FALLBACKS, TABLES, VOCABULARIES, Table
 
 SURE = 0.9  # confidence from which a column is placed without asking
 
@@ -183,7 +183,7 @@ def _guess_formats(plan: Plan, samples: dict[str, list[str]], comma_locale: bool
         column, sample = table.column(match.canonical), samples[match.source]
         if column.type.is_time:
             orders[column.name] = date_order(sample)
-        elif column.type in (ColumnType.NUMBER, ColumnType.INTEGER) and uses_decimal_comma(sample, comma_locale):
+        elif column.type.is_number and uses_decimal_comma(sample, comma_locale):
             commas.add(column.name)
         if column.values:
             known = {v: canonical_value(column.values, v) for v in sorted(set(sample))[:100]}

@@ -34,6 +34,11 @@ class ColumnType(Enum):
         """Whether a KPI can use the column as its time axis."""
         return self in (ColumnType.TIMESTAMP, ColumnType.MONTH)
 
+    @property
+    def is_number(self) -> bool:
+        """Whether the column holds a number (read from text with separators, currency and percent signs)."""
+        return self in (ColumnType.NUMBER, ColumnType.INTEGER)
+
 
 @dataclass(frozen=True)
 class Column:

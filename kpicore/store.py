@@ -59,15 +59,33 @@ def connect(path: str | os.PathLike[str] | None = None, sample_dir: Path = SAMPL
         target.parent.mkdir(parents=True, exist_ok=True)
     conn = duckdb.connect(str(target))
     conn.execute("SET enable_progress_bar = false")  # DuckDB would draw it into the CLI's output
+    # DuckDB's default, stated because imports rely on it: a staged table keeps the file's row order, so a
+    # row's rowid gives its row number in the file (ingest.staging_sql)
+    conn.execute("SET preserve_insertion_order = true")
     conn.execute("CREATE TABLE IF NOT EXISTS snapshots (id INTEGER PRIMARY KEY, created_at TIMESTAMP, note VARCHAR)")
     conn.execute(
         "CREATE TABLE IF NOT EXISTS snapshot_tables (snapshot_id INTEGER, table_name VARCHAR, physical VARCHAR, "
         "rows BIGINT, changed BOOLEAN, source VARCHAR, status_as_of DATE)"
     )
     conn.execute("CREATE TABLE IF NOT EXISTS mappings (name VARCHAR PRIMARY KEY, headers VARCHAR, mapping VARCHAR)")
+    # rows of a physical table that a later row with the same id replaced (see ingest._mark_duplicates)
+    conn.execute("CREATE TABLE IF NOT EXISTS duplicate_rows (physical VARCHAR, row_id BIGINT)")
+    drop_unused_tables(conn)
     if latest_snapshot(conn) is None:
         load_sample(conn, sample_dir)
     return conn
+
+
+def drop_unused_tables(conn: duckdb.DuckDBPyConnection) -> list[str]:
+    """Drop physical tables no snapshot uses (staged by an import that was killed before it committed)."""
+    used = {name for (name,) in conn.execute("SELECT DISTINCT physical FROM snapshot_tables").fetchall()}
+    stored = [name for (name,) in conn.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' AND NOT temporary").fetchall()]
+    unused = [name for name in stored if name not in used and not name.endswith("__empty")
+              and any(name.startswith(table + "__") for table in TABLES)]
+    for name in unused:
+        conn.execute(f"DROP TABLE {quote(name)}")
+    return unused
 
 
 def latest_snapshot(conn: duckdb.DuckDBPyConnection) -> Snapshot | None:
@@ -133,7 +151,7 @@ def commit_snapshot(conn: duckdb.DuckDBPyConnection, snapshot_id: int, changed: 
             physical, is_changed, source = _empty_table(conn, name), False, "empty"
         columns = ", ".join(quote(c.name) for c in table.columns)
         conn.execute(f"CREATE VIEW {quote(snap.schema)}.{quote(name)} AS SELECT {columns} FROM {quote(physical)} "
-                     f"WHERE __valid AND NOT __dup")
+                     f"WHERE {_kept(conn, physical)}")
         rows = conn.execute(f"SELECT COUNT(*) FROM {quote(snap.schema)}.{quote(name)}").fetchone()[0]
         conn.execute("INSERT INTO snapshot_tables VALUES (?, ?, ?, ?, ?, ?, ?)",
                      [snap.id, name, physical, rows, is_changed, source, as_of])
@@ -141,12 +159,20 @@ def commit_snapshot(conn: duckdb.DuckDBPyConnection, snapshot_id: int, changed: 
     return snap
 
 
+def _kept(conn: duckdb.DuckDBPyConnection, physical: str) -> str:
+    """The condition for a physical table's rows that a snapshot shows: valid, and not replaced by a later row
+    with the same id. Tables stored before `duplicate_rows` existed mark those rows in a `__dup` column."""
+    literal = "'" + physical.replace("'", "''") + "'"
+    kept = f"__valid AND rowid NOT IN (SELECT row_id FROM duplicate_rows WHERE physical = {literal})"
+    marked = conn.execute("SELECT COUNT(*) FROM duckdb_columns() WHERE schema_name = 'main' AND table_name = ? "
+                          "AND column_name = '__dup'", [physical]).fetchone()[0]
+    return kept + (" AND NOT __dup" if marked else "")
+
+
 def _empty_table(conn: duckdb.DuckDBPyConnection, name: str) -> str:
     physical = f"{name}__empty"
     columns = ", ".join(f"{quote(c.name)} {c.type.sql}" for c in TABLES[name].columns)
-    conn.execute(
-        f"CREATE TABLE IF NOT EXISTS {quote(physical)} (__row BIGINT, {columns}, __valid BOOLEAN, __dup BOOLEAN)"
-    )
+    conn.execute(f"CREATE TABLE IF NOT EXISTS {quote(physical)} ({columns}, __blank BOOLEAN, __valid BOOLEAN)")
     return physical
 
 

@@ -68,10 +68,13 @@ def test_killing_an_import_midway_leaves_the_previous_snapshot_intact(tmp_path):
     assert process.returncode == -signal.SIGKILL
 
     assert snapshot_state(db) == before  # same snapshots, same tables, same rows, all readable
-    conn = store.connect(db)
+    conn = store.connect(db)  # drops whatever the killed import staged
     try:
         assert conn.execute("SELECT lead_id, channel FROM snapshot_1.leads ORDER BY 1").fetchall() == [
             ("L1", "event"), ("L2", "web")]
+        tables = {name for (name,) in conn.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        used = {name for (name,) in conn.execute("SELECT physical FROM snapshot_tables").fetchall()}
+        assert tables == used | {"snapshots", "snapshot_tables", "mappings", "duplicate_rows"}
         small = tmp_path / "leads.csv"
         small.write_text("lead_id,created_at\nL3,2026-02-01 08:00:00\n", encoding="utf-8")
         raw = read_file(small, workdir=tmp_path)
