@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import mmap
 import os
 import shutil
 import tempfile
@@ -65,6 +66,29 @@ class RawFile:
         """The bound parameters of `read_sql()`."""
         return {"path": str(self.path), "delim": self.delimiter}
 
+    def spreadsheet_rows(self, numbers: Collection[int]) -> dict[int, int]:
+        """Row numbers as a spreadsheet shows them, for data rows numbered one after the other from the header.
+
+        DuckDB's reader skips empty lines, so rows below one are numbered too low. Files without an empty line
+        keep their numbers; the others are read with the csv module up to the last row asked for.
+        """
+        wanted = set(numbers)
+        if not wanted or not _has_empty_line(self.path):
+            return {n: n for n in wanted}
+        found: dict[int, int] = {}
+        csv.field_size_limit(max(csv.field_size_limit(), _MAX_CELL))
+        with self.path.open("r", encoding="utf-8", newline="", errors="replace") as handle:
+            counted = self.header_row
+            for row, cells in enumerate(csv.reader(handle, delimiter=self.delimiter), start=1):
+                if row <= self.header_row or not cells:  # csv gives [] for an empty line
+                    continue
+                counted += 1
+                if counted in wanted:
+                    found[counted] = row
+                    if len(found) == len(wanted):
+                        break
+        return {n: found.get(n, n) for n in wanted}
+
     def as_text(self) -> RawFile:
         """The same file with every cell read as text (after DuckDB's reader refused a timestamp)."""
         return replace(self, typed=False)
@@ -81,6 +105,11 @@ class RawFile:
         """
         target = _transcode(self.path, "utf-8", _workdir(self.workdir), errors=_CP1252_FALLBACK)
         return replace(self, path=target, encoding="utf-8+cp1252")
+
+
+def _has_empty_line(path: Path) -> bool:
+    with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        return data.find(b"\n\n") != -1 or data.find(b"\n\r\n") != -1
 
 
 def needs_sequential(error: Exception) -> bool:

@@ -210,7 +210,7 @@ def _check(conn: duckdb.DuckDBPyConnection, upload: Upload, physical: str, previ
     imported = valid - duplicates
     if rows == 0:
         raise BadFile(raw.name, "has a header but no data rows. Nothing was imported.")
-    problems = _problems(conn, physical, plan, raw.header_row + 1)
+    problems = _problems(conn, physical, plan, raw)
     if imported == 0:
         first = problems[0] if problems else None
         detail = f" The first problem: {first.reason} (row {first.row}, column '{first.column}')." if first else ""
@@ -466,16 +466,18 @@ def _reason(column: Column, plan: Plan) -> str:
     return f"is not one of {values}" if values else "cannot be read"
 
 
-def _problems(conn: duckdb.DuckDBPyConnection, physical: str, plan: Plan, first_row: int) -> list[Problem]:
-    """The first rejected values in file order, numbered from `first_row` (the first data row's number)."""
+def _problems(conn: duckdb.DuckDBPyConnection, physical: str, plan: Plan, raw: RawFile) -> list[Problem]:
+    """The first rejected values in file order, with the row numbers a spreadsheet shows."""
     table = TABLES[plan.table]
     mapped = [c.name for c in table.columns if plan.source_of(c.name) is not None]
     if not mapped:
         return []
     rows = conn.execute(
-        f"SELECT r + {int(first_row)}, p.col, p.value, p.reason FROM (SELECT rowid AS r, unnest(__problems) AS p "
-        f"FROM {quote(physical)} WHERE __problems IS NOT NULL) ORDER BY 1, 2 LIMIT {MAX_PROBLEMS}").fetchall()
-    return [Problem(row, plan.source_of(mapped[col]) or mapped[col], value or "", reason)
+        f"SELECT r + {int(raw.header_row + 1)}, p.col, p.value, p.reason FROM (SELECT rowid AS r, "
+        f"unnest(__problems) AS p FROM {quote(physical)} WHERE __problems IS NOT NULL) ORDER BY 1, 2 "
+        f"LIMIT {MAX_PROBLEMS}").fetchall()
+    shown = raw.spreadsheet_rows({row for row, *_ in rows})
+    return [Problem(shown[row], plan.source_of(mapped[col]) or mapped[col], value or "", reason)
             for row, col, value, reason in rows]
 
 
