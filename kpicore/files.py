@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-import mmap
 import os
 import shutil
 import tempfile
@@ -13,6 +12,7 @@ from datetime import date, datetime, time
 from pathlib import Path
 
 import duckdb
+import numpy as np
 
 from kpicore.errors import BadFile
 
@@ -66,14 +66,15 @@ class RawFile:
         """The bound parameters of `read_sql()`."""
         return {"path": str(self.path), "delim": self.delimiter}
 
-    def spreadsheet_rows(self, numbers: Collection[int]) -> dict[int, int]:
+    def spreadsheet_rows(self, numbers: Collection[int], records: int, lines: int) -> dict[int, int]:
         """Row numbers as a spreadsheet shows them, for data rows numbered one after the other from the header.
 
-        DuckDB's reader skips empty lines, so rows below one are numbered too low. Files without an empty line
-        keep their numbers; the others are read with the csv module up to the last row asked for.
+        DuckDB's reader skips empty lines, so rows below one are numbered too low. When the file's `lines`
+        (see line_count) are the header's row and the `records` DuckDB read (no empty line, no quoted line
+        break), the numbers stand; otherwise the file is read with the csv module up to the last row asked for.
         """
         wanted = set(numbers)
-        if not wanted or not _has_empty_line(self.path):
+        if not wanted or lines == self.header_row + records:
             return {n: n for n in wanted}
         found: dict[int, int] = {}
         csv.field_size_limit(max(csv.field_size_limit(), _MAX_CELL))
@@ -107,9 +108,15 @@ class RawFile:
         return replace(self, path=target, encoding="utf-8+cp1252")
 
 
-def _has_empty_line(path: Path) -> bool:
-    with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        return data.find(b"\n\n") != -1 or data.find(b"\n\r\n") != -1
+def line_count(path: Path) -> int:
+    """Lines in a text file (a last line without a line break counts too), read in chunks into one buffer."""
+    buffer = bytearray(_CHUNK * 8)
+    view, count, last = memoryview(buffer), 0, 10
+    with path.open("rb") as handle:
+        while size := handle.readinto(buffer):
+            chunk = np.frombuffer(view[:size], dtype=np.uint8)
+            count, last = count + int(np.count_nonzero(chunk == 10)), int(chunk[-1])  # 10: a line break
+    return count + (last != 10)
 
 
 def needs_sequential(error: Exception) -> bool:

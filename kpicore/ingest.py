@@ -5,6 +5,7 @@ import re
 import secrets
 from collections import Counter
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import date
 from enum import Enum
@@ -12,7 +13,7 @@ from enum import Enum
 import duckdb
 
 from kpicore.errors import BadFile
-from kpicore.files import RawFile, needs_sequential, not_utf8
+from kpicore.files import RawFile, line_count, needs_sequential, not_utf8
 from kpicore.mapping import DateOrder, Plan
 from kpicore.model import (
     FALLBACKS,
@@ -138,6 +139,9 @@ def import_files(conn: duckdb.DuckDBPyConnection, uploads: Sequence[Upload], not
         raise BadFile(", ".join(u.raw.name for u in uploads if u.plan.table == twice),
                       f"are all read as {twice}. Import one file per table at a time, or append them one by one.")
     staged: dict[str, str] = {}
+    # lines are counted on a thread while DuckDB reads (it releases the GIL), for rejected rows' numbers
+    counter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kpi-lines")
+    lines = {u.plan.table: counter.submit(line_count, u.raw.path) for u in uploads}
     try:
         for index, upload in enumerate(uploads):
             if progress:
@@ -145,11 +149,13 @@ def import_files(conn: duckdb.DuckDBPyConnection, uploads: Sequence[Upload], not
             staged[upload.plan.table] = _stage(conn, upload)
         if progress:
             progress(0.9, "Checking rows and references")
-        result = _commit(conn, uploads, staged, note)
+        result = _commit(conn, uploads, staged, lines, note)
     except BaseException:
         for physical in staged.values():
             conn.execute(f"DROP TABLE IF EXISTS {quote(physical)}")
         raise
+    finally:
+        counter.shutdown(wait=False, cancel_futures=True)
     if progress:
         progress(1.0, "Done")
     return result
@@ -181,13 +187,13 @@ def _stage(conn: duckdb.DuckDBPyConnection, upload: Upload) -> str:
 
 
 def _commit(conn: duckdb.DuckDBPyConnection, uploads: Sequence[Upload], staged: dict[str, str],
-            note: str) -> ImportResult:
+            lines: dict[str, Future[int]], note: str) -> ImportResult:
     """In one transaction: check each staged file, mark repeated ids, and record the new snapshot."""
     conn.execute("BEGIN TRANSACTION")
     try:
         previous = latest_snapshot(conn)
         snapshot_id = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM snapshots").fetchone()[0]
-        reports = [_check(conn, upload, staged[upload.plan.table], previous) for upload in uploads]
+        reports = [_check(conn, u, staged[u.plan.table], lines[u.plan.table], previous) for u in uploads]
         sources = {u.plan.table: u.raw.name for u in uploads}
         status = {u.plan.table: u.as_of for u in uploads if u.status_only}
         snapshot = commit_snapshot(conn, snapshot_id, staged, note, previous, sources, status)
@@ -199,18 +205,22 @@ def _commit(conn: duckdb.DuckDBPyConnection, uploads: Sequence[Upload], staged: 
     return ImportResult(snapshot, tuple(reports))
 
 
-def _check(conn: duckdb.DuckDBPyConnection, upload: Upload, physical: str, previous: Snapshot | None) -> FileReport:
-    """Count, mark repeated ids, list problems and append the previous rows; BadFile if no row can be used."""
+def _check(conn: duckdb.DuckDBPyConnection, upload: Upload, physical: str, lines: Future[int],
+           previous: Snapshot | None) -> FileReport:
+    """Count, mark repeated ids, list problems and append the previous rows; BadFile if no row can be used.
+
+    `lines`: the file's line count, which tells whether DuckDB skipped empty lines (see _problems).
+    """
     raw, plan = upload.raw, upload.plan
     table = TABLES[plan.table]
     duplicates = _mark_duplicates(conn, physical, table)
-    rows, valid = conn.execute(
-        f"SELECT COUNT(*) FILTER (WHERE NOT __blank), COUNT(*) FILTER (WHERE __valid) FROM {quote(physical)}"
+    records, rows, valid = conn.execute(
+        f"SELECT COUNT(*), COUNT(*) FILTER (WHERE NOT __blank), COUNT(*) FILTER (WHERE __valid) FROM {quote(physical)}"
     ).fetchone()
     imported = valid - duplicates
     if rows == 0:
         raise BadFile(raw.name, "has a header but no data rows. Nothing was imported.")
-    problems = _problems(conn, physical, plan, raw)
+    problems = _problems(conn, physical, plan, raw, records, lines)
     if imported == 0:
         first = problems[0] if problems else None
         detail = f" The first problem: {first.reason} (row {first.row}, column '{first.column}')." if first else ""
@@ -288,8 +298,9 @@ def staging_sql(raw: RawFile, plan: Plan, physical: str, as_of: date | None = No
                  f"END) AS {quote(column)}) FROM ({inner})")
     columns = ", ".join(quote(c.name) for c in table.columns)
     # one list of problems per row, NULL for most: nine mostly empty columns cost more to store than one
+    hashed = f", hash({quote(table.key)}) AS __key_hash" if table.key else ""
     sql = (f"CREATE TABLE {quote(physical)} AS SELECT __blank, {columns}, {problems} AS __problems, "
-           f"NOT __blank AND {fine} AS __valid FROM ({inner})")
+           f"NOT __blank AND {fine} AS __valid{hashed} FROM ({inner})")
     return sql, params
 
 
@@ -320,9 +331,9 @@ def _mark_duplicates(conn: duckdb.DuckDBPyConnection, physical: str, table: Tabl
         return 0
     key, staged = quote(table.key), quote(physical)
     conn.execute(
-        f"INSERT INTO duplicate_rows WITH repeated AS (SELECT hash({key}) AS h FROM {staged} WHERE __valid "
+        f"INSERT INTO duplicate_rows WITH repeated AS (SELECT __key_hash AS h FROM {staged} WHERE __valid "
         f"GROUP BY 1 HAVING COUNT(*) > 1), candidates AS (SELECT rowid AS r, {key} AS k FROM {staged} AS s "
-        f"SEMI JOIN repeated ON hash(s.{key}) = repeated.h WHERE s.__valid) "
+        f"SEMI JOIN repeated ON s.__key_hash = repeated.h WHERE s.__valid) "
         f"SELECT $physical, c.r FROM candidates AS c JOIN (SELECT k, max(r) AS last FROM candidates GROUP BY k) "
         f"AS d ON c.k = d.k WHERE c.r < d.last", {"physical": physical})
     return conn.execute("SELECT COUNT(*) FROM duplicate_rows WHERE physical = ?", [physical]).fetchone()[0]
@@ -466,8 +477,10 @@ def _reason(column: Column, plan: Plan) -> str:
     return f"is not one of {values}" if values else "cannot be read"
 
 
-def _problems(conn: duckdb.DuckDBPyConnection, physical: str, plan: Plan, raw: RawFile) -> list[Problem]:
-    """The first rejected values in file order, with the row numbers a spreadsheet shows."""
+def _problems(conn: duckdb.DuckDBPyConnection, physical: str, plan: Plan, raw: RawFile, records: int,
+              lines: Future[int]) -> list[Problem]:
+    """The first rejected values in file order, with the row numbers a spreadsheet shows (`records`: the rows
+    DuckDB read, `lines`: the file's lines, see RawFile.spreadsheet_rows)."""
     table = TABLES[plan.table]
     mapped = [c.name for c in table.columns if plan.source_of(c.name) is not None]
     if not mapped:
@@ -476,7 +489,7 @@ def _problems(conn: duckdb.DuckDBPyConnection, physical: str, plan: Plan, raw: R
         f"SELECT r + {int(raw.header_row + 1)}, p.col, p.value, p.reason FROM (SELECT rowid AS r, "
         f"unnest(__problems) AS p FROM {quote(physical)} WHERE __problems IS NOT NULL) ORDER BY 1, 2 "
         f"LIMIT {MAX_PROBLEMS}").fetchall()
-    shown = raw.spreadsheet_rows({row for row, *_ in rows})
+    shown = raw.spreadsheet_rows({row for row, *_ in rows}, records, lines.result() if rows else 0)
     return [Problem(shown[row], plan.source_of(mapped[col]) or mapped[col], value or "", reason)
             for row, col, value, reason in rows]
 

@@ -1,8 +1,11 @@
 """The DuckDB file: canonical tables kept as immutable snapshots.
 
-Each import writes new physical tables (`leads__7`) and never changes old ones. A snapshot is a
-schema (`snapshot_7`) of views, one per canonical table, over the physical tables it uses: the
-tables an import replaced or appended to, and the previous snapshot's tables for the rest.
+Each import writes new physical tables (`leads__3f9a0c1b2d4e`) and never changes old ones. A snapshot
+is a schema (`snapshot_7`) of views, one per canonical table, over the physical tables it uses: the
+tables an import replaced or appended to, and the previous snapshot's tables for the rest. A view
+shows a physical table's valid rows except those `duplicate_rows` lists (an earlier row whose id a
+later row of the same file repeats). A physical table no snapshot uses was staged by an import that
+did not finish; `connect` drops it.
 """
 from __future__ import annotations
 
