@@ -239,12 +239,13 @@ _READER_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "
 
 
 def staging_sql(raw: RawFile, plan: Plan, physical: str, as_of: date | None = None) -> tuple[str, dict[str, object]]:
-    """CREATE TABLE for a file's rows, in file order: typed canonical columns, a problem per column, validity.
+    """CREATE TABLE for a file's rows, in file order: typed canonical columns, the row's problems, validity.
 
     Layered so that each cell is converted once: the cells as text, then typed, then a problem wherever a cell
-    has text but no typed value. The table keeps the file's order (DuckDB preserves insertion order), so a
-    row's `rowid` plus the header row gives its row number as a spreadsheet shows it; rows with no cell at all
-    (;;; or an empty Excel row) stay in the table as `__blank`, so they keep that numbering too.
+    has text but no typed value (`__problems`, a list that is NULL for rows without any). The table keeps the
+    file's order (DuckDB preserves insertion order), so a row's `rowid` plus the header row gives its row number
+    as a spreadsheet shows it; rows with no cell at all (;;; or an empty Excel row) stay in the table as
+    `__blank`, so they keep that numbering too.
     Timestamp columns whose sample is ISO are parsed by DuckDB's reader (the file is then read on every core
     without a text copy of those cells); a cell that does not fit makes the statement fail, and the import
     reads the file again as text (`RawFile.as_text`). Repeated ids are marked afterwards (`_mark_duplicates`).
@@ -282,12 +283,7 @@ def staging_sql(raw: RawFile, plan: Plan, physical: str, as_of: date | None = No
     # a cell kept as text or parsed by DuckDB's reader has a value whenever it is not empty
     errors = {c: _error(c, i, text_of(c), quote(c.name), plan, conversions[c] != text_of(c))
               for i, c in enumerate(mapped)}
-    errors = {c: e for c, e in errors.items() if e is not None}
-    problem_columns = [f"{e} AS {quote('__e_' + c.name)}" for c, e in errors.items()]
-    fine = " AND ".join(f"{quote('__e_' + c.name)} IS NULL" for c in errors) or "TRUE"
-    found = ", ".join(quote("__e_" + c.name) for c in errors)
-    problems = f"CASE WHEN {fine} THEN NULL ELSE list_filter([{found}], lambda p: p IS NOT NULL) END" if errors \
-        else f"CAST(NULL AS {_PROBLEM}[])"
+    problem_columns, fine, problems = _problem_sql({c.name: e for c, e in errors.items() if e is not None})
     values = f"SELECT *{''.join(', ' + c for c in converted)} FROM (SELECT *{''.join(', ' + n for n in numbers)} " \
              f"FROM ({cells}))"
     inner = f"SELECT __blank, {', '.join(typed + problem_columns)} FROM ({values})"
@@ -297,11 +293,24 @@ def staging_sql(raw: RawFile, plan: Plan, physical: str, as_of: date | None = No
         inner = (f"SELECT * REPLACE (COALESCE({quote(column)}, CASE WHEN {applies} THEN CAST($as_of AS TIMESTAMP) "
                  f"END) AS {quote(column)}) FROM ({inner})")
     columns = ", ".join(quote(c.name) for c in table.columns)
-    # one list of problems per row, NULL for most: nine mostly empty columns cost more to store than one
+    # the id's hash, for _mark_duplicates: computed while the rows stream by, it saves hashing them again
     hashed = f", hash({quote(table.key)}) AS __key_hash" if table.key else ""
     sql = (f"CREATE TABLE {quote(physical)} AS SELECT __blank, {columns}, {problems} AS __problems, "
            f"NOT __blank AND {fine} AS __valid{hashed} FROM ({inner})")
     return sql, params
+
+
+def _problem_sql(errors: dict[str, str]) -> tuple[list[str], str, str]:
+    """From each column's problem expression: the select items that name them, the condition that a row has
+    none, and the row's list of problems (NULL for most rows: one such column costs less to store than one
+    mostly empty column per mapped column)."""
+    names = {column: quote("__e_" + column) for column in errors}
+    items = [f"{expression} AS {names[column]}" for column, expression in errors.items()]
+    fine = " AND ".join(f"{name} IS NULL" for name in names.values()) or "TRUE"
+    if not errors:
+        return items, fine, f"CAST(NULL AS {_PROBLEM}[])"
+    found = ", ".join(names.values())
+    return items, fine, f"CASE WHEN {fine} THEN NULL ELSE list_filter([{found}], lambda p: p IS NOT NULL) END"
 
 
 def _reader_timestamps(raw: RawFile, plan: Plan, mapped: list[Column]) -> dict[Column, str]:
