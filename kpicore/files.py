@@ -10,6 +10,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time
 from pathlib import Path
+from typing import NamedTuple
 
 import duckdb
 import numpy as np
@@ -70,7 +71,7 @@ class RawFile:
         """Row numbers as a spreadsheet shows them, for data rows numbered one after the other from the header.
 
         DuckDB's reader skips empty lines, so rows below one are numbered too low. When the file's `lines`
-        (see line_count) are the header's row and the `records` DuckDB read (no empty line, no quoted line
+        (see text_counts) are the header's row and the `records` DuckDB read (no empty line, no quoted line
         break), the numbers stand; otherwise the file is read with the csv module up to the last row asked for.
         """
         wanted = set(numbers)
@@ -90,6 +91,26 @@ class RawFile:
                         break
         return {n: found.get(n, n) for n in wanted}
 
+    def broken_quote(self) -> tuple[int, str] | None:
+        """(row as a spreadsheet numbers it, what is wrong) for the first quote that does not end its cell, or None.
+
+        DuckDB's lenient reader reads the lines below a quote that is never closed into one cell, and drops the
+        text after a quote that closes too early ("x"y). The csv module reads the whole file to find them, so
+        call this only when `text_counts` hints at one.
+        """
+        csv.field_size_limit(max(csv.field_size_limit(), _MAX_CELL))
+        rows = 0
+        with self.path.open("r", encoding="utf-8", newline="", errors="replace") as handle:
+            try:
+                for _ in csv.reader(handle, delimiter=self.delimiter, strict=True):
+                    rows += 1
+            except csv.Error as error:
+                if "unexpected end of data" in str(error):
+                    return rows + 1, "is never closed"
+                if "expected after" in str(error):
+                    return rows + 1, "closes before its cell ends"
+        return None
+
     def as_text(self) -> RawFile:
         """The same file with every cell read as text (after DuckDB's reader refused a timestamp)."""
         return replace(self, typed=False)
@@ -108,15 +129,24 @@ class RawFile:
         return replace(self, path=target, encoding="utf-8+cp1252")
 
 
-def line_count(path: Path) -> int:
-    """Lines in a text file (a last line without a line break counts too), read in chunks into one buffer."""
+class TextCounts(NamedTuple):
+    """What `text_counts` finds in a text file."""
+
+    lines: int  # a last line without a line break counts too
+    quotes: int  # '"' characters: an odd number means a quote may not end its cell (see RawFile.broken_quote)
+
+
+def text_counts(path: Path) -> TextCounts:
+    """Lines and quote characters in a text file, read in chunks into one buffer."""
     buffer = bytearray(_CHUNK * 8)
-    view, count, last = memoryview(buffer), 0, 10
+    view, lines, quotes, last = memoryview(buffer), 0, 0, 10
     with path.open("rb") as handle:
         while size := handle.readinto(buffer):
             chunk = np.frombuffer(view[:size], dtype=np.uint8)
-            count, last = count + int(np.count_nonzero(chunk == 10)), int(chunk[-1])  # 10: a line break
-    return count + (last != 10)
+            lines += int(np.count_nonzero(chunk == 10))  # 10: a line break
+            quotes += int(np.count_nonzero(chunk == 34))  # 34: '"'
+            last = int(chunk[-1])
+    return TextCounts(lines + (last != 10), quotes)
 
 
 def needs_sequential(error: Exception) -> bool:

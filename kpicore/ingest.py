@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import re
-import secrets
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -13,7 +12,7 @@ from enum import Enum
 import duckdb
 
 from kpicore.errors import BadFile
-from kpicore.files import RawFile, line_count, needs_sequential, not_utf8
+from kpicore.files import RawFile, TextCounts, needs_sequential, not_utf8, text_counts
 from kpicore.mapping import DateOrder, Plan
 from kpicore.model import (
     FALLBACKS,
@@ -27,7 +26,7 @@ from kpicore.model import (
     Table,
 )
 from kpicore.sql import quote
-from kpicore.store import Snapshot, commit_snapshot, latest_snapshot
+from kpicore.store import Snapshot, commit_snapshot, latest_snapshot, release_tables, reserve_table
 
 MAX_PROBLEMS = 1000
 _ISO_FORMATS = ["%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S",
@@ -138,62 +137,64 @@ def import_files(conn: duckdb.DuckDBPyConnection, uploads: Sequence[Upload], not
         twice = next(t for t in tables if tables.count(t) > 1)
         raise BadFile(", ".join(u.raw.name for u in uploads if u.plan.table == twice),
                       f"are all read as {twice}. Import one file per table at a time, or append them one by one.")
-    staged: dict[str, str] = {}
-    # lines are counted on a thread while DuckDB reads (it releases the GIL), for rejected rows' numbers
-    counter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kpi-lines")
-    lines = {u.plan.table: counter.submit(line_count, u.raw.path) for u in uploads}
+    staged = {u.plan.table: reserve_table(u.plan.table) for u in uploads}
+    # lines and quotes are counted on a thread while DuckDB reads (it releases the GIL), see _check
+    counter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kpi-counts")
+    counts = {u.plan.table: counter.submit(text_counts, u.raw.path) for u in uploads}
     try:
         for index, upload in enumerate(uploads):
             if progress:
                 progress(0.9 * index / len(uploads), f"Reading {upload.raw.name}")
-            staged[upload.plan.table] = _stage(conn, upload)
+            _stage(conn, upload, staged[upload.plan.table])
         if progress:
             progress(0.9, "Checking rows and references")
-        result = _commit(conn, uploads, staged, lines, note)
+        result = _commit(conn, uploads, staged, counts, note)
     except BaseException:
         for physical in staged.values():
             conn.execute(f"DROP TABLE IF EXISTS {quote(physical)}")
         raise
     finally:
+        release_tables(staged.values())
         counter.shutdown(wait=False, cancel_futures=True)
     if progress:
         progress(1.0, "Done")
     return result
 
 
-def _stage(conn: duckdb.DuckDBPyConnection, upload: Upload) -> str:
-    """Read a file into a new physical table (committed, used by no snapshot yet); its name.
+def _stage(conn: duckdb.DuckDBPyConnection, upload: Upload, physical: str) -> None:
+    """Read a file into the new physical table `physical` (committed, used by no snapshot yet).
 
     Read again as text when DuckDB's reader refused a timestamp, with one thread when a quoted line break lies
     further down than the sample, or from a UTF-8 copy when bytes below the part `read_file` checked are not
-    UTF-8 (`RawFile.transcoded`).
+    UTF-8 (`RawFile.transcoded`). An interrupt is never read again.
     """
     raw, plan = upload.raw, upload.plan
-    physical = f"{plan.table}__{secrets.token_hex(6)}"
     sql, params = staging_sql(raw, plan, physical, upload.as_of if upload.status_only else None)
     try:
         conn.execute(sql, params)
+    except duckdb.InterruptException:
+        raise
     except duckdb.Error as error:
         if "timestamp_format" in params:
-            return _stage(conn, replace(upload, raw=raw.as_text()))
+            return _stage(conn, replace(upload, raw=raw.as_text()), physical)
         if raw.parallel and needs_sequential(error):
-            return _stage(conn, replace(upload, raw=raw.sequential()))
+            return _stage(conn, replace(upload, raw=raw.sequential()), physical)
         if raw.encoding == "utf-8" and not_utf8(error):
-            return _stage(conn, replace(upload, raw=raw.transcoded()))
+            return _stage(conn, replace(upload, raw=raw.transcoded()), physical)
         detail = str(error).strip().splitlines()[0][:300]
         raise BadFile(raw.name, f"could not be read completely ({detail}). Check that every row has the "
                                 "same columns and export it again.") from None
-    return physical
 
 
 def _commit(conn: duckdb.DuckDBPyConnection, uploads: Sequence[Upload], staged: dict[str, str],
-            lines: dict[str, Future[int]], note: str) -> ImportResult:
+            counts: dict[str, Future[TextCounts]], note: str) -> ImportResult:
     """In one transaction: check each staged file, mark repeated ids, and record the new snapshot."""
     conn.execute("BEGIN TRANSACTION")
     try:
         previous = latest_snapshot(conn)
         snapshot_id = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM snapshots").fetchone()[0]
-        reports = [_check(conn, u, staged[u.plan.table], lines[u.plan.table], previous) for u in uploads]
+        reports = [_check(conn, u, staged[u.plan.table], counts[u.plan.table].result(), previous)
+                   for u in uploads]
         sources = {u.plan.table: u.raw.name for u in uploads}
         status = {u.plan.table: u.as_of for u in uploads if u.status_only}
         snapshot = commit_snapshot(conn, snapshot_id, staged, note, previous, sources, status)
@@ -205,22 +206,30 @@ def _commit(conn: duckdb.DuckDBPyConnection, uploads: Sequence[Upload], staged: 
     return ImportResult(snapshot, tuple(reports))
 
 
-def _check(conn: duckdb.DuckDBPyConnection, upload: Upload, physical: str, lines: Future[int],
+def _check(conn: duckdb.DuckDBPyConnection, upload: Upload, physical: str, counts: TextCounts,
            previous: Snapshot | None) -> FileReport:
     """Count, mark repeated ids, list problems and append the previous rows; BadFile if no row can be used.
 
-    `lines`: the file's line count, which tells whether DuckDB skipped empty lines (see _problems).
+    `counts`: the file's lines and quotes. DuckDB's lenient reader reads the lines below a quote that is never
+    closed into one cell (see RawFile.broken_quote); the file is checked for such a quote when its quotes are
+    odd or it has more lines than DuckDB's rows. The lines also tell whether DuckDB skipped empty lines.
     """
     raw, plan = upload.raw, upload.plan
     table = TABLES[plan.table]
-    duplicates = _mark_duplicates(conn, physical, table)
     records, rows, valid = conn.execute(
         f"SELECT COUNT(*), COUNT(*) FILTER (WHERE NOT __blank), COUNT(*) FILTER (WHERE __valid) FROM {quote(physical)}"
     ).fetchone()
+    suspect = counts.quotes % 2 or counts.lines != raw.header_row + records
+    if raw.encoding != "xlsx" and suspect and (broken := raw.broken_quote()) is not None:
+        row, what = broken
+        raise BadFile(raw.name, f'has a quote (") in row {row} that {what}, so lines or text after it would be read '
+                                'wrongly. Close that quote, write quotes inside a quoted cell twice (""), and upload '
+                                "the file again.")
+    duplicates = _mark_duplicates(conn, physical, table)
     imported = valid - duplicates
     if rows == 0:
         raise BadFile(raw.name, "has a header but no data rows. Nothing was imported.")
-    problems = _problems(conn, physical, plan, raw, records, lines)
+    problems = _problems(conn, physical, plan, raw, records, counts.lines)
     if imported == 0:
         first = problems[0] if problems else None
         detail = f" The first problem: {first.reason} (row {first.row}, column '{first.column}')." if first else ""
@@ -487,7 +496,7 @@ def _reason(column: Column, plan: Plan) -> str:
 
 
 def _problems(conn: duckdb.DuckDBPyConnection, physical: str, plan: Plan, raw: RawFile, records: int,
-              lines: Future[int]) -> list[Problem]:
+              lines: int) -> list[Problem]:
     """The first rejected values in file order, with the row numbers a spreadsheet shows (`records`: the rows
     DuckDB read, `lines`: the file's lines, see RawFile.spreadsheet_rows)."""
     table = TABLES[plan.table]
@@ -498,7 +507,7 @@ def _problems(conn: duckdb.DuckDBPyConnection, physical: str, plan: Plan, raw: R
         f"SELECT r + {int(raw.header_row + 1)}, p.col, p.value, p.reason FROM (SELECT rowid AS r, "
         f"unnest(__problems) AS p FROM {quote(physical)} WHERE __problems IS NOT NULL) ORDER BY 1, 2 "
         f"LIMIT {MAX_PROBLEMS}").fetchall()
-    shown = raw.spreadsheet_rows({row for row, *_ in rows}, records, lines.result() if rows else 0)
+    shown = raw.spreadsheet_rows({row for row, *_ in rows}, records, lines)
     return [Problem(shown[row], plan.source_of(mapped[col]) or mapped[col], value or "", reason)
             for row, col, value, reason in rows]
 

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
+import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -79,9 +82,30 @@ def connect(path: str | os.PathLike[str] | None = None, sample_dir: Path = SAMPL
     return conn
 
 
+_STAGING: set[str] = set()  # physical tables imports in this process are filling and have not committed yet
+_STAGING_LOCK = threading.Lock()
+
+
+def reserve_table(table: str) -> str:
+    """A new physical table name for an import to stage a file into; `drop_unused_tables` leaves it alone
+    until `release_tables` (only one process can write the database file, so this covers every import)."""
+    name = f"{table}__{secrets.token_hex(6)}"
+    with _STAGING_LOCK:
+        _STAGING.add(name)
+    return name
+
+
+def release_tables(names: Iterable[str]) -> None:
+    """The import that reserved these names has committed its snapshot or dropped them."""
+    with _STAGING_LOCK:
+        _STAGING.difference_update(names)
+
+
 def drop_unused_tables(conn: duckdb.DuckDBPyConnection) -> list[str]:
     """Drop physical tables no snapshot uses (staged by an import that was killed before it committed)."""
     used = {name for (name,) in conn.execute("SELECT DISTINCT physical FROM snapshot_tables").fetchall()}
+    with _STAGING_LOCK:
+        used |= _STAGING
     stored = [name for (name,) in conn.execute(
         "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' AND NOT temporary").fetchall()]
     unused = [name for name in stored if name not in used and not name.endswith("__empty")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from kpicore.errors import BadFile
-from kpicore.files import SAMPLE_ROWS, line_count, max_upload_bytes, read_file
+from kpicore.files import SAMPLE_ROWS, max_upload_bytes, read_file, text_counts
 
 HEADER = "Deal-ID;Größe;Betrag €"
 
@@ -182,11 +182,12 @@ def test_a_file_above_the_limit_is_refused_before_it_is_read(tmp_path, monkeypat
         read_file(path, workdir=tmp_path)
 
 
-@pytest.mark.parametrize(("content", "lines"), [
-    (b"a,b\n1,2\n", 2), (b"a,b\n1,2", 2), (b"a,b", 1), (b"\n", 1), (b"a\n\n\nb\n", 4), (b"a\r\n\r\nb\r\n", 3),
-    (b"x" * (9 << 20) + b"\n" + b"y", 2),  # a line break beyond the first chunk
+@pytest.mark.parametrize(("content", "lines", "quotes"), [
+    (b"a,b\n1,2\n", 2, 0), (b"a,b\n1,2", 2, 0), (b"a,b", 1, 0), (b"\n", 1, 0), (b"a\n\n\nb\n", 4, 0),
+    (b"a\r\n\r\nb\r\n", 3, 0), (b'a,b\n1,"x ""y"""\n', 2, 6), (b'a,b\n1,5" screen\n', 2, 1),
+    (b"x" * (9 << 20) + b'\n"' + b"y", 2, 1),  # beyond the first chunk
 ])
-def test_line_count(tmp_path, content, lines):
+def test_text_counts(tmp_path, content, lines, quotes):
     path = tmp_path / "f.csv"
     path.write_bytes(content)
-    assert line_count(path) == lines
+    assert text_counts(path) == (lines, quotes)

@@ -6,13 +6,16 @@ on row i + 2), never taken from the importer.
 """
 from __future__ import annotations
 
+import threading
+import time
 from datetime import datetime
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from kpicore import store
+from kpicore import ingest, store
+from kpicore.errors import BadFile
 from kpicore.files import read_file
 from kpicore.ingest import Problem, Upload, import_files, staging_sql
 from kpicore.mapping import propose
@@ -164,3 +167,84 @@ def test_a_staged_table_no_snapshot_uses_is_dropped_at_the_next_start(tmp_path):
         assert conn.execute("SELECT lead_id FROM snapshot_1.leads").fetchall() == [("L1",)]
     finally:
         conn.close()
+
+
+def test_opening_the_store_again_during_an_import_keeps_the_table_it_stages(conn, tmp_path, monkeypatch):
+    # e.g. another session of the app after "Clear cache": store.connect drops tables no snapshot uses,
+    # but never one an import in this process is still filling
+    path = tickets_file(tmp_path / "tickets.csv", 50)
+    database = Path(conn.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
+                                 ).fetchone()[0])
+    checking = ingest._with_warnings
+
+    def reopened(*args):  # noqa: ANN002, ANN202
+        store.connect(database, sample_dir=tmp_path / "base")
+        return checking(*args)
+
+    monkeypatch.setattr(ingest, "_with_warnings", reopened)
+    result = imported(conn, path, tmp_path)
+    assert conn.execute(f"SELECT COUNT(*) FROM {result.snapshot.schema}.tickets").fetchone()[0] == 50
+    store.connect(database, sample_dir=tmp_path / "base").close()  # after the import: still used, still there
+    assert conn.execute(f"SELECT COUNT(*) FROM {result.snapshot.schema}.tickets").fetchone()[0] == 50
+
+
+def test_an_interrupted_import_stops_and_changes_nothing(conn, tmp_path):
+    big = tmp_path / "tickets.csv"
+    duckdb.execute(
+        "COPY (SELECT 'T' || i AS \"Ticket ID\", TIMESTAMP '2024-01-01' + to_seconds(i) AS \"Created at\", "
+        "'Subject, \"' || (i % 13) || '\"' AS \"Subject\" FROM range(3000000) t(i)) "
+        f"TO '{big}' (HEADER)")
+    before = conn.execute("SELECT * FROM snapshots").fetchall()
+    tables = conn.execute("SELECT table_name FROM duckdb_tables() ORDER BY 1").fetchall()
+    assert reads_timestamps_itself(big, tmp_path)  # the interrupt must not be taken for a refused timestamp
+    outcome: list[BaseException | object] = []
+    worker = threading.Thread(target=lambda: outcome.append(_run(conn, big, tmp_path)))
+    database = Path(conn.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
+                                 ).fetchone()[0])
+    size = database.stat().st_size
+    worker.start()
+    deadline = time.monotonic() + 60
+    while database.stat().st_size < size + (1 << 20) and worker.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.01)  # DuckDB writes the staged table's blocks into the file while it reads
+    conn.interrupt()
+    worker.join(120)
+    assert isinstance(outcome[0], duckdb.InterruptException), outcome
+    assert conn.execute("SELECT * FROM snapshots").fetchall() == before
+    assert conn.execute("SELECT table_name FROM duckdb_tables() ORDER BY 1").fetchall() == tables
+
+
+def _run(conn: duckdb.DuckDBPyConnection, path: Path, tmp_path: Path) -> BaseException | object:
+    try:
+        return imported(conn, path, tmp_path)
+    except BaseException as error:  # noqa: BLE001 - the test looks at what it was
+        return error
+
+
+@pytest.mark.parametrize(("text", "what"), [
+    ('lead_id,created_at,campaign\nL1,2026-10-01 10:00:00,Spring\nL2,2026-10-01 10:00:00,"Summer launch\n'
+     "L3,2026-10-02 10:00:00,Autumn\nL4,2026-10-03 10:00:00,Winter\n", "is never closed"),
+    # with a stray inch mark the quotes are even: the lines give it away; L2's quote is closed inside L3
+    ('lead_id,created_at,campaign\nL1,2026-10-01 10:00:00,27" screens\nL2,2026-10-01 10:00:00,"Summer launch\n'
+     'L3,2026-10-02 10:00:00,"Autumn ""big"""\nL4,2026-10-03 10:00:00,Winter\n', "closes before its cell ends"),
+])
+def test_a_quote_that_does_not_end_its_cell_is_refused_with_its_row(conn, tmp_path, text, what):
+    # DuckDB's lenient reader would read L3 (and L4) into L2's campaign and import fewer rows without a word
+    path = tmp_path / "leads.csv"
+    path.write_text(text, encoding="utf-8")
+    before = conn.execute("SELECT * FROM snapshots").fetchall()
+    tables = conn.execute("SELECT table_name FROM duckdb_tables() ORDER BY 1").fetchall()
+    raw = read_file(path, workdir=tmp_path)
+    with pytest.raises(BadFile, match=rf'leads.csv: has a quote \(\"\) in row 3 that {what}'):
+        import_files(conn, [Upload(raw, propose(raw, "leads"))], "open quote")
+    assert conn.execute("SELECT * FROM snapshots").fetchall() == before
+    assert conn.execute("SELECT table_name FROM duckdb_tables() ORDER BY 1").fetchall() == tables
+
+
+def test_quotes_that_are_closed_import_every_row(conn, tmp_path):
+    path = tmp_path / "leads.csv"
+    path.write_text('lead_id,created_at,campaign\nL1,2026-10-01 10:00:00,27" screens\n'
+                    'L2,2026-10-01 10:00:00,"two\nlines"\nL3,2026-10-02 10:00:00,plain\n', encoding="utf-8")
+    raw = read_file(path, workdir=tmp_path)
+    result = import_files(conn, [Upload(raw, propose(raw, "leads"))], "odd but closed")
+    assert conn.execute(f"SELECT lead_id, campaign FROM {result.snapshot.schema}.leads ORDER BY 1").fetchall() == [
+        ("L1", '27" screens'), ("L2", "two\nlines"), ("L3", "plain")]
