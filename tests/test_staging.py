@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -24,7 +25,7 @@ ROWS = 200_000  # several of DuckDB's parallel read chunks
 
 
 @pytest.fixture
-def conn(tmp_path: Path) -> duckdb.DuckDBPyConnection:
+def conn(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     base = tmp_path / "base"
     base.mkdir()
     (base / "customers.csv").write_text("customer_id,acquired_at\nC1,2026-01-05 10:00:00\n", encoding="utf-8")
