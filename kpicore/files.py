@@ -6,7 +6,8 @@ import csv
 import os
 import shutil
 import tempfile
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time
 from pathlib import Path
@@ -78,10 +79,9 @@ class RawFile:
         if not wanted or lines == self.header_row + records:
             return {n: n for n in wanted}
         found: dict[int, int] = {}
-        csv.field_size_limit(max(csv.field_size_limit(), _MAX_CELL))
-        with self.path.open("r", encoding="utf-8", newline="", errors="replace") as handle:
+        with _csv_rows(self.path, self.delimiter, errors="replace") as file_rows:
             counted = self.header_row
-            for row, cells in enumerate(csv.reader(handle, delimiter=self.delimiter), start=1):
+            for row, cells in enumerate(file_rows, start=1):
                 if row <= self.header_row or not cells:  # csv gives [] for an empty line
                     continue
                 counted += 1
@@ -98,11 +98,10 @@ class RawFile:
         text after a quote that closes too early ("x"y). The csv module reads the whole file to find them, so
         call this only when `text_counts` hints at one.
         """
-        csv.field_size_limit(max(csv.field_size_limit(), _MAX_CELL))
         rows = 0
-        with self.path.open("r", encoding="utf-8", newline="", errors="replace") as handle:
+        with _csv_rows(self.path, self.delimiter, errors="replace", strict=True) as records:
             try:
-                for _ in csv.reader(handle, delimiter=self.delimiter, strict=True):
+                for _ in records:
                     rows += 1
             except csv.Error as error:
                 if "unexpected end of data" in str(error):
@@ -268,9 +267,17 @@ def _layout(path: Path, name: str) -> tuple[str, int, tuple[str, ...]]:
 
 def _top_rows(path: Path, delimiter: str) -> list[list[str]]:
     """The first rows of a UTF-8 file as the csv module splits them."""
+    with _csv_rows(path, delimiter) as rows:
+        return [row for _, row in zip(range(25), rows, strict=False)]
+
+
+@contextmanager
+def _csv_rows(path: Path, delimiter: str, errors: str = "strict",
+              strict: bool = False) -> Iterator[Iterator[list[str]]]:
+    """A UTF-8 file's records as the csv module reads them, with cells as long as DuckDB reads."""
     csv.field_size_limit(max(csv.field_size_limit(), _MAX_CELL))
-    with path.open("r", encoding="utf-8", newline="") as handle:
-        return [row for _, row in zip(range(25), csv.reader(handle, delimiter=delimiter), strict=False)]
+    with path.open("r", encoding="utf-8", newline="", errors=errors) as handle:
+        yield csv.reader(handle, delimiter=delimiter, strict=strict)
 
 
 def _consistent(rows: list[list[str]]) -> bool:

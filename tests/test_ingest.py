@@ -14,6 +14,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from store_support import row_counts, state
 
 from kpicore import ingest, store
 from kpicore.cli import main
@@ -73,25 +74,6 @@ def db(db_path: Path) -> duckdb.DuckDBPyConnection:
     conn = store.connect(db_path)
     yield conn
     conn.close()
-
-
-def row_counts(conn: duckdb.DuckDBPyConnection, schema: str) -> dict[str, int]:
-    return {name: conn.execute(f'SELECT COUNT(*) FROM "{schema}"."{name}"').fetchone()[0] for name in TABLES}
-
-
-def state(conn: duckdb.DuckDBPyConnection) -> dict[str, object]:
-    """Everything an import could change: snapshots and their tables, mappings, schemas, tables, views, rows."""
-    latest = store.latest_snapshot(conn)
-    return {
-        "snapshots": conn.execute("SELECT * FROM snapshots ORDER BY id").fetchall(),
-        "snapshot_tables": conn.execute("SELECT * FROM snapshot_tables ORDER BY ALL").fetchall(),
-        "mappings": conn.execute("SELECT * FROM mappings ORDER BY name").fetchall(),
-        "schemas": sorted(r[0] for r in conn.execute("SELECT schema_name FROM duckdb_schemas()").fetchall()),
-        "relations": sorted(conn.execute(
-            "SELECT schema_name, table_name FROM duckdb_tables() UNION ALL "
-            "SELECT schema_name, view_name FROM duckdb_views() WHERE NOT internal").fetchall()),
-        "rows": row_counts(conn, latest.schema),
-    }
 
 
 # --- the table of cases -----------------------------------------------------------------------------

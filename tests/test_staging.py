@@ -14,6 +14,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from store_support import state
 
 from kpicore import ingest, store
 from kpicore.errors import BadFile
@@ -44,6 +45,11 @@ def tickets_file(path: Path, rows: int, cell: dict[int, tuple[str, str]] | None 
         lines.append(f"T{i},{created},{csat},{'email' if i % 3 else 'chat'}" if created != "BLANK" else ",,,")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+def database_file(conn: duckdb.DuckDBPyConnection) -> Path:
+    return Path(conn.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
+                             ).fetchone()[0])
 
 
 def imported(conn: duckdb.DuckDBPyConnection, path: Path, tmp_path: Path, as_text: bool = False):
@@ -174,8 +180,7 @@ def test_opening_the_store_again_during_an_import_keeps_the_table_it_stages(conn
     # e.g. another session of the app after "Clear cache": store.connect drops tables no snapshot uses,
     # but never one an import in this process is still filling
     path = tickets_file(tmp_path / "tickets.csv", 50)
-    database = Path(conn.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
-                                 ).fetchone()[0])
+    database = database_file(conn)
     checking = ingest._with_warnings
 
     def reopened(*args):  # noqa: ANN002, ANN202
@@ -195,13 +200,11 @@ def test_an_interrupted_import_stops_and_changes_nothing(conn, tmp_path):
         "COPY (SELECT 'T' || i AS \"Ticket ID\", TIMESTAMP '2024-01-01' + to_seconds(i) AS \"Created at\", "
         "'Subject, \"' || (i % 13) || '\"' AS \"Subject\" FROM range(3000000) t(i)) "
         f"TO '{big}' (HEADER)")
-    before = conn.execute("SELECT * FROM snapshots").fetchall()
-    tables = conn.execute("SELECT table_name FROM duckdb_tables() ORDER BY 1").fetchall()
+    before = state(conn)
     assert reads_timestamps_itself(big, tmp_path)  # the interrupt must not be taken for a refused timestamp
     outcome: list[BaseException | object] = []
     worker = threading.Thread(target=lambda: outcome.append(_run(conn, big, tmp_path)))
-    database = Path(conn.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
-                                 ).fetchone()[0])
+    database = database_file(conn)
     size = database.stat().st_size
     worker.start()
     deadline = time.monotonic() + 60
@@ -210,8 +213,7 @@ def test_an_interrupted_import_stops_and_changes_nothing(conn, tmp_path):
     conn.interrupt()
     worker.join(120)
     assert isinstance(outcome[0], duckdb.InterruptException), outcome
-    assert conn.execute("SELECT * FROM snapshots").fetchall() == before
-    assert conn.execute("SELECT table_name FROM duckdb_tables() ORDER BY 1").fetchall() == tables
+    assert state(conn) == before
 
 
 def _run(conn: duckdb.DuckDBPyConnection, path: Path, tmp_path: Path) -> BaseException | object:
@@ -232,13 +234,11 @@ def test_a_quote_that_does_not_end_its_cell_is_refused_with_its_row(conn, tmp_pa
     # DuckDB's lenient reader would read L3 (and L4) into L2's campaign and import fewer rows without a word
     path = tmp_path / "leads.csv"
     path.write_text(text, encoding="utf-8")
-    before = conn.execute("SELECT * FROM snapshots").fetchall()
-    tables = conn.execute("SELECT table_name FROM duckdb_tables() ORDER BY 1").fetchall()
+    before = state(conn)
     raw = read_file(path, workdir=tmp_path)
     with pytest.raises(BadFile, match=rf'leads.csv: has a quote \(\"\) in row 3 that {what}'):
         import_files(conn, [Upload(raw, propose(raw, "leads"))], "open quote")
-    assert conn.execute("SELECT * FROM snapshots").fetchall() == before
-    assert conn.execute("SELECT table_name FROM duckdb_tables() ORDER BY 1").fetchall() == tables
+    assert state(conn) == before
 
 
 def test_quotes_that_are_closed_import_every_row(conn, tmp_path):

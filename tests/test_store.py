@@ -7,6 +7,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from store_support import row_counts, state
 
 from kpicore import store
 from kpicore.errors import BadFile
@@ -20,20 +21,6 @@ def csv_rows(path: Path) -> int:
     """Data rows of a CSV file, counted by the csv module (header left out)."""
     with path.open(newline="", encoding="utf-8") as handle:
         return sum(1 for _ in csv.reader(handle)) - 1
-
-
-def row_counts(conn: duckdb.DuckDBPyConnection, schema: str) -> dict[str, int]:
-    return {name: conn.execute(f'SELECT COUNT(*) FROM "{schema}"."{name}"').fetchone()[0] for name in TABLES}
-
-
-def state(conn: duckdb.DuckDBPyConnection) -> tuple[list[tuple], list[str], list[tuple]]:
-    """Everything an upload could change: snapshots, schemas, and every table and view."""
-    snapshots = conn.execute("SELECT * FROM snapshots ORDER BY id").fetchall()
-    schemas = sorted(row[0] for row in conn.execute("SELECT schema_name FROM duckdb_schemas()").fetchall())
-    relations = sorted(conn.execute(
-        "SELECT schema_name, table_name FROM duckdb_tables() UNION ALL "
-        "SELECT schema_name, view_name FROM duckdb_views() WHERE NOT internal").fetchall())
-    return snapshots, schemas, relations
 
 
 @pytest.fixture
