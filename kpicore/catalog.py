@@ -14,7 +14,7 @@ from kpicore.errors import CatalogError, CatalogIssue, UnknownTeam
 
 DEFAULT_CATALOG = Path(__file__).with_name("catalog.yaml")
 CUSTOMER = "customer"
-GRAIN_MONTHS = {"week": 7 / 30.4375, "month": 1.0, "quarter": 3.0}
+GRAIN_MONTHS = {"week": 7 / 30.4375, "month": 1.0, "quarter": 3.0, "year": 12.0}
 
 
 class Unit(Enum):

@@ -40,7 +40,8 @@ def trend_frame(result: KpiResult, comparison_label: str, currency: str = "EUR")
                 "series": series,
                 "value": value,
                 "shown": format_value(value, result.kpi.unit, currency),
-                "maturing": "cohort still maturing" if point.maturing else "complete",
+                "maturing": "cohort still maturing" if point.maturing else "partial period" if point.partial
+                else "complete",
             })
     return pd.DataFrame(rows)
 
@@ -57,14 +58,14 @@ def trend_chart(result: KpiResult, comparison_label: str, currency: str = "EUR",
         legend=alt.Legend(title=None, orient="bottom"),
     )
     tooltip = [alt.Tooltip("period:O", title="Period"), alt.Tooltip("series:N", title="Series"),
-               alt.Tooltip("shown:N", title=result.kpi.label), alt.Tooltip("maturing:N", title="Cohort")]
+               alt.Tooltip("shown:N", title=result.kpi.label), alt.Tooltip("maturing:N", title="Data")]
     base = alt.Chart(frame).encode(x=x, y=y, color=color, tooltip=tooltip)
     dashes = alt.Scale(domain=["Value", comparison_label], range=[[1, 0], [4, 3]])
     lines = base.mark_line(point=alt.OverlayMarkDef(filled=True, size=40)).encode(
         strokeDash=alt.StrokeDash("series:N", scale=dashes, legend=None),
     )
-    maturing = base.transform_filter(
-        (alt.datum.series == "Value") & (alt.datum.maturing == "cohort still maturing")
+    maturing = base.transform_filter(  # a maturing cohort or a partial period: hollow, not a full value yet
+        (alt.datum.series == "Value") & (alt.datum.maturing != "complete")
     ).mark_point(filled=True, color="white", stroke=VALUE_COLOR, size=60, opacity=1)
     layers: list[alt.Chart] = [lines, maturing]
     if result.target is not None:
@@ -134,7 +135,7 @@ def tension_chart(tension: Tension, values: KpiValues, currency: str = "EUR", pe
         y = alt.Y("value:Q", title=None, scale=alt.Scale(zero=False),
                   axis=alt.Axis(orient=side, format=AXIS_FORMATS[kpi.unit], labelColor=line_color))
         tooltip = [alt.Tooltip("period:O", title="Period"), alt.Tooltip("shown:N", title=kpi.label),
-                   alt.Tooltip("maturing:N", title="Cohort")]
+                   alt.Tooltip("maturing:N", title="Data")]
         line = alt.Chart(frame).mark_line(point=alt.OverlayMarkDef(filled=True, size=30)).encode(
             x=x, y=y, color=color, tooltip=tooltip)
         hollow = line.transform_filter(alt.datum.maturing == "cohort still maturing").mark_point(

@@ -128,8 +128,8 @@ def _values(args: argparse.Namespace, catalog: Catalog) -> tuple[KpiValues, Peri
     grain = Grain(args.grain)
     conn = store.connect(args.db)
     snapshot = store.latest_snapshot(conn)
-    values = compute(conn.cursor(), catalog, snapshot.schema, grain, status=store.status_dates(conn, snapshot))
-    return values, values.check(parse_period(args.period, grain)) if args.period else values.latest
+    values = compute(conn.cursor(), catalog, snapshot.schema, grain, loaded=store.loaded(conn, snapshot))
+    return values, values.check(parse_period(args.period, grain)) if args.period else values.latest()
 
 
 def _results(args: argparse.Namespace, catalog: Catalog) -> list[KpiResult]:

@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import ast
-import calendar as calendar_module
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
 
 from kpicore.catalog import (
     Agg,
@@ -14,7 +13,6 @@ from kpicore.catalog import (
     Condition,
     Conversion,
     Derived,
-    Formula,
     Kpi,
     NetRetention,
     Op,
@@ -23,22 +21,32 @@ from kpicore.catalog import (
     Stock,
     Unit,
 )
+from kpicore.coverage import (
+    Coverage,
+    Engine,
+    Loaded,
+    Span,
+    calendar,
+    kpi_coverage,
+    missing_columns,
+    table_coverage,
+    table_spans,
+)
 from kpicore.errors import UnknownPeriod
 from kpicore.filters import NO_FILTERS, Filters
-from kpicore.model import TABLES, ColumnType
-from kpicore.periods import Grain, Period, periods_between
+from kpicore.lineage import atoms, monthly, tables_of, time_columns
+from kpicore.model import TABLES
+from kpicore.periods import Grain, Period
 from kpicore.sql import percentile, quote
-
-
-class Engine(Protocol):
-    """The one thing computation needs from a database: run SQL with named parameters."""
-
-    def execute(self, query: str, parameters: dict[str, Any] | None = None) -> Any: ...
 
 
 @dataclass(frozen=True)
 class KpiValues:
-    """Every KPI's value for every whole period of one grain in the data."""
+    """Every KPI's value for every period of one grain that the data reaches.
+
+    `coverage` holds the days each KPI's data covers (None: no data); a value in a `partial` period is built
+    on part of it only (the first month of an export that starts on the 20th) and is neither scored nor compared.
+    """
 
     grain: Grain
     periods: tuple[Period, ...]
@@ -46,6 +54,8 @@ class KpiValues:
     as_of: dict[str, date | None]
     maturing: dict[str, frozenset[Period]]
     notes: dict[str, str]
+    coverage: dict[str, Coverage | None] = field(default_factory=dict)
+    partial: dict[str, frozenset[Period]] = field(default_factory=dict)
 
     def value(self, kpi_id: str, period: Period) -> float | None:
         """The value of a KPI in a period (None where there is no data)."""
@@ -54,57 +64,75 @@ class KpiValues:
         except ValueError:
             return None
 
-    @property
-    def latest(self) -> Period:
-        """The latest complete period in the data."""
+    def whole(self, kpi_id: str, period: Period) -> float | None:
+        """The value of a KPI in a period its data covers entirely (None where there is none, or part of it)."""
+        return None if period in self.partial.get(kpi_id, ()) else self.value(kpi_id, period)
+
+    def latest(self, kpi_ids: Iterable[str] | None = None) -> Period:
+        """The latest period in which one of these KPIs (default: any) has a value from whole-period data,
+        else the latest period of the calendar."""
         if not self.periods:
-            raise UnknownPeriod("There is no complete period in the data yet: load some data first.")
+            raise UnknownPeriod("There is no data yet: load some exports on the Data page (or with kpicore load).")
+        wanted = list(self.values) if kpi_ids is None else [k for k in kpi_ids if k in self.values]
+        for period in reversed(self.periods):
+            if any(self.whole(k, period) is not None for k in wanted):
+                return period
         return self.periods[-1]
 
     def check(self, period: Period) -> Period:
-        """`period` itself, or UnknownPeriod if the data has no such complete period."""
+        """`period` itself, or UnknownPeriod if the data does not reach it."""
         if period not in self.periods:
             if not self.periods:
-                raise UnknownPeriod("There is no complete period in the data yet: load some data first.")
+                raise UnknownPeriod("There is no data yet: load some exports on the Data page (or with kpicore load).")
             raise UnknownPeriod(
                 f"There is no data for {period.label}: the data covers {self.periods[0].label} "
                 f"to {self.periods[-1].label}."
             )
         return period
 
+    def has_data(self) -> bool:
+        """Whether any KPI has data at all."""
+        return any(c is not None for c in self.coverage.values())
+
 
 def compute(engine: Engine, catalog: Catalog, schema: str, grain: Grain, filters: Filters = NO_FILTERS,
-            status: Mapping[str, date] | None = None) -> KpiValues:
-    """Compute every KPI of the catalog for every whole period of `grain` in the data, filtered as asked.
+            loaded: Mapping[str, Loaded] | None = None) -> KpiValues:
+    """Compute every KPI of the catalog for every period of `grain` the data reaches, filtered as asked.
 
-    `status` names tables loaded from status-only exports (no dates, just states) with their export
-    date: KPIs reading them have a value only in the period containing that date, and say so.
+    `loaded` says what the snapshot holds of each table (columns, status-only export date); without it every
+    column counts as loaded. A KPI has values where every table it reads has data, and none where a column
+    it needs was not in the export. A status-only export (states, no dates) gives values only in the period
+    containing its export date, and says so.
     """
-    status = dict(status or {})
+    loaded = dict(loaded or {})
+    status = {table: state.status_as_of for table, state in loaded.items() if state.status_as_of}
     spans = table_spans(engine, schema, _used_columns(catalog.kpis))
     spans = {pair: span for pair, span in spans.items() if pair[0] not in status}
     spans |= {(table, TABLES[table].time): Span(day, day) for table, day in status.items()}
-    periods = tuple(_calendar({p: s for p, s in spans.items() if p[0] not in status}, grain))
+    tables = table_coverage(spans, status)
+    periods = tuple(calendar(tables, grain))
     by_id = {k.id: k for k in catalog.kpis}
-    as_of = {k.id: _as_of(k, by_id, spans) for k in catalog.kpis}
+    missing = {k.id: missing_columns(k, by_id, loaded) for k in catalog.kpis}
+    coverage = {k.id: None if missing[k.id] else kpi_coverage(k, by_id, spans, tables) for k in catalog.kpis}
+    as_of = {k.id: c.last if (c := coverage[k.id]) else None for k in catalog.kpis}
+    notes = {k.id: note for k in catalog.kpis
+             if (note := _note(k, by_id, grain, filters, status, missing[k.id], tables, coverage[k.id]))}
+    partial = {k.id: frozenset(p for p in periods if (c := coverage[k.id]) and c.partial(p)) for k in catalog.kpis}
     if not periods:
         empty: tuple[float | None, ...] = ()
         return KpiValues(grain, (), {k.id: empty for k in catalog.kpis}, as_of,
-                         {k.id: frozenset() for k in catalog.kpis}, {})
+                         {k.id: frozenset() for k in catalog.kpis}, notes, coverage, partial)
     sql, params = build_query(catalog, grain, periods, schema, filters)
     rows = engine.execute(sql, params).fetchall()
     values = {}
     for column, kpi in enumerate(catalog.kpis, start=1):
-        last = as_of[kpi.id]
-        stated = {status[t] for t in _tables(kpi, by_id) if t in status}
+        covered = coverage[kpi.id]
         values[kpi.id] = tuple(
-            None if last is None or period.start > last or row[column] is None
-            or any(not period.start <= day < period.end for day in stated) else float(row[column])
+            None if covered is None or not covered.covers(period) or row[column] is None else float(row[column])
             for period, row in zip(periods, rows, strict=True)
         )
     maturing = {k.id: _maturing(k, by_id, periods, spans) for k in catalog.kpis}
-    notes = {k.id: note for k in catalog.kpis if (note := _note(k, by_id, grain, filters, status))}
-    return KpiValues(grain, periods, values, as_of, maturing, notes)
+    return KpiValues(grain, periods, values, as_of, maturing, notes, coverage, partial)
 
 
 def build_query(catalog: Catalog, grain: Grain, periods: Iterable[Period], schema: str,
@@ -178,7 +206,7 @@ class _Compiler:
 
     def atom(self, kpi: Kpi) -> str:
         formula = kpi.formula
-        if self.grain is Grain.WEEK and _monthly(formula):
+        if self.grain is Grain.WEEK and monthly(formula):
             return "SELECT period, CAST(NULL AS DOUBLE) AS value FROM calendar"
         if isinstance(formula, Simple):
             return self.simple(formula, kpi.unit)
@@ -287,91 +315,9 @@ def _divide(numerator: str, denominator: str) -> str:
     return f"(CAST({numerator} AS DOUBLE) / NULLIF({denominator}, 0))"
 
 
-def atoms(kpi: Kpi, by_id: dict[str, Kpi]) -> list[Kpi]:
-    """The atomic KPIs (not ratio or derived) a KPI is computed from, itself included."""
-    from kpicore.validate import references
-
-    if not isinstance(kpi.formula, (Ratio, Derived)):
-        return [kpi]
-    return [atom for name in references(kpi.formula) if name in by_id for atom in atoms(by_id[name], by_id)]
-
-
-def columns_of(formula: Formula) -> list[tuple[str, str]]:
-    """(table, time column) pairs an atomic formula reads."""
-    if isinstance(formula, Simple):
-        return [(formula.table, c) for c in (formula.time, *(formula.duration or ()))]
-    if isinstance(formula, Stock):
-        return [(formula.table, formula.start), (formula.table, formula.end)]
-    if isinstance(formula, Conversion):
-        return [(formula.source.table, formula.source.time), (formula.target.table, formula.target.time)]
-    if isinstance(formula, NetRetention):
-        return [(formula.table, formula.time)]
-    return []
-
-
-def _monthly(formula: Formula) -> bool:
-    """Whether the formula reads a month-typed column (no finer than a month)."""
-    return any(TABLES[t].column(c).type is ColumnType.MONTH for t, c in columns_of(formula))
-
-
 def _used_columns(kpis: Iterable[Kpi]) -> set[tuple[str, str]]:
     used = {(name, table.time) for name, table in TABLES.items()}
-    return used | {pair for k in kpis for pair in columns_of(k.formula)}
-
-
-@dataclass(frozen=True)
-class Span:
-    """First and last day a table's time column has data for."""
-
-    first: date
-    last: date
-
-
-def table_spans(engine: Engine, schema: str, used: set[tuple[str, str]]) -> dict[tuple[str, str], Span]:
-    """First and last day of each used (table, time column) that has data."""
-    pairs = sorted(used)
-    selects = " UNION ALL ".join(
-        f"SELECT {i} AS i, MIN({quote(c)}) AS first, MAX({quote(c)}) AS last "
-        f"FROM {quote(schema)}.{quote(t)}"
-        for i, (t, c) in enumerate(pairs)
-    )
-    spans = {}
-    for i, first, last in engine.execute(selects).fetchall():
-        if first is None:
-            continue
-        table, column = pairs[i]
-        first_day, last_day = _day(first), _day(last)
-        if TABLES[table].column(column).type is ColumnType.MONTH:
-            last_day = last_day.replace(day=calendar_module.monthrange(last_day.year, last_day.month)[1])
-        spans[(table, column)] = Span(first_day, last_day)
-    return spans
-
-
-def _day(value: date | datetime) -> date:
-    return value.date() if isinstance(value, datetime) else value
-
-
-def _calendar(spans: dict[tuple[str, str], Span], grain: Grain) -> list[Period]:
-    """Periods from the first one in which every loaded table has data to the latest complete one."""
-    primary = [spans[(name, table.time)] for name, table in TABLES.items() if (name, table.time) in spans]
-    if not primary:
-        return []
-    return periods_between(max(s.first for s in primary), max(s.last for s in primary), grain)
-
-
-def _as_of(kpi: Kpi, by_id: dict[str, Kpi], spans: dict[tuple[str, str], Span]) -> date | None:
-    """The freshness of the KPI's stalest source table.
-
-    A table is as fresh as the latest date in any of its time columns the catalog reads: a churn
-    recorded on the 31st shows the customer export is current through the 31st."""
-    tables = {t for atom in atoms(kpi, by_id) for t, _ in columns_of(atom.formula)}
-    lasts = []
-    for table in tables:
-        known = [span.last for (t, _), span in spans.items() if t == table]
-        if not known:
-            return None
-        lasts.append(max(known))
-    return min(lasts) if lasts else None
+    return used | {pair for k in kpis for pair in time_columns(k.formula)}
 
 
 def _maturing(kpi: Kpi, by_id: dict[str, Kpi], periods: tuple[Period, ...],
@@ -387,16 +333,19 @@ def _maturing(kpi: Kpi, by_id: dict[str, Kpi], periods: tuple[Period, ...],
     return frozenset(found)
 
 
-def _tables(kpi: Kpi, by_id: dict[str, Kpi]) -> set[str]:
-    """The tables a KPI reads, through its inputs."""
-    return {t for a in atoms(kpi, by_id) for t, _ in columns_of(a.formula)}
-
-
-def _note(kpi: Kpi, by_id: dict[str, Kpi], grain: Grain, filters: Filters, status: dict[str, date]) -> str | None:
+def _note(kpi: Kpi, by_id: dict[str, Kpi], grain: Grain, filters: Filters, status: dict[str, date],
+          missing: list[tuple[str, str]], tables: Mapping[str, Coverage], covered: Coverage | None) -> str | None:
     notes = []
-    if grain is Grain.WEEK and any(_monthly(a.formula) for a in atoms(kpi, by_id)):
-        notes.append("Built on monthly data (revenue or spend): choose the month or quarter grain.")
-    tables = _tables(kpi, by_id)
+    empty = sorted(t for t in tables_of(kpi, by_id) if t not in tables)
+    if missing:
+        notes.append(missing_sentence(missing))
+    elif empty:
+        notes.append(f"No data: no {' and no '.join(empty)} loaded yet.")
+    elif covered is None:
+        notes.append(f"No data: the loaded {' and '.join(sorted(tables_of(kpi, by_id)))} cover no common days.")
+    if grain is Grain.WEEK and any(monthly(a.formula) for a in atoms(kpi, by_id)):
+        notes.append("Built on monthly data (revenue or spend): choose the month, quarter or year grain.")
+    tables = tables_of(kpi, by_id)
     for table in sorted(tables & set(status)):
         notes.append(f"From a status-only {table} export as of {status[table].isoformat()}: "
                      "a value only for the period containing that date.")
@@ -404,3 +353,12 @@ def _note(kpi: Kpi, by_id: dict[str, Kpi], grain: Grain, filters: Filters, statu
     if unfiltered:
         notes.append("Filters: " + "; ".join(unfiltered) + ".")
     return " ".join(notes) or None
+
+
+def missing_sentence(missing: list[tuple[str, str]]) -> str:
+    """'No data: the loaded opportunities have no amount column.' for the columns a KPI needs and lacks."""
+    by_table: dict[str, list[str]] = {}
+    for table, column in missing:
+        by_table.setdefault(table, []).append(column)
+    parts = [f"the loaded {table} have no {' or '.join(columns)} column" for table, columns in by_table.items()]
+    return f"No data: {'; '.join(parts)}."

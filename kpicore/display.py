@@ -1,16 +1,32 @@
 """Numbers for people: values, changes and statuses formatted by unit."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from kpicore.catalog import Unit
 from kpicore.scorecard import KpiResult, Status
 
 CURRENCY_SYMBOLS = {"EUR": "€", "USD": "$", "GBP": "£", "CHF": "CHF "}
-STATUS_ICONS = {
-    Status.ON_TRACK: "🟢",
-    Status.AT_RISK: "🟠",
-    Status.OFF_TRACK: "🔴",
-    Status.MATURING: "⏳",
-    Status.NO_DATA: "⚪",
+
+
+@dataclass(frozen=True)
+class StatusLook:
+    """How a status is drawn everywhere: in text, badges, tables and the KPI tree."""
+
+    emoji: str
+    icon: str  # Material Symbols name
+    badge: str  # Streamlit colour name
+    text: str  # CSS colour of its text in tables
+    fill: str  # CSS colour of a shape filled with it
+
+
+STATUS_LOOKS = {
+    Status.ON_TRACK: StatusLook("🟢", "check_circle", "green", "#1a7f37", "#1a7f37"),
+    Status.AT_RISK: StatusLook("🟠", "warning", "orange", "#bc4c00", "#bc4c00"),
+    Status.OFF_TRACK: StatusLook("🔴", "error", "red", "#cf222e", "#cf222e"),
+    Status.MATURING: StatusLook("⏳", "hourglass_top", "gray", "#6e7781", "#6e7781"),
+    Status.PARTIAL: StatusLook("◐", "contrast", "gray", "#6e7781", "#afb8c1"),
+    Status.NO_DATA: StatusLook("⚪", "remove", "gray", "#6e7781", "#d0d7de"),
 }
 UNIT_LABELS = {
     Unit.COUNT: "count", Unit.PERCENT: "%", Unit.CURRENCY: "currency", Unit.DAYS: "days",
@@ -58,7 +74,7 @@ def format_change(result: KpiResult, currency: str = "EUR") -> str | None:
 
 def format_status(status: Status) -> str:
     """A status with its icon, e.g. '🟢 on track'."""
-    return f"{STATUS_ICONS[status]} {status.value}"
+    return f"{STATUS_LOOKS[status].emoji} {status.value}"
 
 
 def format_score(score: float | None) -> str:

@@ -123,7 +123,7 @@ def entries(catalog: Catalog, query: str = "") -> list[Entry]:
             sign = "≥" if kpi.direction.value == "up" else "≤"
             target = "; ".join(
                 f"{sign} {format_value(kpi.target_for(grain), kpi.unit, catalog.currency)} per {grain}"
-                for grain in ("month", "quarter", "week")
+                for grain in ("month", "quarter", "year", "week")
             )
             band = f"{kpi.target.at_risk * 100:g}%"
             bands = f"on track at 100% of target, at risk from {band}, off track below {band}"

@@ -13,10 +13,12 @@ import duckdb
 
 from kpicore.errors import BadFile
 from kpicore.files import RawFile, TextCounts, needs_sequential, not_utf8, text_counts
-from kpicore.mapping import DateOrder, Plan
+from kpicore.mapping import DateOrder, Plan, date_order, date_share
 from kpicore.model import (
     FALLBACKS,
     FALSE_WORDS,
+    PLANNED,
+    REFERENCES,
     STATUS_DATES,
     TABLES,
     TRUE_WORDS,
@@ -26,7 +28,16 @@ from kpicore.model import (
     Table,
 )
 from kpicore.sql import quote
-from kpicore.store import Snapshot, commit_snapshot, latest_snapshot, release_tables, reserve_table
+from kpicore.store import (
+    Snapshot,
+    Stored,
+    commit_snapshot,
+    latest_snapshot,
+    release_tables,
+    reserve_table,
+    sample_tables,
+    tables,
+)
 
 MAX_PROBLEMS = 1000
 _ISO_FORMATS = ["%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S",
@@ -73,14 +84,17 @@ class FileReport:
     rejected: int
     problems: tuple[Problem, ...]
     warnings: tuple[str, ...]
+    columns: tuple[str, ...] = ()  # the canonical columns the file gave the table (mapped or stood in for)
+    currency: str | None = None  # the currency its amounts are written in, where they show one
 
 
 @dataclass(frozen=True)
 class ImportResult:
-    """The new snapshot and a report per file."""
+    """The new snapshot, a report per file, and the sample tables it emptied (started from empty tables)."""
 
     snapshot: Snapshot
     files: tuple[FileReport, ...]
+    emptied: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -90,30 +104,51 @@ class Upload:
     raw: RawFile
     plan: Plan
     mode: Mode = Mode.REPLACE
-    as_of: date | None = None  # the export date of a status-only export (states, no dates)
+    as_of: date | None = None  # given by the user for a status-only export (states, no dates): the day it describes
 
     @property
     def status_only(self) -> bool:
-        """Whether the file lacks required dates that its export date can stand in for."""
+        """Whether the user said the file is a status-only export (by giving the day it describes)."""
+        return self.as_of is not None
+
+    @property
+    def may_be_status_only(self) -> bool:
+        """Whether the file lacks only required dates, which the day a status-only export describes can stand in
+        for (a customer list with a churn flag, a deal list with stages)."""
         missing = self.plan.missing_required
         table = TABLES[self.plan.table]
         return bool(missing) and self.plan.table in STATUS_DATES and all(
             table.column(name).type.is_time for name in missing)
 
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The canonical columns this file gives its table: those mapped, and the date a status-only export's
+        day stands in for."""
+        mapped = {m.canonical for m in self.plan.columns if m.source is not None}
+        if self.status_only and self.plan.table in STATUS_DATES:
+            mapped.add(STATUS_DATES[self.plan.table][0])
+        return tuple(c.name for c in TABLES[self.plan.table].columns if c.name in mapped)
+
 
 def check_plan(upload: Upload) -> None:
     """Refuse a plan that would guess: missing required columns, unsure columns, ambiguous dates."""
     plan, name = upload.plan, upload.raw.name
-    if upload.status_only and upload.as_of is None:
-        missing = ", ".join(plan.missing_required)
-        raise BadFile(name, f"has no {missing}. If it is a status-only export (states, no dates), give the day it "
-                            "describes (in the app, or on the command line with --as-of 2026-10-31); otherwise map "
-                            f'the column (--map {plan.missing_required[0]}="Source column").')
-    if plan.missing_required and not (upload.status_only and upload.as_of):
-        missing = ", ".join(plan.missing_required)
-        example = f'--map {plan.missing_required[0]}="Source column"'
-        raise BadFile(name, f"is read as {plan.table}, but no column could be placed for {missing}. Map them "
-                            f"(in the app, or on the command line with {example}).")
+    missing = ", ".join(plan.missing_required)
+    mapping = f'map a column onto it (in the app, or with --map {plan.missing_required[0]}="Source column")' \
+        if plan.missing_required else ""
+    if upload.status_only and not upload.may_be_status_only:
+        what = (f"it has no column for {missing}" if plan.missing_required else "it has every required date")
+        raise BadFile(name, f"cannot be imported as a status-only {plan.table} export: {what}. Only a customer or "
+                            "deal list that lacks its dates is one. Leave out the export date, and "
+                            f"{mapping or 'import it as it is'}.")
+    if plan.missing_required and not upload.status_only:
+        if upload.may_be_status_only:
+            raise BadFile(name, f"is read as {plan.table}, but has no column for the required {missing}. Either "
+                                f"{mapping}, or, if the file is a status-only export (states such as a churn flag, no "
+                                "dates), say so by giving the day it describes (in the app, or with --as-of "
+                                "2026-10-31).")
+        raise BadFile(name, f"is read as {plan.table}, but has no column for the required {missing}: {mapping}, "
+                            "or pick another table.")
     if plan.ambiguous_dates:
         column = plan.ambiguous_dates[0]
         raise BadFile(name, "has dates like 01/02/2026 that could be day/month or month/day. Say which "
@@ -121,9 +156,61 @@ def check_plan(upload: Upload) -> None:
                       column=plan.source_of(column))
 
 
+@dataclass(frozen=True)
+class ExportDate:
+    """A day a file suggests it describes, and where that came from (for a status-only export)."""
+
+    day: date
+    source: str
+
+
+_NAMED_DAY = re.compile(r"(?<!\d)(\d{4})[-_.]?(\d{2})[-_.]?(\d{2})(?!\d)|(?<!\d)(\d{2})\.(\d{2})\.(\d{4})(?!\d)")
+
+
+def export_date(raw: RawFile) -> ExportDate | None:
+    """The day a status-only export most likely describes: the latest date in it, else a date in its name, else
+    the day the workbook was last saved; None when the file shows none (the user must then say)."""
+    latest = _latest_date(raw)
+    if latest is not None:
+        return latest
+    for found in _NAMED_DAY.finditer(raw.name):
+        year, month, day = (found.group(1), found.group(2), found.group(3)) if found.group(1) else \
+            (found.group(6), found.group(5), found.group(4))
+        try:
+            return ExportDate(date(int(year), int(month), int(day)), "its file name")
+        except ValueError:
+            continue
+    if raw.saved is not None:
+        return ExportDate(raw.saved, "the day the workbook was last saved")
+    return None
+
+
+def _latest_date(raw: RawFile) -> ExportDate | None:
+    """The latest date in any column of the file whose first rows read as dates."""
+    best: ExportDate | None = None
+    for i, name in enumerate(raw.columns):
+        sample = [row[i].strip() for row in raw.sample if i < len(row) and row[i] and row[i].strip()]
+        order = date_order(sample) if sample else DateOrder.AMBIGUOUS
+        if not sample or order is DateOrder.AMBIGUOUS or date_share(sample) < 0.8:
+            continue
+        params: dict[str, object] = dict(raw.read_params())
+        formats = ", ".join(_Bind(params)(f) for f in _ISO_FORMATS + _ORDER_FORMATS[order])
+        cleaned = f"regexp_replace(trim(c{i}), '(Z|[+-][0-9]{{2}}:?[0-9]{{2}})$', '')"
+        found = duckdb.execute(f"SELECT MAX(try_strptime({cleaned}, [{formats}])) FROM {raw.read_sql()}",
+                               params).fetchone()[0]
+        if found is not None and (best is None or found.date() > best.day):
+            best = ExportDate(found.date(), f"the latest date in '{name}'")
+    return best
+
+
 def import_files(conn: duckdb.DuckDBPyConnection, uploads: Sequence[Upload], note: str,
-                 progress: Callable[[float, str], None] | None = None) -> ImportResult:
+                 progress: Callable[[float, str], None] | None = None, keep_sample: bool = True,
+                 sample: bool = False) -> ImportResult:
     """Import every file into one new snapshot, all or nothing; BadFile if any file cannot be used.
+
+    Without `keep_sample`, the sample tables that no file replaces are empty in the new snapshot (the user's
+    own data starts from empty tables; the sample stays in the earlier snapshots). `sample`: these files are the
+    bundled sample data.
 
     Each file is first staged as a new physical table in a statement of its own, so that its `rowid`s are
     final and number the file's rows (see staging_sql). No snapshot uses a staged table until the one
@@ -148,7 +235,7 @@ def import_files(conn: duckdb.DuckDBPyConnection, uploads: Sequence[Upload], not
             _stage(conn, upload, staged[upload.plan.table])
         if progress:
             progress(0.9, "Checking rows and references")
-        result = _commit(conn, uploads, staged, counts, note)
+        result = _commit(conn, uploads, staged, counts, note, keep_sample, sample)
     except BaseException:
         for physical in staged.values():
             conn.execute(f"DROP TABLE IF EXISTS {quote(physical)}")
@@ -169,7 +256,7 @@ def _stage(conn: duckdb.DuckDBPyConnection, upload: Upload, physical: str) -> No
     UTF-8 (`RawFile.transcoded`). An interrupt is never read again.
     """
     raw, plan = upload.raw, upload.plan
-    sql, params = staging_sql(raw, plan, physical, upload.as_of if upload.status_only else None)
+    sql, params = staging_sql(raw, plan, physical, upload.as_of)
     try:
         conn.execute(sql, params)
     except duckdb.InterruptException:
@@ -187,7 +274,7 @@ def _stage(conn: duckdb.DuckDBPyConnection, upload: Upload, physical: str) -> No
 
 
 def _commit(conn: duckdb.DuckDBPyConnection, uploads: Sequence[Upload], staged: dict[str, str],
-            counts: dict[str, Future[TextCounts]], note: str) -> ImportResult:
+            counts: dict[str, Future[TextCounts]], note: str, keep_sample: bool, sample: bool) -> ImportResult:
     """In one transaction: check each staged file, mark repeated ids, and record the new snapshot."""
     conn.execute("BEGIN TRANSACTION")
     try:
@@ -195,15 +282,29 @@ def _commit(conn: duckdb.DuckDBPyConnection, uploads: Sequence[Upload], staged: 
         snapshot_id = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM snapshots").fetchone()[0]
         reports = [_check(conn, u, staged[u.plan.table], counts[u.plan.table].result(), previous)
                    for u in uploads]
-        sources = {u.plan.table: u.raw.name for u in uploads}
-        status = {u.plan.table: u.as_of for u in uploads if u.status_only}
-        snapshot = commit_snapshot(conn, snapshot_id, staged, note, previous, sources, status)
+        stored = {u.plan.table: Stored(staged[u.plan.table], u.raw.name, _columns(u, previous, conn), u.as_of,
+                                       sample=sample) for u in uploads}
+        emptied = () if keep_sample or previous is None else \
+            tuple(t for t in sample_tables(conn, previous) if t not in stored)
+        snapshot = commit_snapshot(conn, snapshot_id, stored, note, previous, emptied)
         reports = [_with_warnings(conn, r, snapshot) for r in reports]
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
-    return ImportResult(snapshot, tuple(reports))
+    return ImportResult(snapshot, tuple(reports), emptied)
+
+
+def _columns(upload: Upload, previous: Snapshot | None, conn: duckdb.DuckDBPyConnection) -> tuple[str, ...]:
+    """The canonical columns the stored table will have: the file's, and, when it is appended to rows already
+    stored, those rows' columns too."""
+    if upload.mode is Mode.REPLACE or previous is None:
+        return upload.columns
+    before = tables(conn, previous)[upload.plan.table]
+    if before.rows == 0:
+        return upload.columns
+    had = set(TABLES[upload.plan.table].column_names) if before.stored.columns is None else set(before.stored.columns)
+    return tuple(c for c in TABLES[upload.plan.table].column_names if c in had | set(upload.columns))
 
 
 def _check(conn: duckdb.DuckDBPyConnection, upload: Upload, physical: str, counts: TextCounts,
@@ -239,7 +340,7 @@ def _check(conn: duckdb.DuckDBPyConnection, upload: Upload, physical: str, count
     warnings = (f"{duplicates} row(s) repeat an id of a later row in the file; the later row was kept.",) \
         if duplicates else ()
     return FileReport(raw.name, plan.table, upload.mode, rows, imported, rows - imported - duplicates,
-                      tuple(problems), warnings)
+                      tuple(problems), warnings, upload.columns)
 
 
 # ISO timestamp formats DuckDB's reader may parse itself. For a cell that one of them reads, no format before
@@ -523,19 +624,11 @@ def _append_previous(conn: duckdb.DuckDBPyConnection, physical: str, table: Tabl
     )
 
 
-_REFERENCES = {
-    ("opportunities", "lead_id"): "leads", ("opportunities", "customer_id"): "customers",
-    ("leads", "customer_id"): "customers", ("customers", "lead_id"): "leads",
-    ("revenue", "customer_id"): "customers", ("tickets", "customer_id"): "customers",
-    ("surveys", "customer_id"): "customers", ("touches", "customer_id"): "customers",
-}
-
-
 def _with_warnings(conn: duckdb.DuckDBPyConnection, report: FileReport, snapshot: Snapshot) -> FileReport:
     """Add what does not block the import: orphan references, future dates, negative amounts."""
     schema, table = quote(snapshot.schema), TABLES[report.table]
     warnings = list(report.warnings)
-    for (source, column), target in _REFERENCES.items():
+    for (source, column), target in REFERENCES.items():
         if source != report.table:
             continue
         if not conn.execute(f"SELECT EXISTS (SELECT 1 FROM {schema}.{quote(target)})").fetchone()[0]:
@@ -550,14 +643,19 @@ def _with_warnings(conn: duckdb.DuckDBPyConnection, report: FileReport, snapshot
     today = date.today()
     checks = []  # (count, warning): counted in one scan of the table
     for column in table.columns:
+        planned = PLANNED.get((table.name, column.name))
         if column.type.is_time:
-            checks.append((f"COUNT(*) FILTER (WHERE {quote(column.name)} > $today)",
+            fact = "" if planned is None else f" AND ({planned}) IS NOT TRUE"
+            checks.append((f"COUNT(*) FILTER (WHERE {quote(column.name)} > $today{fact})",
                            f"row(s) have a {column.name} in the future (after {today.isoformat()})."))
+        if planned is not None:
+            checks.append((f"COUNT(*) FILTER (WHERE {quote(column.name)} IS NOT NULL AND {planned})",
+                           f"row(s) still open have a {column.name}: a planned date, so it is not read as the day "
+                           "they closed."))
         if column.type is ColumnType.NUMBER and column.name == "amount":
             checks.append(("COUNT(*) FILTER (WHERE amount < 0)", "row(s) have a negative amount."))
     if checks:
         counts = conn.execute(f"SELECT {', '.join(c for c, _ in checks)} FROM {schema}.{quote(table.name)}",
                               {"today": today}).fetchone()
         warnings += [f"{n} {text}" for n, (_, text) in zip(counts, checks, strict=True) if n]
-    return FileReport(report.file, report.table, report.mode, report.rows, report.imported, report.rejected,
-                      report.problems, tuple(warnings))
+    return replace(report, warnings=tuple(warnings))

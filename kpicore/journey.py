@@ -7,7 +7,7 @@ from enum import Enum
 from typing import Any, NamedTuple
 
 from kpicore.catalog import CUSTOMER, Catalog, Kpi
-from kpicore.compute import Engine, Span, table_spans
+from kpicore.coverage import Engine, Span, table_spans
 from kpicore.filters import NO_FILTERS, Bind, Filters
 from kpicore.periods import Period
 from kpicore.sql import percentile

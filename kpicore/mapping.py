@@ -4,15 +4,19 @@ from __future__ import annotations
 import difflib
 import functools
 import re
+import statistics
 import unicodedata
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from enum import Enum
 
 from kpicore.files import RawFile
-from kpicore.model import FALLBACKS, TABLES, VOCABULARIES, Table
+from kpicore.model import ENTITY_WORDS, FALLBACKS, REFERENCES, TABLES, VOCABULARIES, Table
 
 SURE = 0.9  # confidence from which a column is placed without asking
+PLACED = 0.5  # confidence from which a guess is placed (to be checked); below it, it is only suggested
+KnownIds = Callable[[str, list[str]], float]  # (table, values) -> share of the values that are ids stored in it
 
 
 class DateOrder(Enum):
@@ -47,6 +51,7 @@ class Plan:
     values: dict[str, dict[str, str]] = field(default_factory=dict)
     date_orders: dict[str, DateOrder] = field(default_factory=dict)
     decimal_comma: frozenset[str] = frozenset()
+    suggestions: tuple[ColumnMatch, ...] = ()  # guesses below PLACED for columns left unmapped: shown, not used
 
     def source_of(self, canonical: str) -> str | None:
         """The source column mapped onto a canonical column."""
@@ -62,6 +67,11 @@ class Plan:
     def unsure(self) -> tuple[ColumnMatch, ...]:
         """Placed columns whose guess is not sure enough to import without asking."""
         return tuple(m for m in self.columns if m.source is not None and not m.sure)
+
+    def suggestion_for(self, canonical: str) -> ColumnMatch | None:
+        """The guess for a column left unmapped because it was too unsure (below PLACED)."""
+        return next((m for m in self.suggestions if m.canonical == canonical and self.source_of(canonical) is None),
+                    None)
 
     @property
     def ambiguous_dates(self) -> tuple[str, ...]:
@@ -93,6 +103,25 @@ def normalize(name: str) -> str:
     text = name.casefold().replace("ä", "ae").replace("ö", "oe").replace("ü", "ue").replace("ß", "ss")
     text = unicodedata.normalize("NFKD", text)
     return re.sub(r"[^a-z0-9]", "", text)
+
+
+_SUFFIX = re.compile(r"\s*(\((utc|gmt|metadata|[a-z]{3})\)|\*)\s*$", re.IGNORECASE)
+_PREFIX = re.compile(r"^\s*([\w ]+?)\s*(?: - |\.)\s*(.+)$")
+
+
+def variants(name: str, table: Table) -> list[str]:
+    """The forms of a header to match: itself, without a suffix tools add ('Created (UTC)', 'Amount (USD)',
+    a required-field '*'), and without a prefix naming this table's entity ('Deal - Value' in a deals export,
+    'subscriptions.cancelled_at'). A prefix naming another entity ('Organization - ID') is kept."""
+    found = [name]
+    bare = _SUFFIX.sub("", name)
+    if bare and bare != name:
+        found.append(bare)
+    for text in list(found):
+        prefixed = _PREFIX.match(text)
+        if prefixed and normalize(prefixed.group(1)) in ENTITY_WORDS.get(table.name, ()):
+            found.append(prefixed.group(2))
+    return found
 
 
 @dataclass(frozen=True)
@@ -133,12 +162,14 @@ def _name_confidence(source: _Folded, canonical: str, aliases: tuple[str, ...]) 
     return round(best * 0.8, 2) if best >= 0.8 else 0.0
 
 
-def propose(raw: RawFile, table: str | None = None) -> Plan:
-    """The most likely table (or the one given) and column mapping, with value and format guesses."""
+def propose(raw: RawFile, table: str | None = None, known_ids: KnownIds | None = None) -> Plan:
+    """The most likely table (or the one given) and column mapping, with value and format guesses.
+
+    `known_ids` tells how many of a column's values are ids stored in another table, so that a column repeating
+    the stored customer ids is recognised as the customer reference whatever it is called."""
     samples = _columns_sample(raw)
-    folded = {source: _Folded.of(source) for source in raw.columns}
     candidates = [table] if table else list(TABLES)
-    plans = [_match(raw, TABLES[name], samples, folded) for name in candidates]
+    plans = [_match(raw, TABLES[name], samples, known_ids) for name in candidates]
     return max(plans, key=lambda p: p.confidence)
 
 
@@ -149,27 +180,89 @@ def _columns_sample(raw: RawFile) -> dict[str, list[str]]:
     }
 
 
-def _match(raw: RawFile, table: Table, samples: dict[str, list[str]], folded: dict[str, _Folded]) -> Plan:
+def _match(raw: RawFile, table: Table, samples: dict[str, list[str]], known_ids: KnownIds | None) -> Plan:
     scored = []
-    for column in table.columns:
-        for source in raw.columns:
-            confidence = _name_confidence(folded[source], column.name, column.aliases)
+    for source in raw.columns:
+        forms = [_Folded.of(v) for v in variants(source, table)]
+        for column in table.columns:
+            confidence = max(_name_confidence(form, column.name, column.aliases) for form in forms)
             if confidence and column.type.is_time and samples[source]:
-                confidence *= 1.0 if _date_share(samples[source]) >= 0.6 else 0.5
+                confidence *= 1.0 if date_share(samples[source]) >= 0.6 else 0.5
             if confidence:
                 scored.append((confidence, column.name, source))
-    placed: dict[str, ColumnMatch] = {}
-    used: set[str] = set()
-    for confidence, canonical, source in sorted(scored, reverse=True):
-        if canonical not in placed and source not in used:
-            placed[canonical] = ColumnMatch(canonical, source, confidence)
-            used.add(source)
+    placed, used = _place(scored, PLACED)
+    placed |= _by_values(raw, table, samples, used, placed, known_ids)
+    used = {m.source for m in placed.values()}
+    suggested, _ = _place([s for s in scored if s[1] not in placed and s[2] not in used], 0.0)
     columns = tuple(placed.get(c.name, ColumnMatch(c.name, None, 0.0)) for c in table.columns)
     required = [m.confidence for m, c in zip(columns, table.columns, strict=True) if c.required]
     coverage = len(used) / max(len(raw.columns), 1)
     confidence = round(0.75 * (sum(required) / len(required)) + 0.25 * coverage, 3)
-    plan = Plan(table.name, confidence, columns)
+    plan = Plan(table.name, confidence, columns, suggestions=tuple(suggested.values()))
     return _guess_formats(plan, samples, raw.delimiter == ";")
+
+
+def _place(scored: list[tuple[float, str, str]], least: float) -> tuple[dict[str, ColumnMatch], set[str]]:
+    """The best guesses from `least` on, each canonical and each source column used once."""
+    placed: dict[str, ColumnMatch] = {}
+    used: set[str] = set()
+    for confidence, canonical, source in sorted(scored, reverse=True):
+        if confidence >= least and canonical not in placed and source not in used:
+            placed[canonical] = ColumnMatch(canonical, source, confidence)
+            used.add(source)
+    return placed, used
+
+
+_VALUE_GUESS = 0.6  # a column recognised from its values only: placed, to be checked
+
+
+def _by_values(raw: RawFile, table: Table, samples: dict[str, list[str]], used: set[str],
+               placed: dict[str, ColumnMatch], known_ids: KnownIds | None) -> dict[str, ColumnMatch]:
+    """Columns recognised from their values where their names said nothing: the deal amount (money-like
+    numbers next to a stage) and references (a column repeating another table's stored ids)."""
+    found: dict[str, ColumnMatch] = {}
+    free = [c for c in raw.columns if c not in used and samples[c]]
+    amount = table.column("amount")
+    if table.name == "opportunities" and "stage" in placed and amount and "amount" not in placed:
+        money = [(statistics.median(numbers), c) for c in free if (numbers := _money(samples[c]))]
+        if money:
+            source = max(money)[1]
+            found["amount"] = ColumnMatch("amount", source, _VALUE_GUESS)
+            free.remove(source)
+    for (owner, column), target in REFERENCES.items():
+        if owner != table.name or column in placed or known_ids is None:
+            continue
+        shares = [(known_ids(target, sorted(set(samples[c]))[:200]), c) for c in free if _id_like(samples[c])]
+        share, source = max(shares, default=(0.0, ""))
+        if share >= 0.8:
+            found[column] = ColumnMatch(column, source, round(0.5 + 0.4 * share, 2))
+            free.remove(source)
+    return found
+
+
+_NUMBER = re.compile(r"^[^\d-]{0,4}-?\d[\d.,' ]*[^\d]{0,4}$")
+
+
+def _money(sample: list[str]) -> list[float]:
+    """The values of a column that reads as amounts of money (numbers, mostly 10 or more, not all whole numbers
+    from 0 to 100 as a probability is), else []."""
+    numbers = []
+    for value in sample:
+        if not _NUMBER.match(value):
+            return []
+        digits = re.sub(r"[^\d.,-]", "", value).replace(",", "")
+        try:
+            numbers.append(float(digits))
+        except ValueError:
+            return []
+    if not numbers or statistics.median(numbers) < 10 or all(0 <= n <= 100 for n in numbers):
+        return []
+    return numbers
+
+
+def _id_like(sample: list[str]) -> bool:
+    """Whether values look like ids: short, without spaces, mostly distinct."""
+    return all(len(v) <= 64 and " " not in v for v in sample) and len(set(sample)) >= 0.5 * len(sample)
 
 
 def _guess_formats(plan: Plan, samples: dict[str, list[str]], comma_locale: bool) -> Plan:
@@ -206,7 +299,8 @@ _SLASHED = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{2}|\d{4})( \d{1,2}:\d{2}(:\d{2}
 _MONTH_ONLY = re.compile(r"^(\d{1,2})[./](\d{4})$")
 
 
-def _date_share(sample: list[str]) -> float:
+def date_share(sample: list[str]) -> float:
+    """The share of values that are written as dates."""
     hits = sum(1 for v in sample if _ISO.match(v) or _DOTTED.match(v) or _SLASHED.match(v) or _MONTH_ONLY.match(v))
     return hits / len(sample)
 

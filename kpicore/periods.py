@@ -1,4 +1,4 @@
-"""Reporting periods: weeks, months and quarters, their labels and arithmetic."""
+"""Reporting periods: weeks, months, quarters and years, their labels and arithmetic."""
 from __future__ import annotations
 
 import re
@@ -15,6 +15,12 @@ class Grain(Enum):
     WEEK = "week"
     MONTH = "month"
     QUARTER = "quarter"
+    YEAR = "year"
+
+    @property
+    def months(self) -> int:
+        """Months in one period (0 for a week)."""
+        return {Grain.WEEK: 0, Grain.MONTH: 1, Grain.QUARTER: 3, Grain.YEAR: 12}[self]
 
 
 class Comparison(Enum):
@@ -33,8 +39,9 @@ _PATTERNS = {
     Grain.WEEK: re.compile(r"^(\d{4})-W(\d{2})$"),
     Grain.MONTH: re.compile(r"^(\d{4})-(\d{2})$"),
     Grain.QUARTER: re.compile(r"^(\d{4})-Q([1-4])$"),
+    Grain.YEAR: re.compile(r"^(\d{4})()$"),
 }
-_EXAMPLES = {Grain.WEEK: "2026-W40", Grain.MONTH: "2026-10", Grain.QUARTER: "2026-Q3"}
+_EXAMPLES = {Grain.WEEK: "2026-W40", Grain.MONTH: "2026-10", Grain.QUARTER: "2026-Q3", Grain.YEAR: "2026"}
 
 
 @dataclass(frozen=True, order=True)
@@ -57,13 +64,15 @@ class Period:
             return f"{year}-W{week:02d}"
         if self.grain is Grain.MONTH:
             return f"{self.start.year}-{self.start.month:02d}"
-        return f"{self.start.year}-Q{(self.start.month - 1) // 3 + 1}"
+        if self.grain is Grain.QUARTER:
+            return f"{self.start.year}-Q{(self.start.month - 1) // 3 + 1}"
+        return str(self.start.year)
 
     def shift(self, n: int) -> Period:
         """The period n periods later (earlier for negative n)."""
         if self.grain is Grain.WEEK:
             return Period(self.start + timedelta(weeks=n), self.grain)
-        months = n * (3 if self.grain is Grain.QUARTER else 1)
+        months = n * self.grain.months
         index = self.start.year * 12 + self.start.month - 1 + months
         return Period(date(index // 12, index % 12 + 1, 1), self.grain)
 
@@ -77,7 +86,7 @@ class Period:
                 return parse_period(f"{year - 1}-W{week:02d}", Grain.WEEK)
             except UnknownPeriod:  # week 53 has no twin in a 52-week year
                 return parse_period(f"{year - 1}-W52", Grain.WEEK)
-        return self.shift(-{Grain.MONTH: 12, Grain.QUARTER: 4}[self.grain])
+        return self.shift(-12 // self.grain.months)
 
     def __str__(self) -> str:
         return self.label
@@ -89,7 +98,9 @@ def containing(day: date, grain: Grain) -> Period:
         return Period(day - timedelta(days=day.weekday()), grain)
     if grain is Grain.MONTH:
         return Period(date(day.year, day.month, 1), grain)
-    return Period(date(day.year, (day.month - 1) // 3 * 3 + 1, 1), grain)
+    if grain is Grain.QUARTER:
+        return Period(date(day.year, (day.month - 1) // 3 * 3 + 1, 1), grain)
+    return Period(date(day.year, 1, 1), grain)
 
 
 def grain_of(label: str) -> Grain:
@@ -98,8 +109,8 @@ def grain_of(label: str) -> Grain:
         if pattern.match(label):
             return grain
     raise UnknownPeriod(
-        f"'{label}' is not a period. Write a month as 2026-10, a quarter as 2026-Q3 "
-        "or an ISO week as 2026-W40."
+        f"'{label}' is not a period. Write a month as 2026-10, a quarter as 2026-Q3, "
+        "an ISO week as 2026-W40 or a year as 2026."
     )
 
 
@@ -111,22 +122,15 @@ def parse_period(label: str, grain: Grain | None = None) -> Period:
             f"'{label}' is a {found.value}, but the grain is {grain.value}: "
             f"write the period like {_EXAMPLES[grain]}."
         )
-    year, part = (int(x) for x in _PATTERNS[found].match(label).groups())  # type: ignore[union-attr]
+    year_text, part_text = _PATTERNS[found].match(label).groups()  # type: ignore[union-attr]
+    year, part = int(year_text), int(part_text or 1)
     try:
         if found is Grain.WEEK:
             return Period(date.fromisocalendar(year, part, 1), found)
         if found is Grain.MONTH:
             return Period(date(year, part, 1), found)
-        return Period(date(year, (part - 1) * 3 + 1, 1), found)
+        if found is Grain.QUARTER:
+            return Period(date(year, (part - 1) * 3 + 1, 1), found)
+        return Period(date(year, 1, 1), found)
     except ValueError:
         raise UnknownPeriod(f"'{label}' does not exist in the calendar.") from None
-
-
-def periods_between(first: date, last: date, grain: Grain) -> list[Period]:
-    """Every period from the one containing `first` to the last one complete by `last` (inclusive)."""
-    period = containing(first, grain)
-    found = []
-    while period.end <= last + timedelta(days=1):
-        found.append(period)
-        period = period.shift(1)
-    return found

@@ -20,6 +20,7 @@ class Status(Enum):
     AT_RISK = "at risk"
     OFF_TRACK = "off track"
     MATURING = "maturing"
+    PARTIAL = "partial period"
     NO_DATA = "no data"
 
     @property
@@ -36,6 +37,7 @@ class TrendPoint:
     value: float | None
     comparison: float | None
     maturing: bool
+    partial: bool = False  # the data covers only part of the period
 
 
 @dataclass(frozen=True)
@@ -110,10 +112,13 @@ def attainment(kpi: Kpi, value: float | None, target: float | None) -> float | N
     return target / value
 
 
-def status_of(kpi: Kpi, reached: float | None, maturing: bool) -> Status:
-    """On track at 100% of target or more, at risk down to the KPI's at_risk band, else off track."""
+def status_of(kpi: Kpi, reached: float | None, maturing: bool, partial: bool = False) -> Status:
+    """On track at 100% of target or more, at risk down to the KPI's at_risk band, else off track; a cohort
+    still maturing or a period the data covers only in part is not judged."""
     if maturing:
         return Status.MATURING
+    if partial:
+        return Status.PARTIAL
     if reached is None or kpi.target is None:
         return Status.NO_DATA
     if reached >= 1:
@@ -126,21 +131,24 @@ def kpi_result(kpi: Kpi, values: KpiValues, period: Period, comparison: Comparis
 
     A cohort KPI whose cohort is still maturing reports the latest mature cohort instead and
     says so in its note; with no mature cohort at all it reports the value so far as maturing.
+    A period the data covers only in part is shown but not judged, and is never a comparison.
     """
     maturing = values.maturing.get(kpi.id, frozenset())
-    shown, note = period, values.notes.get(kpi.id)
+    partial = values.partial.get(kpi.id, frozenset())
+    shown, cohort = period, None
     if period in maturing:
         mature = [p for p in values.periods if p <= period and p not in maturing]
         if mature:
             shown = mature[-1]
-            note = (f"Cohort of {shown.label}, the latest that has had its full window "
-                    f"({period.label} is still maturing).")
+            cohort = (f"Cohort of {shown.label}, the latest that has had its full window "
+                      f"({period.label} is still maturing).")
     before = shown.compared(comparison)
     value = values.value(kpi.id, shown)
     target = kpi.target_for(values.grain.value)
     reached = attainment(kpi, value, target)
     trend = tuple(
-        TrendPoint(p, values.value(kpi.id, p), values.value(kpi.id, p.compared(comparison)), p in maturing)
+        TrendPoint(p, values.value(kpi.id, p), values.whole(kpi.id, p.compared(comparison)), p in maturing,
+                   p in partial)
         for p in values.periods
         if p <= period
     )[-TREND_PERIODS:]
@@ -149,14 +157,34 @@ def kpi_result(kpi: Kpi, values: KpiValues, period: Period, comparison: Comparis
         period=shown,
         value=value,
         comparison_period=before,
-        comparison=values.value(kpi.id, before),
+        comparison=values.whole(kpi.id, before),
         target=target,
         attainment=reached,
-        status=status_of(kpi, reached, shown in maturing),
+        status=status_of(kpi, reached, shown in maturing, shown in partial),
         as_of=values.as_of.get(kpi.id),
         trend=trend,
-        note=note,
+        note=_joined(cohort, values.notes.get(kpi.id), _coverage_note(values, kpi.id, shown, value)),
     )
+
+
+def _coverage_note(values: KpiValues, kpi_id: str, period: Period, value: float | None) -> str | None:
+    """Why a period has no value, or only a partial one, in the words of the KPI's own data range."""
+    covered = values.coverage.get(kpi_id)
+    if covered is None:
+        return None
+    if covered.status:
+        since = f"its data is a status-only export as of {covered.last.isoformat()}"
+    else:
+        since = f"its data covers {covered.first.isoformat()} to {covered.last.isoformat()}"
+    if period in values.partial.get(kpi_id, ()):
+        return f"Partial period: {since}, so {period.label} is not scored or compared."
+    if value is None and not covered.covers(period):
+        return f"No data for {period.label}: {since}."
+    return None
+
+
+def _joined(*notes: str | None) -> str | None:
+    return " ".join(n for n in notes if n) or None
 
 
 def weighted_attainment(results: tuple[KpiResult, ...], cap: float) -> float | None:

@@ -2,30 +2,42 @@
 
 Each import writes new physical tables (`leads__3f9a0c1b2d4e`) and never changes old ones. A snapshot
 is a schema (`snapshot_7`) of views, one per canonical table, over the physical tables it uses: the
-tables an import replaced or appended to, and the previous snapshot's tables for the rest. A view
-shows a physical table's valid rows except those `duplicate_rows` lists (an earlier row whose id a
-later row of the same file repeats). A physical table no snapshot uses was staged by an import that
-did not finish; `connect` drops it.
+tables an import replaced or appended to, and the previous snapshot's tables for the rest (or empty
+ones, where an import starts from empty tables or a table is emptied on purpose). A view shows a
+physical table's valid rows except those `duplicate_rows` lists (an earlier row whose id a later row
+of the same file repeats). A physical table no snapshot uses was staged by an import that did not
+finish; `connect` drops it. `snapshot_tables` also records what each table holds besides its rows:
+whether it is the bundled sample, which canonical columns its export had, its status-only export date
+and the currency its amounts are in.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
 import duckdb
 
+from kpicore.coverage import Loaded
 from kpicore.errors import KpiError
+from kpicore.files import RawFile
+from kpicore.mapping import Plan, apply_saved, propose
 from kpicore.model import TABLES
 from kpicore.sql import quote
 
 DEFAULT_DB = Path("data/kpi.duckdb")
-SAMPLE_DIR = Path(__file__).resolve().parent.parent / "sample_data"
+_PACKAGE = Path(__file__).resolve().parent
+# sample_data/ at the top of the source tree, installed as kpicore/sample_data (see pyproject.toml)
+SAMPLE_DIR = next((d for d in (_PACKAGE / "sample_data", _PACKAGE.parent / "sample_data") if d.is_dir()),
+                  _PACKAGE.parent / "sample_data")
 
 
 @dataclass(frozen=True)
@@ -43,13 +55,38 @@ class Snapshot:
 
 
 @dataclass(frozen=True)
+class Stored:
+    """The physical table a snapshot uses for a canonical table, and what it holds besides its rows."""
+
+    physical: str
+    source: str
+    columns: tuple[str, ...] | None = None  # canonical columns the export had (None: every column)
+    status_as_of: date | None = None  # the export date of a status-only export
+    currency: str | None = None  # the currency its amounts are in, where the export showed one
+    sample: bool = False  # the bundled sample data
+
+    def loaded(self) -> Loaded:
+        """What computation needs to know of it."""
+        return Loaded(None if self.columns is None else frozenset(self.columns), self.status_as_of, self.currency)
+
+
+@dataclass(frozen=True)
 class SnapshotTable:
     """One canonical table as a snapshot holds it."""
 
     table: str
     rows: int
     changed: bool
-    source: str
+    stored: Stored
+
+    @property
+    def source(self) -> str:
+        """The file (or action) the rows came from."""
+        return self.stored.source
+
+
+class DatabaseBusy(KpiError):
+    """Another program holds the database file (DuckDB lets one process at a time open it for writing)."""
 
 
 def db_path(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -58,12 +95,15 @@ def db_path(explicit: str | os.PathLike[str] | None = None) -> Path:
     return Path(chosen) if chosen else DEFAULT_DB
 
 
-def connect(path: str | os.PathLike[str] | None = None, sample_dir: Path = SAMPLE_DIR) -> duckdb.DuckDBPyConnection:
-    """Open the database, creating it with the sample data if it has no snapshot yet."""
+def connect(path: str | os.PathLike[str] | None = None, sample_dir: Path = SAMPLE_DIR, sample: bool = True,
+            wait: float = 0.0, waiting: Callable[[str], None] | None = None) -> duckdb.DuckDBPyConnection:
+    """Open the database, creating it with the sample data (or, without `sample`, empty tables) if it has no
+    snapshot yet. While another program holds the file, try again for `wait` seconds (telling `waiting` once
+    why), then raise DatabaseBusy."""
     target = db_path(path)
     if str(target) != ":memory:":
         target.parent.mkdir(parents=True, exist_ok=True)
-    conn = duckdb.connect(str(target))
+    conn = _open(target, wait, waiting)
     conn.execute("SET enable_progress_bar = false")  # DuckDB would draw it into the CLI's output
     # DuckDB's default, stated because imports rely on it: a staged table keeps the file's row order, so a
     # row's rowid gives its row number in the file (ingest.staging_sql)
@@ -73,13 +113,84 @@ def connect(path: str | os.PathLike[str] | None = None, sample_dir: Path = SAMPL
         "CREATE TABLE IF NOT EXISTS snapshot_tables (snapshot_id INTEGER, table_name VARCHAR, physical VARCHAR, "
         "rows BIGINT, changed BOOLEAN, source VARCHAR, status_as_of DATE)"
     )
+    _add_table_facts(conn)
     conn.execute("CREATE TABLE IF NOT EXISTS mappings (name VARCHAR PRIMARY KEY, headers VARCHAR, mapping VARCHAR)")
     # rows of a physical table that a later row with the same id replaced (see ingest._mark_duplicates)
     conn.execute("CREATE TABLE IF NOT EXISTS duplicate_rows (physical VARCHAR, row_id BIGINT)")
     drop_unused_tables(conn)
     if latest_snapshot(conn) is None:
-        load_sample(conn, sample_dir)
+        if sample and any(sample_dir.glob("*.csv")):
+            load_sample(conn, sample_dir)
+        else:
+            empty_snapshot(conn, "Empty tables")
     return conn
+
+
+def _open(target: Path, wait: float, waiting: Callable[[str], None] | None) -> duckdb.DuckDBPyConnection:
+    deadline = time.monotonic() + wait
+    told = False
+    while True:
+        try:
+            return duckdb.connect(str(target))
+        except duckdb.IOException as error:
+            holder = _lock_holder(error)
+            if holder is None:
+                raise
+            if time.monotonic() >= deadline:
+                raise DatabaseBusy(f"{target} is open in another program ({holder}), most likely the app while it "
+                                   "imports or draws a page. Try again in a moment, or import on the app's Data "
+                                   "page.") from None
+            if waiting is not None and not told:
+                waiting(f"{target} is in use by another program ({holder}); waiting up to {wait:g} s for it.")
+                told = True
+            time.sleep(0.2)
+
+
+def _lock_holder(error: Exception) -> str | None:
+    """'PID 1234', when DuckDB refused the file because another process holds its lock (else None)."""
+    text = str(error)
+    if "Could not set lock" not in text:
+        return None
+    found = re.search(r"\(PID (\d+)\)", text)
+    return f"PID {found.group(1)}" if found else "another process"
+
+
+def _add_table_facts(conn: duckdb.DuckDBPyConnection) -> None:
+    """Columns added to `snapshot_tables` after its first version; rows written before them are read as
+    before (every column loaded; sample tables told by their source)."""
+    for column, kind in (("sample", "BOOLEAN"), ("columns", "VARCHAR"), ("currency", "VARCHAR")):
+        conn.execute(f"ALTER TABLE snapshot_tables ADD COLUMN IF NOT EXISTS {column} {kind}")
+    conn.execute("UPDATE snapshot_tables SET sample = source LIKE 'Sample data from %' WHERE sample IS NULL")
+
+
+class Database:
+    """The DuckDB file as the app uses it: open while some session uses it, closed when none does, so that
+    the command line can open it in between (DuckDB lets one process at a time open a file for writing)."""
+
+    def __init__(self, path: str | os.PathLike[str], wait: float = 5.0) -> None:
+        self.path, self.wait = Path(path), wait
+        self._lock = threading.Lock()
+        self._conn: duckdb.DuckDBPyConnection | None = None
+        self._users = 0
+
+    @contextmanager
+    def cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor on the open database (opened first if nobody uses it); DatabaseBusy while another
+        program holds the file."""
+        with self._lock:
+            if self._conn is None:
+                self._conn = connect(self.path, wait=self.wait)
+            self._users += 1
+            cursor = self._conn.cursor()
+        try:
+            yield cursor
+        finally:
+            cursor.close()
+            with self._lock:
+                self._users -= 1
+                if self._users == 0 and self._conn is not None:
+                    self._conn.close()
+                    self._conn = None
 
 
 _STAGING: set[str] = set()  # physical tables imports in this process are filling and have not committed yet
@@ -129,61 +240,103 @@ def snapshot(conn: duckdb.DuckDBPyConnection, snapshot_id: int) -> Snapshot:
     return Snapshot(*row)
 
 
+_TABLE_FACTS = "table_name, rows, changed, physical, source, columns, status_as_of, currency, sample"
+
+
+def _snapshot_table(row: tuple) -> SnapshotTable:
+    name, rows, changed, physical, source, columns, status_as_of, currency, sample = row
+    listed = None if columns is None else tuple(json.loads(columns))
+    return SnapshotTable(name, rows, changed, Stored(physical, source, listed, status_as_of, currency, bool(sample)))
+
+
+def tables(conn: duckdb.DuckDBPyConnection, snap: Snapshot) -> dict[str, SnapshotTable]:
+    """The canonical tables of a snapshot, in the data model's order."""
+    found = {row[0]: _snapshot_table(row) for row in conn.execute(
+        f"SELECT {_TABLE_FACTS} FROM snapshot_tables WHERE snapshot_id = ?", [snap.id]).fetchall()}
+    return {name: found[name] for name in TABLES if name in found}
+
+
 def snapshots(conn: duckdb.DuckDBPyConnection) -> list[tuple[Snapshot, list[SnapshotTable]]]:
     """Every snapshot, newest first, with its tables' row counts and sources."""
-    found = []
-    for row in conn.execute("SELECT id, created_at, note FROM snapshots ORDER BY id DESC").fetchall():
-        tables = conn.execute(
-            "SELECT table_name, rows, changed, source FROM snapshot_tables WHERE snapshot_id = ? ORDER BY table_name",
-            [row[0]],
-        ).fetchall()
-        found.append((Snapshot(*row), [SnapshotTable(*t) for t in tables]))
-    return found
+    rows = conn.execute("SELECT id, created_at, note FROM snapshots ORDER BY id DESC").fetchall()
+    return [(snap, list(tables(conn, snap).values())) for snap in (Snapshot(*row) for row in rows)]
+
+
+def loaded(conn: duckdb.DuckDBPyConnection, snap: Snapshot) -> dict[str, Loaded]:
+    """What computation needs to know of each table of a snapshot besides its rows."""
+    return {name: table.stored.loaded() for name, table in tables(conn, snap).items()}
 
 
 def status_dates(conn: duckdb.DuckDBPyConnection, snap: Snapshot) -> dict[str, date]:
     """The tables of a snapshot that came from status-only exports, with each export's date."""
-    rows = conn.execute("SELECT table_name, status_as_of FROM snapshot_tables WHERE snapshot_id = ? "
-                        "AND status_as_of IS NOT NULL", [snap.id]).fetchall()
-    return dict(rows)
+    return {name: t.stored.status_as_of for name, t in tables(conn, snap).items() if t.stored.status_as_of}
 
 
-def physical_of(conn: duckdb.DuckDBPyConnection, snap: Snapshot, table: str) -> str:
-    """The physical table a snapshot uses for a canonical table."""
-    row = conn.execute("SELECT physical FROM snapshot_tables WHERE snapshot_id = ? AND table_name = ?",
-                       [snap.id, table]).fetchone()
+def sample_tables(conn: duckdb.DuckDBPyConnection, snap: Snapshot) -> list[str]:
+    """The tables of a snapshot that hold the bundled sample data."""
+    return [name for name, t in tables(conn, snap).items() if t.stored.sample and t.rows]
+
+
+def sample_snapshot(conn: duckdb.DuckDBPyConnection) -> int | None:
+    """The latest snapshot that holds sample data (to restore it), if any."""
+    row = conn.execute("SELECT MAX(snapshot_id) FROM snapshot_tables WHERE sample AND rows > 0").fetchone()
     return row[0]
 
 
-def commit_snapshot(conn: duckdb.DuckDBPyConnection, snapshot_id: int, changed: dict[str, str], note: str,
-                    previous: Snapshot | None, sources: dict[str, str] | None = None,
-                    status: dict[str, date | None] | None = None) -> Snapshot:
-    """Record a snapshot using `changed` physical tables and the previous snapshot's for the rest.
-
-    `status` gives the export date of changed tables that came from status-only exports. Runs inside
-    the caller's transaction; tables never stored before get an empty physical table.
-    """
-    carried = status_dates(conn, previous) if previous is not None else {}
+def commit_snapshot(conn: duckdb.DuckDBPyConnection, snapshot_id: int, changed: dict[str, Stored], note: str,
+                    previous: Snapshot | None, emptied: Iterable[str] = ()) -> Snapshot:
+    """Record a snapshot using the `changed` tables, empty tables for `emptied` and for tables never stored,
+    and the previous snapshot's tables for the rest. Runs inside the caller's transaction."""
+    carried = tables(conn, previous) if previous is not None else {}
+    emptied = set(emptied)
     snap = Snapshot(snapshot_id, datetime.now().replace(microsecond=0), note)
     conn.execute(f"CREATE SCHEMA {quote(snap.schema)}")
     for name, table in TABLES.items():
-        as_of = (status or {}).get(name) if name in changed else carried.get(name)
         if name in changed:
-            physical, is_changed, source = changed[name], True, (sources or {}).get(name, note)
-        elif previous is not None:
-            physical, is_changed = physical_of(conn, previous, name), False
-            source = conn.execute("SELECT source FROM snapshot_tables WHERE snapshot_id = ? AND table_name = ?",
-                                  [previous.id, name]).fetchone()[0]
+            stored, is_changed = changed[name], True
+        elif name in carried and name not in emptied:
+            stored, is_changed = carried[name].stored, False
         else:
-            physical, is_changed, source = _empty_table(conn, name), False, "empty"
+            stored = Stored(_empty_table(conn, name), "emptied" if name in emptied else "empty", ())
+            is_changed = name in emptied and name in carried and carried[name].rows > 0
         columns = ", ".join(quote(c.name) for c in table.columns)
-        conn.execute(f"CREATE VIEW {quote(snap.schema)}.{quote(name)} AS SELECT {columns} FROM {quote(physical)} "
-                     f"WHERE {_kept(conn, physical)}")
+        conn.execute(f"CREATE VIEW {quote(snap.schema)}.{quote(name)} AS SELECT {columns} FROM "
+                     f"{quote(stored.physical)} WHERE {_kept(conn, stored.physical)}")
         rows = conn.execute(f"SELECT COUNT(*) FROM {quote(snap.schema)}.{quote(name)}").fetchone()[0]
-        conn.execute("INSERT INTO snapshot_tables VALUES (?, ?, ?, ?, ?, ?, ?)",
-                     [snap.id, name, physical, rows, is_changed, source, as_of])
+        listed = None if stored.columns is None else json.dumps(list(stored.columns))
+        conn.execute(f"INSERT INTO snapshot_tables (snapshot_id, {_TABLE_FACTS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                     [snap.id, name, rows, is_changed, stored.physical, stored.source, listed, stored.status_as_of,
+                      stored.currency, stored.sample])
     conn.execute("INSERT INTO snapshots VALUES (?, ?, ?)", [snap.id, snap.created_at, note])
     return snap
+
+
+def _new_snapshot(conn: duckdb.DuckDBPyConnection, note: str, changed: dict[str, Stored],
+                  emptied: Iterable[str] = ()) -> Snapshot:
+    """Commit a snapshot of its own (not part of an import) after the latest one."""
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        new_id = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM snapshots").fetchone()[0]
+        made = commit_snapshot(conn, new_id, changed, note, latest_snapshot(conn), emptied)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return made
+
+
+def empty_snapshot(conn: duckdb.DuckDBPyConnection, note: str = "Started with empty tables") -> Snapshot:
+    """A new snapshot in which every table is empty (the earlier ones stay restorable)."""
+    return _new_snapshot(conn, note, {}, TABLES)
+
+
+def empty_tables(conn: duckdb.DuckDBPyConnection, names: Iterable[str]) -> Snapshot:
+    """A new snapshot in which these tables are empty and the others as they were."""
+    names = list(names)
+    unknown = [n for n in names if n not in TABLES]
+    if unknown:
+        raise KpiError(f"There is no table {', '.join(unknown)}. Tables: {', '.join(TABLES)}.")
+    return _new_snapshot(conn, f"Emptied {', '.join(names)}", {}, names)
 
 
 def _kept(conn: duckdb.DuckDBPyConnection, physical: str) -> str:
@@ -206,26 +359,14 @@ def _empty_table(conn: duckdb.DuckDBPyConnection, name: str) -> str:
 def restore(conn: duckdb.DuckDBPyConnection, snapshot_id: int) -> Snapshot:
     """Make an earlier snapshot current again, as a new snapshot (history is never rewritten)."""
     old = snapshot(conn, snapshot_id)
-    conn.execute("BEGIN TRANSACTION")
-    try:
-        new_id = conn.execute("SELECT MAX(id) + 1 FROM snapshots").fetchone()[0]
-        tables = {name: physical_of(conn, old, name) for name in TABLES}
-        sources = dict(conn.execute("SELECT table_name, source FROM snapshot_tables WHERE snapshot_id = ?",
-                                    [old.id]).fetchall())
-        restored = commit_snapshot(conn, new_id, tables, f"Restored snapshot {old.id} ({old.note})", None, sources,
-                                   status_dates(conn, old))
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    return restored
+    stored = {name: t.stored for name, t in tables(conn, old).items()}
+    return _new_snapshot(conn, f"Restored snapshot {old.id} ({old.note})", stored)
 
 
 def load_sample(conn: duckdb.DuckDBPyConnection, sample_dir: Path = SAMPLE_DIR) -> Snapshot:
     """Store the bundled sample CSVs (one per canonical table) as a new snapshot."""
     from kpicore.files import read_file
     from kpicore.ingest import Upload, import_files
-    from kpicore.mapping import propose
 
     uploads = []
     for name in TABLES:
@@ -233,7 +374,36 @@ def load_sample(conn: duckdb.DuckDBPyConnection, sample_dir: Path = SAMPLE_DIR) 
         if path.exists():
             raw = read_file(path)
             uploads.append(Upload(raw, propose(raw, name)))
-    return import_files(conn, uploads, f"Sample data from {sample_dir.name}/").snapshot
+    return import_files(conn, uploads, f"Sample data from {sample_dir.name}/", sample=True).snapshot
+
+
+def known_ids(conn: duckdb.DuckDBPyConnection) -> Callable[[str, list[str]], float]:
+    """For recognising references: the share of some values that are ids of a table in the latest snapshot."""
+    snap = latest_snapshot(conn)
+
+    def share(table: str, values: list[str]) -> float:
+        key = TABLES[table].key
+        if snap is None or key is None or not values:
+            return 0.0
+        found = conn.execute(f"SELECT COUNT(DISTINCT v) FROM unnest($values) AS u(v) WHERE v IN "
+                             f"(SELECT {quote(key)} FROM {quote(snap.schema)}.{quote(table)})",
+                             {"values": values}).fetchone()[0]
+        return found / len(set(values))
+
+    return share
+
+
+def plan_for(conn: duckdb.DuckDBPyConnection, raw: RawFile, table: str | None = None,
+             mapping: str | None = None) -> tuple[Plan, str | None]:
+    """How a file maps: recognised (the table given, or the likeliest), then the saved mapping named, or else the
+    one saved for a file with exactly these column names; and the name of the saved mapping applied."""
+    plan = propose(raw, table, known_ids(conn))
+    if mapping is not None:
+        return apply_saved(plan, raw, saved_mapping(conn, mapping)), mapping
+    found = mapping_for_headers(conn, raw.columns)
+    if found is None:
+        return plan, None
+    return apply_saved(plan, raw, found[1]), found[0]
 
 
 def save_mapping(conn: duckdb.DuckDBPyConnection, name: str, mapping: dict[str, object]) -> None:

@@ -126,10 +126,10 @@ def as_record(tension: Tension) -> dict[str, object]:
 
 
 def _complete(values: KpiValues, kpi: Kpi) -> list[float | None]:
-    """The KPI's values, None where there is no data or the cohort is still maturing."""
+    """The KPI's values, None where there is no data, the cohort is still maturing or the period is partial."""
     raw = values.values.get(kpi.id) or (None,) * len(values.periods)
-    maturing = values.maturing.get(kpi.id, frozenset())
-    return [None if p in maturing else v for p, v in zip(values.periods, raw, strict=True)]
+    unfinished = values.maturing.get(kpi.id, frozenset()) | values.partial.get(kpi.id, frozenset())
+    return [None if p in unfinished else v for p, v in zip(values.periods, raw, strict=True)]
 
 
 def _spread(numbers: list[float]) -> float:

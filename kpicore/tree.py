@@ -12,12 +12,9 @@ import altair as alt
 import pandas as pd
 
 from kpicore.catalog import CUSTOMER, Catalog, Kpi
+from kpicore.display import STATUS_LOOKS
 from kpicore.scorecard import Status
 
-STATUS_COLORS = {
-    Status.ON_TRACK: "#1a7f37", Status.AT_RISK: "#bc4c00", Status.OFF_TRACK: "#cf222e",
-    Status.MATURING: "#6e7781", Status.NO_DATA: "#d0d7de",
-}
 DARK_TEXT = "#24292f"  # on the light "no data" fill; white on the others
 SWEEPS = 6  # barycenter sweeps (down and up) when ordering the layers
 PASSES = 4  # sweeps when placing nodes near their neighbours
@@ -409,7 +406,8 @@ def tree_chart(catalog: Catalog, statuses: dict[str, Status], links: dict[str, s
                         legend=alt.Legend(title="Link", orient="top", labelExpr=_legend_labels()))
     dash = alt.StrokeDash("kind:N", scale=alt.Scale(domain=kinds, range=[LINK_DASHES[k] for k in Link]),
                           legend=alt.Legend(title="Link", orient="top", labelExpr=_legend_labels()))
-    fill = alt.Fill("status:N", scale=alt.Scale(domain=[s.value for s in Status], range=list(STATUS_COLORS.values())),
+    fills = alt.Scale(domain=[s.value for s in Status], range=[STATUS_LOOKS[s].fill for s in Status])
+    fill = alt.Fill("status:N", scale=fills,
                     legend=alt.Legend(title="Status", orient="top", symbolType="square"))
     link_tip = [alt.Tooltip("about:N", title="Link")]
     node_tip = [alt.Tooltip("label:N", title="KPI"), alt.Tooltip("team:N", title="Team"),

@@ -220,9 +220,9 @@ def _target(entry: _Entry) -> Target | None:
     child = entry.child("target")
     if child is None:
         return None
-    child.check_keys({"value"}, {"at_risk", "week", "quarter"})
+    child.check_keys({"value"}, {"at_risk", "week", "quarter", "year"})
     value = child.number("value")
-    by_grain = tuple((grain, child.number(grain)) for grain in ("week", "quarter") if grain in child.raw)
+    by_grain = tuple((grain, child.number(grain)) for grain in ("week", "quarter", "year") if grain in child.raw)
     at_risk = child.number("at_risk", 0.9, low=0)
     if at_risk is not None and at_risk > 1:
         child.problem("at_risk", "is the attainment (0 to 1) below which the KPI is off track; it cannot exceed 1.")

@@ -1,7 +1,8 @@
 """What a view shows (grain, period, comparison), read from and written to URL query parameters."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from kpicore.compute import KpiValues
@@ -28,7 +29,7 @@ class View:
         grain_text, period, comparison = params.get("grain"), params.get("period"), params.get("comparison")
         snapshot = params.get("snapshot")
         if snapshot is not None:
-            if snapshot.isdigit() and int(snapshot) > 0:
+            if re.fullmatch(r"[1-9][0-9]{0,8}", snapshot):
                 view = replace(view, snapshot=int(snapshot))
             else:
                 notices.append(f"URL parameter snapshot: '{snapshot}' is not a snapshot number. "
@@ -54,21 +55,25 @@ class View:
                 notices.append(f"URL parameter period: {error} Showing the latest complete period instead.")
         return view, notices
 
-    def to_query_params(self, period: Period) -> dict[str, str]:
-        """Query parameters that reproduce this view, with the period actually shown."""
-        params = {"grain": self.grain.value, "period": period.label, "comparison": self.comparison.value}
+    def to_query_params(self, period: Period | None) -> dict[str, str]:
+        """Query parameters that reproduce this view, with the period actually shown (none without data)."""
+        params = {"grain": self.grain.value, "comparison": self.comparison.value}
+        if period is not None:
+            params["period"] = period.label
         if self.snapshot is not None:
             params["snapshot"] = str(self.snapshot)
         return params | self.filters.to_query_params()
 
-    def resolve(self, values: KpiValues) -> tuple[Period, list[str]]:
-        """The period to show: the one asked for if the data has it, else the latest complete one."""
+    def resolve(self, values: KpiValues, kpi_ids: Iterable[str] | None = None) -> tuple[Period, list[str]]:
+        """The period to show: the one asked for if the data reaches it, else the latest complete period of the
+        data of these KPIs (the ones on the page)."""
+        latest = values.latest(kpi_ids)
         if self.period is None:
-            return values.latest, []
+            return latest, []
         try:
             return values.check(parse_period(self.period, self.grain)), []
         except UnknownPeriod as error:
-            return values.latest, [f"URL parameter period: {error} Showing {values.latest.label} instead."]
+            return latest, [f"URL parameter period: {error} Showing {latest.label} instead."]
 
 
 def _unknown(name: str, value: str, allowed: list[str]) -> str:

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import runpy
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlencode
@@ -24,11 +27,41 @@ from kpicore.view import View
 VIEW_KEYS = ("grain", "period", "comparison", "snapshot", *DIMENSIONS)
 ROUTER = Path(__file__).resolve().parent.parent / "dashboard.py"
 _CONTEXT = "_context"  # session-state key of the current run's Context
+_RUN = threading.local()  # the cursor of the script run going on in this thread
 
 
 @st.cache_resource
-def _connection(path: str):  # noqa: ANN202 - a DuckDB connection shared by the whole process
-    return store.connect(path)
+def _database(path: str) -> store.Database:
+    """The database file, shared by every session of the process (open only while a run uses it)."""
+    return store.Database(path)
+
+
+@contextmanager
+def database_for_this_run() -> Iterator[None]:
+    """Hold the database open while this run reads and draws; between runs the command line can open it
+    (DuckDB lets one process at a time open the file). While another program holds it, say so and stop."""
+    try:
+        opened = _database(str(store.db_path())).cursor()
+        cursor = opened.__enter__()
+    except store.DatabaseBusy as error:
+        st.warning(f"**The data is being changed from the command line.** {error} This page shows the data when "
+                   "that is done: reload it in a moment.", icon=":material/hourglass_top:")
+        st.stop()
+        raise
+    previous, _RUN.cursor = getattr(_RUN, "cursor", None), cursor
+    try:
+        yield
+    finally:
+        _RUN.cursor = previous
+        opened.__exit__(None, None, None)
+
+
+def connection() -> duckdb.DuckDBPyConnection:
+    """This run's cursor on the database."""
+    cursor = getattr(_RUN, "cursor", None)
+    if cursor is None:
+        raise RuntimeError("The database is opened by dashboard.py for each run; this code ran outside one.")
+    return cursor
 
 
 @st.cache_resource
@@ -40,14 +73,20 @@ def _catalog(path: str, modified: float) -> Catalog:
 def _values(db: str, snapshot: store.Snapshot, catalog_fingerprint: str, grain: Grain, filters: Filters,
             _catalog: Catalog) -> KpiValues:
     """KPI values, cached per database, snapshot, catalog version, grain and filters."""
-    cursor = _connection(db).cursor()
-    return compute(cursor, _catalog, snapshot.schema, grain, filters, store.status_dates(cursor, snapshot))
+    cursor = connection()
+    return compute(cursor, _catalog, snapshot.schema, grain, filters, store.loaded(cursor, snapshot))
 
 
 @st.cache_data(max_entries=16)
 def _options(db: str, schema: str) -> dict[str, list[str]]:
     """The channels, segments and regions in a snapshot."""
-    return filter_options(_connection(db).cursor(), schema)
+    return filter_options(connection(), schema)
+
+
+@st.cache_data(max_entries=64)
+def _tables(db: str, snapshot: store.Snapshot) -> dict[str, store.SnapshotTable]:
+    """What a snapshot holds of each table."""
+    return store.tables(connection(), snapshot)
 
 
 def catalog() -> Catalog:
@@ -70,16 +109,29 @@ class Context:
     snapshot: store.Snapshot
     latest: store.Snapshot
     view: View
-    period: Period
+    period: Period | None  # None: no table has any data yet
     values: KpiValues
     notices: tuple[str, ...]
+    tables: dict[str, store.SnapshotTable]
 
     def scorecard(self) -> Scorecard:
         """Customer outcomes and team scorecards for the period shown."""
+        assert self.period is not None, "no period without data: pages check Context.empty first"
         return build_scorecard(self.catalog, self.values, self.period, self.view.comparison)
 
     @property
+    def empty(self) -> bool:
+        """Whether no table has data yet (every page then shows the welcome)."""
+        return self.period is None
+
+    @property
+    def sample(self) -> list[str]:
+        """The tables that hold the bundled sample data."""
+        return [name for name, t in self.tables.items() if t.stored.sample and t.rows]
+
+    @property
     def comparison_label(self) -> str:
+        assert self.period is not None
         return f"{self.view.comparison.label} ({self.period.compared(self.view.comparison).label})"
 
 
@@ -120,12 +172,12 @@ def _read_context() -> Context:
     if not params and "view" in st.session_state:
         params = st.session_state["view"]
     view, notices = View.from_query_params(params)
-    snapshot, latest = _snapshot(db, view, notices)
+    snapshot, latest = _snapshot(view, notices)
     filters, dropped = checked(view.filters, _options(db, snapshot.schema))
     view = replace(view, snapshot=snapshot.id, filters=filters)
     values = _values(db, snapshot, cat.fingerprint, view.grain, filters, cat)
     notices += dropped
-    period, more = view.resolve(values)
+    period, more = view.resolve(values, page_kpis(cat, st.session_state.get("team"))) if values.periods else (None, [])
     wanted = view.to_query_params(period)
     for key in VIEW_KEYS:
         if key not in wanted and key in st.query_params:
@@ -134,12 +186,22 @@ def _read_context() -> Context:
         if st.query_params.get(key) != value:
             st.query_params[key] = value
     st.session_state["view"] = wanted
-    return Context(cat, snapshot, latest, replace(view, period=period.label), period, values, tuple(notices + more))
+    shown = replace(view, period=period.label if period else None)
+    return Context(cat, snapshot, latest, shown, period, values, tuple(notices + more), _tables(db, snapshot))
 
 
-def _snapshot(db: str, view: View, notices: list[str]) -> tuple[store.Snapshot, store.Snapshot]:
+def page_kpis(catalog: Catalog, url_path: str | None) -> list[str]:
+    """The KPIs a page shows, whose data decides its default period: a team's own and the customer outcomes on
+    its page, every KPI elsewhere."""
+    teams = {t.id for t in catalog.teams}
+    if url_path in teams:
+        return [k.id for k in catalog.kpis if k.team in (url_path, CUSTOMER)]
+    return [k.id for k in catalog.kpis if not k.is_measure]
+
+
+def _snapshot(view: View, notices: list[str]) -> tuple[store.Snapshot, store.Snapshot]:
     """The snapshot the view asks for (the latest if none or unknown) and the latest one."""
-    cursor = _connection(db).cursor()
+    cursor = connection()
     latest = store.latest_snapshot(cursor)
     if view.snapshot is None or view.snapshot == latest.id:
         return latest, latest
@@ -157,9 +219,11 @@ def controls(ctx: Context) -> None:
         grains = [g.value for g in Grain]
         grain = st.segmented_control("Grain", grains, default=ctx.view.grain.value, key=f"grain-{ctx.view.grain.value}",
                                      format_func=str.capitalize, required=True)
+        marks = period_marks(ctx)
         labels = [p.label for p in reversed(ctx.values.periods)]
         period = st.selectbox("Period", labels, index=labels.index(ctx.period.label),
-                              key=f"period-{ctx.period.label}", help="Latest complete period first.")
+                              key=f"period-{ctx.period.label}", format_func=lambda p: p + marks.get(p, ""),
+                              help="Newest first. A period the data covers only in part is shown but not scored.")
         comparisons = [c.value for c in Comparison]
         comparison = st.radio("Compare with", comparisons, index=comparisons.index(ctx.view.comparison.value),
                               key=f"comparison-{ctx.view.comparison.value}",
@@ -194,6 +258,18 @@ def controls(ctx: Context) -> None:
         st.warning(notice, icon="⚠️")
 
 
+def period_marks(ctx: Context) -> dict[str, str]:
+    """' · partial' or ' · no data' after the periods in which no KPI of the page has whole-period data."""
+    kpis = page_kpis(ctx.catalog, st.session_state.get("team"))
+    marks = {}
+    for period in ctx.values.periods:
+        if any(ctx.values.whole(k, period) is not None for k in kpis):
+            continue
+        partial = any(period in ctx.values.partial.get(k, ()) for k in kpis)
+        marks[period.label] = " · partial" if partial else " · no data"
+    return marks
+
+
 def _latest_as_of(ctx: Context) -> str:
     days = [d for d in ctx.values.as_of.values() if d is not None]
     return max(days).isoformat() if days else "–"
@@ -210,11 +286,6 @@ def team_link(ctx: Context, team_id: str, label: str) -> None:
                  icon=":material/arrow_forward:", query_params=ctx.view.to_query_params(ctx.period))
 
 
-def connection() -> duckdb.DuckDBPyConnection:
-    """A cursor on the process's shared DuckDB connection."""
-    return _connection(str(store.db_path())).cursor()
-
-
 def forget_view() -> None:
     """Drop the remembered view (after an import or restore, pages show the newest snapshot)."""
     st.session_state.pop("view", None)
@@ -225,6 +296,11 @@ def overview_link(ctx: Context, snapshot_id: int, label: str) -> None:
     """A link to the Overview of a given snapshot, keeping the rest of the view."""
     params = {**ctx.view.to_query_params(ctx.period), "snapshot": str(snapshot_id)}
     st.page_link(overview_page(), label=label, icon=":material/visibility:", query_params=params)
+
+
+def data_page() -> st.Page:
+    """The Data page: uploads, snapshots and templates."""
+    return st.Page("pages/data.py", title="Data", icon=":material/upload_file:", url_path="data")
 
 
 def overview_page() -> st.Page:
@@ -243,7 +319,7 @@ def kpi_links(ctx: Context) -> dict[str, str]:
 @st.cache_data(show_spinner="Following the lead cohorts…", max_entries=64)
 def _journey(db: str, schema: str, period: Period, filters: Filters) -> tuple[Journey, list[ChannelChurn]]:
     """A period's journey and early churn by channel, cached per database, snapshot, period and filters."""
-    cursor = _connection(db).cursor()
+    cursor = connection()
     return journey(cursor, schema, period, filters), early_churn_by_channel(cursor, schema, period, filters)
 
 

@@ -1,17 +1,18 @@
-"""Data: upload exports, check how they map, import them as a new snapshot, and manage snapshots."""
+"""Data: upload exports, check how they map, import them as a new snapshot, and manage tables and snapshots."""
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 
 import streamlit as st
 
 from kpicore import store
 from kpicore.errors import KpiError
 from kpicore.exports import csv_bytes
-from kpicore.ingest import Mode, Upload, check_plan, import_files
+from kpicore.ingest import Mode, Upload, check_plan, export_date, import_files
 from kpicore.mapping import DateOrder
 from kpicore.model import TABLES, VOCABULARIES
 from kpicore.templates import describe, template_csv
+from kpicore.texts import KEEP_SAMPLE, START_EMPTY, missing_inputs, started_empty
 from pages import common, uploads, widgets
 
 ctx = common.context()
@@ -20,18 +21,39 @@ st.markdown("Upload CSV, TSV or Excel exports from your CRM, marketing, helpdesk
             "recognised as one of the tables below; check the mapping, then import. An import becomes a new "
             "snapshot: the previous data stays readable and can be restored.")
 
+
+def templates() -> None:
+    st.subheader("Templates", anchor="templates")
+    st.markdown("Each table in one screen. Column names from other tools and languages are recognised too.")
+    for name in TABLES:
+        with st.expander(name):
+            st.markdown(describe(name))
+            st.download_button(f"Download an empty {name} template", template_csv(name), file_name=f"{name}.csv",
+                               mime="text/csv", key=f"template-{name}")
+
+
+templates_first = ctx.empty or st.query_params.get("section") == "templates"
+if templates_first:
+    templates()
+
 files = st.file_uploader("Exports", type=["csv", "tsv", "txt", "xlsx"], accept_multiple_files=True,
                          help=f"Up to {uploads.upload_limit_mb()} MB per file.")
 to_import: list[Upload] = []
+keys: list[str] = []
+blocked = 0  # files that are neither skipped nor ready
 for file in files or []:
     prepared = uploads.prepared_upload(file)
     if isinstance(prepared, KpiError):
-        st.error(str(prepared), icon=":material/error:")
+        st.error(f"{prepared} This file is left out.", icon=":material/error:")
         continue
     raw, plan, saved_name = prepared
     key = uploads.upload_key(file)
     with st.container(border=True, key=f"upload-{key}"):
-        st.markdown(f"#### {raw.name}")
+        title, skip_cell = st.columns([4, 1], vertical_alignment="bottom")
+        title.markdown(f"#### {raw.name}")
+        if skip_cell.toggle("Skip this file", key=f"skip-{key}"):
+            st.caption("Skipped: it is not imported.")
+            continue
         detail = f"{raw.encoding}, delimiter {raw.delimiter!r}, header on row {raw.header_row}"
         if saved_name:
             detail += f", saved mapping '{saved_name}' applied"
@@ -48,13 +70,14 @@ for file in files or []:
         for index, column in enumerate(TABLES[table].columns):
             match = next(m for m in plan.columns if m.canonical == column.name)
             label = f"{column.name}{' *' if column.required else ''}"
-            hint = "" if match.source is None else f"{match.confidence:.0%} sure"
             with cells[index % 3]:
                 chosen = st.selectbox(label, options, index=options.index(match.source) if match.source else 0,
-                                      key=f"map-{key}-{column.name}-{match.source}", help=column.description,
-                                      placeholder=hint)
+                                      key=f"map-{key}-{column.name}-{match.source}", help=column.description)
                 if not match.sure and match.source is not None:
-                    st.caption(f":orange[{hint}: check this guess]")
+                    st.caption(f":orange[{match.confidence:.0%} sure: check this guess]")
+                elif (suggestion := plan.suggestion_for(column.name)) is not None:
+                    st.caption(f"Perhaps '{suggestion.source}'? ({suggestion.confidence:.0%} sure, not used "
+                               "unless you pick it)")
             source = None if chosen == options[0] else chosen
             if source != match.source:
                 uploads.update_plan(file, plan.with_column(column.name, source))
@@ -78,46 +101,68 @@ for file in files or []:
                              "month first (01/31/2026)")
             if order:
                 plan = uploads.update_plan(file, plan.with_date_order(column, DateOrder(order)))
+        as_of = None
+        if Upload(raw, plan).may_be_status_only and st.toggle(
+                "This is a status-only export: states such as a churn flag or a deal stage, but no dates",
+                key=f"status-{key}",
+                help="KPIs built on it are then computed as of the day it describes, in the period containing it."):
+            proposed = export_date(raw)
+            as_of = st.date_input("The day the export describes", value=proposed.day if proposed else None,
+                                  min_value=date(1990, 1, 1), max_value=date.today(), key=f"as-of-{key}",
+                                  format="YYYY-MM-DD")
+            st.caption(f"Proposed from {proposed.source}: check it." if proposed else
+                       "The file shows no date: enter the day it was exported.")
         mode = st.radio("Import as", [m.value for m in Mode], horizontal=True, key=f"mode-{key}",
                         format_func=lambda m: "replace the table" if m == "replace" else
                         "append (same id replaces, new ids are added)")
+        upload = Upload(raw, plan, Mode(mode), as_of)
+        for line in missing_inputs(ctx.catalog, table, upload.columns, as_of):
+            st.caption(f":material/info: {line}")
         name_col, button_col = st.columns([3, 1], vertical_alignment="bottom")
         mapping_name = name_col.text_input("Save this mapping as", key=f"save-{key}",
                                            placeholder="e.g. HubSpot deals")
         if button_col.button("Save mapping", key=f"save-button-{key}", disabled=not mapping_name):
             uploads.save_mapping(mapping_name, plan, raw)
             st.success(f"Saved. The next file with the same columns uses '{mapping_name}' automatically.")
-        as_of = None
-        if Upload(raw, plan).status_only:
-            missing = ", ".join(plan.missing_required)
-            as_of = st.date_input(
-                f"This file has no {missing}. If it is a status-only export, the day it describes",
-                value=date.today().replace(day=1) - timedelta(days=1), key=f"as-of-{key}", format="YYYY-MM-DD",
-                help="KPIs built on this table are then computed as of that day, in the period that contains it.")
-        upload = Upload(raw, plan, Mode(mode), as_of)
         try:
             check_plan(upload)
-            to_import.append(upload)
         except KpiError as error:
             st.warning(str(error), icon=":material/warning:")
+            blocked += 1
+        else:
+            to_import.append(upload)
+            keys.append(key)
 
 if files:
-    ready = len(to_import) == len(files)
-    if st.button(f"Import {len(to_import)} file(s)", type="primary", disabled=not ready or not to_import, key="import"):
+    keep_sample = True
+    if ctx.sample:
+        choice = st.radio("The sample data is still loaded. Your files…", [START_EMPTY, KEEP_SAMPLE],
+                          key="sample-choice")
+        keep_sample = choice == KEEP_SAMPLE
+    batch = uploads.batch_key(keys, to_import) + str(keep_sample)
+    done = st.session_state.setdefault("imported", {})
+    if batch in done:
+        st.success(f"These files are imported, as snapshot {done[batch]}.", icon=":material/check_circle:")
+    elif st.button(f"Import {len(to_import)} file(s)", type="primary", disabled=bool(blocked) or not to_import,
+                   key="import", help="Every file not skipped must be ready first." if blocked else None):
         bar = st.progress(0.0, text="Starting the import")
         try:
             result = import_files(common.connection(), to_import, "Upload: " + ", ".join(u.raw.name for u in to_import),
-                                  progress=lambda share, text: bar.progress(share, text=text))
+                                  progress=lambda share, text: bar.progress(share, text=text),
+                                  keep_sample=keep_sample)
         except KpiError as error:
             bar.empty()
             st.error(f"Nothing was imported: {error}", icon=":material/error:")
         else:
+            done[batch] = result.snapshot.id
             common.forget_view()
             st.session_state["last-import"] = result
             st.rerun()
 
 if (result := st.session_state.get("last-import")) is not None:
     st.subheader(f"Imported as snapshot {result.snapshot.id}")
+    if result.emptied:
+        st.info(started_empty(result.emptied, store.sample_snapshot(common.connection())), icon=":material/info:")
     for report in result.files:
         with st.container(border=True, key=f"report-{report.file}"):
             st.markdown(f"**{report.file}** → {report.table} ({report.mode.value})")
@@ -126,6 +171,8 @@ if (result := st.session_state.get("last-import")) is not None:
             right.metric("Rows rejected", f"{report.rejected:,}")
             for warning in report.warnings:
                 st.warning(warning, icon=":material/warning:")
+            for line in missing_inputs(ctx.catalog, report.table, report.columns):
+                st.info(line, icon=":material/info:")
             if report.problems:
                 rows = [(p.row, p.column, p.value, p.reason) for p in report.problems]
                 st.dataframe(uploads.problems_frame(rows), hide_index=True)
@@ -133,12 +180,41 @@ if (result := st.session_state.get("last-import")) is not None:
                 st.download_button("Download rejected rows (CSV)", data, file_name=f"{report.file}-rejected.csv",
                                    mime="text/csv", key=f"download-{report.file}")
 
+st.subheader("Tables", help="What the current snapshot holds. Emptying a table makes a new snapshot: the rows "
+                            "stay in the earlier one.")
+current = store.tables(common.connection(), ctx.latest)
+for name, table in current.items():
+    with st.container(border=True, key=f"table-{name}", horizontal=True, vertical_alignment="center"):
+        origin = "sample data" if table.stored.sample else table.source
+        st.markdown(f"**{name}** · {table.rows:,} rows" + (f" · from {origin}" if table.rows else ""),
+                    width="stretch")
+        if table.rows and st.button(f"Empty {name}", key=f"empty-{name}"):
+            emptied = store.empty_tables(common.connection(), [name])
+            common.forget_view()
+            st.session_state["data-note"] = f"{name} is empty in snapshot {emptied.id}; restore snapshot " \
+                                            f"{emptied.id - 1} to get its rows back."
+            st.rerun()
+with st.container(horizontal=True):
+    if any(t.rows for t in current.values()) and st.button("Start with empty tables", key="start-empty"):
+        emptied = store.empty_snapshot(common.connection())
+        common.forget_view()
+        st.session_state["data-note"] = f"Every table is empty in snapshot {emptied.id}; the earlier snapshots " \
+                                        "stay restorable."
+        st.rerun()
+    if not ctx.sample and st.button("Load the sample data", key="load-sample"):
+        loaded = store.load_sample(common.connection())
+        common.forget_view()
+        st.session_state["data-note"] = f"The sample data is loaded, as snapshot {loaded.id}."
+        st.rerun()
+if note := st.session_state.pop("data-note", None):
+    st.success(note, icon=":material/check_circle:")
+
 st.subheader("Snapshots")
 for snap, tables in store.snapshots(common.connection()):
     with st.container(border=True, key=f"snapshot-{snap.id}"):
         changed = ", ".join(f"{t.table} ({t.rows:,} rows from {t.source})" for t in tables if t.changed) or "–"
-        current = " · current" if snap.id == ctx.latest.id else ""
-        st.markdown(f"**Snapshot {snap.id}** · {snap.created_at:%Y-%m-%d %H:%M} · {snap.note}{current}  \n"
+        mark = " · current" if snap.id == ctx.latest.id else ""
+        st.markdown(f"**Snapshot {snap.id}** · {snap.created_at:%Y-%m-%d %H:%M} · {snap.note}{mark}  \n"
                     f"Changed: {changed}")
         view, restore = st.columns([1, 1])
         with view:
@@ -146,13 +222,8 @@ for snap, tables in store.snapshots(common.connection()):
         if snap.id != ctx.latest.id and restore.button(f"Restore snapshot {snap.id}", key=f"restore-{snap.id}"):
             restored = store.restore(common.connection(), snap.id)
             common.forget_view()
-            st.success(f"Snapshot {snap.id} is current again, as snapshot {restored.id}.")
+            st.session_state["data-note"] = f"Snapshot {snap.id} is current again, as snapshot {restored.id}."
             st.rerun()
 
-st.subheader("Templates")
-st.markdown("Each table in one screen. Column names from other tools and languages are recognised too.")
-for name in TABLES:
-    with st.expander(name):
-        st.markdown(describe(name))
-        st.download_button(f"Download an empty {name} template", template_csv(name), file_name=f"{name}.csv",
-                           mime="text/csv", key=f"template-{name}")
+if not templates_first:
+    templates()

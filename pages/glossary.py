@@ -13,7 +13,8 @@ st.markdown("One definition per KPI: the same words, formula and target wherever
 with st.expander("KPI tree: how team KPIs feed the customer outcomes", expanded=True, icon=":material/account_tree:"):
     st.caption("Solid lines: a KPI drives another. Dashed purple: a counterweight guards a KPI that can be gamed. "
                "Colours: status in the period shown. Click a KPI to open it on its team page.")
-    chart = tree_chart(ctx.catalog, widgets.kpi_statuses(ctx.scorecard()), common.kpi_links(ctx), width=800)
+    statuses = {} if ctx.empty else widgets.kpi_statuses(ctx.scorecard())
+    chart = tree_chart(ctx.catalog, statuses, common.kpi_links(ctx), width=800)
     st.altair_chart(chart, width="content")
 gaps = [k for k in ctx.catalog.kpis if unguarded(k)]
 if gaps:

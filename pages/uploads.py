@@ -1,8 +1,10 @@
 """Uploaded files on the Data page: kept on disk, read once, their mapping remembered across reruns."""
 from __future__ import annotations
 
+import hashlib
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -12,10 +14,9 @@ from streamlit.runtime.uploaded_file_manager import UploadedFile
 from kpicore import store
 from kpicore.errors import KpiError
 from kpicore.files import RawFile, max_upload_bytes, read_file
-from kpicore.mapping import Plan, apply_saved, propose, to_saved
-from pages.common import (
-    connection,
-)
+from kpicore.ingest import Upload
+from kpicore.mapping import Plan, to_saved
+from pages.common import connection
 
 
 def upload_limit_mb() -> int:
@@ -41,17 +42,15 @@ def prepared_upload(file: UploadedFile) -> tuple[RawFile, Plan, str | None] | Kp
         except KpiError as error:
             cache[key] = error
             return error
-        plan, saved = propose(raw), store.mapping_for_headers(connection(), raw.columns)
-        if saved is not None:
-            plan = apply_saved(plan, raw, saved[1])
-        cache[key] = (raw, plan, saved[0] if saved else None)
+        plan, saved = store.plan_for(connection(), raw)
+        cache[key] = (raw, plan, saved)
     return cache[key]
 
 
 def replan(file: UploadedFile, table: str) -> Plan:
     """Recognise the file's columns again for another table chosen by the user."""
-    raw, _, saved = prepared_upload(file)  # type: ignore[misc]
-    return update_plan(file, propose(raw, table))
+    raw, _, _ = prepared_upload(file)  # type: ignore[misc]
+    return update_plan(file, store.plan_for(connection(), raw, table)[0])
 
 
 def update_plan(file: UploadedFile, plan: Plan) -> Plan:
@@ -64,6 +63,12 @@ def update_plan(file: UploadedFile, plan: Plan) -> Plan:
 def save_mapping(name: str, plan: Plan, raw: RawFile) -> None:
     """Keep the mapping under a name for the next export from the same tool."""
     store.save_mapping(connection(), name, to_saved(plan, raw))
+
+
+def batch_key(keys: Sequence[str], batch: Sequence[Upload]) -> str:
+    """What makes an import the same import: the files, and how each is mapped and stored."""
+    text = repr([(key, u.plan, u.mode, u.as_of) for key, u in zip(keys, batch, strict=True)])
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def preview(raw: RawFile) -> pd.DataFrame:

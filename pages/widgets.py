@@ -8,25 +8,45 @@ import streamlit as st
 
 from kpicore.catalog import CUSTOMER, Catalog, Kpi
 from kpicore.charts import tension_chart, trend_chart
-from kpicore.display import format_change, format_score, format_value
+from kpicore.display import STATUS_LOOKS, format_change, format_score, format_value
 from kpicore.glossary import formula_text
 from kpicore.journey import ChannelChurn, Journey, Step
 from kpicore.scorecard import KpiResult, Scorecard, Status, TeamScore
 from kpicore.tensions import Tension, TensionKind, find_tensions, spread_over_teams
-from pages.common import Context, team_link
-
-STATUS_COLORS = {Status.ON_TRACK: "green", Status.AT_RISK: "orange", Status.OFF_TRACK: "red",
-                 Status.MATURING: "gray", Status.NO_DATA: "gray"}
-STATUS_ICONS = {Status.ON_TRACK: "check_circle", Status.AT_RISK: "warning", Status.OFF_TRACK: "error",
-                Status.MATURING: "hourglass_top", Status.NO_DATA: "remove"}
+from kpicore.texts import SAMPLE_LINE, WELCOME_TEXT, WELCOME_TITLE
+from pages.common import Context, data_page, team_link
 
 
 def page_header(ctx: Context, title: str) -> None:
     """Page title with the period and comparison it shows."""
     st.title(title)
+    if ctx.empty:
+        return
     filtered = f" · filtered by {ctx.view.filters.describe()}" if ctx.view.filters else ""
     st.caption(f"{ctx.view.grain.value.capitalize()} {ctx.period.label} · compared with {ctx.comparison_label}"
                f"{filtered}")
+
+
+def sample_banner(ctx: Context) -> None:
+    """One line on every page while the bundled sample data is loaded, with the way to one's own data."""
+    if not ctx.sample:
+        return
+    with st.container(horizontal=True, vertical_alignment="center", key="sample-banner"):
+        st.markdown(f":material/science: {SAMPLE_LINE}", width="content")
+        st.page_link(data_page(), label="Load your own exports", icon=":material/upload_file:")
+
+
+def welcome(title: str) -> None:
+    """What every page shows while no table has data: what to load and where."""
+    if title not in ("Data", "Glossary"):
+        st.title(title)
+    with st.container(border=True, key="welcome"):
+        st.markdown(f"#### {WELCOME_TITLE}")
+        st.markdown(WELCOME_TEXT)
+        with st.container(horizontal=True):
+            st.page_link(data_page(), label="Upload exports on the Data page", icon=":material/upload_file:")
+            st.page_link(data_page(), label="Templates for every table", icon=":material/table_view:",
+                         query_params={"section": "templates"})
 
 
 def metric(result: KpiResult, ctx: Context) -> None:
@@ -40,20 +60,19 @@ def metric(result: KpiResult, ctx: Context) -> None:
     flat = delta is not None and delta.startswith("±")  # a change too small to show has no colour
     target = format_value(result.target, kpi.unit, currency)
     as_of = result.as_of.isoformat() if result.as_of else "no data"
-    trend = [p.value for p in result.trend if p.value is not None]
+    trend = [p.value for p in result.trend if p.value is not None and not p.partial]
     explained = f"{kpi.description}\n\n**Formula:** {formula_text(kpi.formula, ctx.catalog)}"
     with st.container(border=True):
         st.metric(
             kpi.label, value, delta, delta_color="off" if flat else "inverse" if inverse else "normal",
-            delta_arrow="off" if flat else "auto",
-            help=explained + (f"\n\n{result.note}" if result.note else ""),
+            delta_arrow="off" if flat else "auto", help=explained,
             chart_data=trend if len(trend) > 1 else None,
             delta_description=f"vs {result.comparison_period.label}" if delta else None,
         )
         cohort = f" · cohort {result.period.label}" if result.period != ctx.period else ""
         st.caption(f"{status_badge(result.status)} Target {target} · as of {as_of}{cohort}")
-        if data_note := ctx.values.notes.get(kpi.id):
-            st.caption(f":material/info: {data_note}")
+        if result.note:
+            st.caption(f":material/info: {result.note}")
 
 
 def outcome_strip(ctx: Context, card: Scorecard) -> None:
@@ -107,17 +126,16 @@ def relations(catalog: Catalog, kpi: Kpi) -> str:
 
 def status_badge(status: Status) -> str:
     """A coloured Markdown badge for a status, e.g. a red 'off track'."""
-    return f":{STATUS_COLORS[status]}-badge[:material/{STATUS_ICONS[status]}: {status.value}]"
+    look = STATUS_LOOKS[status]
+    return f":{look.badge}-badge[:material/{look.icon}: {status.value}]"
 
 
 def styled_scores(results: tuple[KpiResult, ...], ctx: Context) -> pd.io.formats.style.Styler:
     """The score table with each status coloured."""
-    css = {s.value: f"color: {STATUS_CSS[s]}; font-weight: 600" for s in Status}
+    css = {s.value: f"color: {STATUS_LOOKS[s].text}; font-weight: 600" for s in Status}
     return score_table(results, ctx).style.map(lambda v: css.get(v, ""), subset=["Status"])
 
 
-STATUS_CSS = {Status.ON_TRACK: "#1a7f37", Status.AT_RISK: "#bc4c00", Status.OFF_TRACK: "#cf222e",
-              Status.MATURING: "#6e7781", Status.NO_DATA: "#6e7781"}
 
 
 def kpi_statuses(card: Scorecard) -> dict[str, Status]:
@@ -185,7 +203,7 @@ def journey_steps(found: Journey, owners: dict[str, str]) -> pd.io.formats.style
         "Of the leads": _share(s.from_first),
         "Median days": "–" if s.median_days is None else f"{s.median_days:.1f}",
     } for s in found.steps])
-    grey = [f"color: {STATUS_CSS[Status.MATURING]}" if s.maturing else "" for s in found.steps]
+    grey = [f"color: {STATUS_LOOKS[Status.MATURING].text}" if s.maturing else "" for s in found.steps]
     return frame.style.apply(lambda row: [grey[row.name]] * len(row), axis=1).format({"Count": "{:,}"})
 
 

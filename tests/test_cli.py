@@ -135,7 +135,7 @@ def test_kpis_for_a_quarter(capsys, sample_db):
     (["--team", "finance"], ["finance", "marketing", "sales", "service", "customer"]),  # names it, lists known
     (["--period", "2026-13"], ["2026-13"]),  # no 13th month
     (["--period", "Oct 2026"], ["Oct 2026", "2026-10"]),  # malformed, with an example of the right form
-    (["--period", "2019-01"], ["2019-01", "2023-11", "2026-10"]),  # no data; names the range there is
+    (["--period", "2019-01"], ["2019-01", "2021-01", "2026-10"]),  # no data; names the range there is
     (["--period", "2026-Q1"], ["2026-Q1", "quarter", "month"]),  # a quarter while the grain is month
     (["--grain", "quarter", "--period", "2026-03"], ["2026-03", "quarter"]),
 ])
@@ -243,7 +243,7 @@ def test_tensions_table_says_when_a_period_is_calm(capsys, sample_db):
 
 def test_tensions_with_an_unknown_period_fails_with_the_data_range(capsys, sample_db):
     code, _, err = run(capsys, "--db", str(sample_db), "tensions", "--period", "1999-01")
-    assert code == 1 and "1999-01" in err and "2023-11" in err
+    assert code == 1 and "1999-01" in err and "2021-01" in err
 
 
 def test_load_a_status_only_export_asks_for_as_of_then_imports(capsys, tmp_path):

@@ -189,6 +189,8 @@ def test_stock_at_start_and_end_of_period(memory_conn, tiny_store):
 
     catalog = catalog_of(measure("at_start", "count", **stock("start")), measure("at_end", "count", **stock("end")))
     schema = tiny_store({"customers": [
+        # acquired and gone in December's first days: churns are known from 2 December on
+        {"customer_id": "C0", "acquired_at": ts("2025-12-01 00:00"), "churned_at": ts("2025-12-02 00:00")},
         # active since before the period, never churned
         {"customer_id": "C1", "acquired_at": ts("2025-12-10 10:00"), "churned_at": None},
         # churned on January's first day: still a customer at the start, gone at the end
@@ -202,9 +204,10 @@ def test_stock_at_start_and_end_of_period(memory_conn, tiny_store):
     ]})
     values = compute(memory_conn, catalog, schema, Grain.MONTH)
     dec, jan = parse_period("2025-12"), JAN
-    assert values.periods == (dec, jan)
-    assert values.value("at_start", dec) == 0  # nobody before 1 December
-    assert values.value("at_end", dec) == 2  # C1, C2 (C2 churns on 1 January, after the moment)
+    assert values.periods == (dec, jan, FEB)  # C4's churn on 1 February is the data's last day
+    assert values.partial["at_start"] == {FEB}  # of February only its first day is known
+    assert values.value("at_start", dec) == 0  # nobody before 1 December (C0 starts at that moment)
+    assert values.value("at_end", dec) == 2  # C1, C2 (C0 left; C2 churns on 1 January, after the moment)
     assert values.value("at_start", jan) == 2  # C1, C2
     assert values.value("at_end", jan) == 4  # C1, C3, C4, C5
 
@@ -295,9 +298,10 @@ def test_conversion_counts_targets_inside_the_window_after_the_source(memory_con
         ],
     })
     values = compute(memory_conn, catalog, schema, Grain.MONTH)
-    assert values.periods == (JAN, FEB)
+    assert values.periods == (JAN, FEB, MAR)  # to C2's acquisition on 1 March
     assert values.value("lead_to_customer", JAN) == pytest.approx(1 / 5)  # only L1 of L1..L5
-    assert values.value("lead_to_customer", FEB) is None  # no lead created in February: no cohort
+    # the cohorts are the leads, which end on 31 January: no cohort after it
+    assert values.value("lead_to_customer", FEB) is None and values.value("lead_to_customer", MAR) is None
 
 
 def test_conversion_with_value_sums_the_cohort_value_per_entity(memory_conn, tiny_store):
@@ -399,10 +403,10 @@ def test_week_grain_leaves_kpis_on_monthly_tables_empty_with_a_note(memory_conn,
         "revenue": [{"customer_id": "A", "month": date(2026, 1, 1), "amount": 100.0}],
     })
     values = compute(memory_conn, catalog, schema, Grain.WEEK)
-    # from the week of 5 Jan (leads start) to the last week complete by 31 Jan (revenue's month end)
-    assert labels(values.periods) == ["2026-W02", "2026-W03", "2026-W04"]
-    # W04 starts after the last lead (18 Jan, the leads' as-of date): unknown, not 0
-    assert [values.value("leads", p) for p in values.periods] == [2, 1, None]
+    # from the week of 1 Jan (revenue's month starts) to the week of 31 Jan (revenue's month end)
+    assert labels(values.periods) == ["2026-W01", "2026-W02", "2026-W03", "2026-W04", "2026-W05"]
+    # W01 ends before the first lead (5 Jan), W04 starts after the last one (18 Jan): unknown, not 0
+    assert [values.value("leads", p) for p in values.periods] == [None, 2, 1, None, None]
     for kpi_id in ("revenue", "revenue_per_lead"):
         assert all(values.value(kpi_id, p) is None for p in values.periods), kpi_id
         assert "month" in values.notes[kpi_id], kpi_id
@@ -461,14 +465,14 @@ def test_as_of_is_the_stalest_source_and_later_periods_have_no_value(memory_conn
 
 
 @pytest.mark.parametrize(("leads", "tickets", "expected"), [
-    # the first period is the one where every non-empty table has data; the last is the last complete one
-    (["2026-01-10", "2026-04-15"], ["2026-02-20", "2026-03-31"], ["2026-02", "2026-03"]),
+    # from the period of the first day any table has data for to the period of the last such day
+    (["2026-01-10", "2026-04-15"], ["2026-02-20", "2026-03-31"], ["2026-01", "2026-02", "2026-03", "2026-04"]),
     (["2026-01-10", "2026-03-31"], [], ["2026-01", "2026-02", "2026-03"]),  # empty tables do not count
-    (["2026-01-31"], [], ["2026-01"]),  # one day, the month's last: January is complete
-    (["2026-01-01", "2026-01-30"], [], []),  # January not complete yet: no period
+    (["2026-01-31"], [], ["2026-01"]),  # one day
     (["2026-01-10", "2026-02-10"], ["2026-01-05", "2026-03-31"], ["2026-01", "2026-02", "2026-03"]),
+    (["2025-11-20", "2025-11-30"], ["2026-02-01", "2026-02-28"], ["2025-11", "2025-12", "2026-01", "2026-02"]),
 ])
-def test_calendar_spans_the_common_complete_periods(memory_conn, tiny_store, leads, tickets, expected):
+def test_calendar_spans_every_period_any_table_reaches(memory_conn, tiny_store, leads, tickets, expected):
     catalog = catalog_of(measure("leads", "count", **count("leads", "created_at")))
     schema = tiny_store({
         "leads": [{"lead_id": f"L{i}", "created_at": ts(f"{day} 12:00")} for i, day in enumerate(leads)],
@@ -482,8 +486,8 @@ def test_empty_store_has_no_periods_and_no_latest(memory_conn, tiny_store):
     values = compute(memory_conn, catalog, tiny_store({}), Grain.MONTH)
     assert values.periods == ()
     assert values.value("leads", JAN) is None
-    with pytest.raises(UnknownPeriod, match="load some data"):
-        values.latest  # noqa: B018
+    with pytest.raises(UnknownPeriod, match="load some exports"):
+        values.latest()
     with pytest.raises(UnknownPeriod):
         values.check(JAN)
 
@@ -496,7 +500,7 @@ def test_check_names_the_data_range(memory_conn, tiny_store):
     ]})
     values = compute(memory_conn, catalog, schema, Grain.MONTH)
     assert values.check(FEB) == FEB
-    assert values.latest == FEB
+    assert values.latest() == FEB
     with pytest.raises(UnknownPeriod) as raised:
         values.check(parse_period("2025-12"))
     message = str(raised.value)

@@ -136,7 +136,7 @@ def test_excel_with_a_title_row(tmp_path):
     assert raw.columns == ("Deal ID", "Created", "Amount", "Won", "Note", "Link")
     # text stays text; a formula is never evaluated (Excel's cached result is read, and this file has none)
     assert raw.sample == (("D1", "2026-10-31 14:00:00", "1234.56", "true", '=HYPERLINK("http://x","y")', None),
-                          ("D2", "2026-10-30 00:00:00", "99", "false", None, None))
+                          ("D2", "2026-10-30", "99", "false", None, None))  # a midnight date cell reads as a date
 
 
 def test_excel_with_an_empty_first_sheet_is_refused(tmp_path):

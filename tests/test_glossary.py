@@ -145,12 +145,13 @@ def _entry(kpi_id: str):
 
 @pytest.mark.parametrize(("kpi", "owner", "target"), [
     # 200 a month is 600 a quarter and 200 * 7 / 30.4375 = 46.0 a week
-    ("opportunities", "Sales", "≥ 200 per month; ≥ 600 per quarter; ≥ 46 per week"),
-    ("win_rate", "Sales", "≥ 28.0% per month; ≥ 28.0% per quarter; ≥ 28.0% per week"),
-    ("resolution_time", "Service desk", "≤ 24.0 h per month; ≤ 24.0 h per quarter; ≤ 24.0 h per week"),
+    ("opportunities", "Sales", "≥ 200 per month; ≥ 600 per quarter; ≥ 2,400 per year; ≥ 46 per week"),
+    ("win_rate", "Sales", "≥ 28.0% per month; ≥ 28.0% per quarter; ≥ 28.0% per year; ≥ 28.0% per week"),
+    ("resolution_time", "Service desk", "≤ 24.0 h per month; ≤ 24.0 h per quarter; ≤ 24.0 h per year; "
+                                        "≤ 24.0 h per week"),
     ("deals_won", "Building block", "–"),
 ])
-def test_owner_and_targets_per_month_quarter_and_week(kpi, owner, target):
+def test_owner_and_targets_per_month_quarter_year_and_week(kpi, owner, target):
     entry = _entry(kpi)
     assert entry.owner == owner
     assert entry.target == target

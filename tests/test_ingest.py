@@ -269,11 +269,11 @@ CASES = [
     case("binary_junk.csv", Refused("is not a text file")),
     case("legacy.xls", Refused("is an old Excel (.xls) file")),
     case("broken.xlsx", Refused("is not a readable Excel file")),
-    case("surveys_as_leads.csv", Refused("is read as leads, but no column could be placed for lead_id, created_at"),
+    case("surveys_as_leads.csv", Refused("is read as leads, but has no column for the required lead_id, created_at"),
          table="leads"),
-    case("leads_missing_created_at.csv", Refused('no column could be placed for created_at. Map them (in the app, '
-                                                 'or on the command line with --map created_at="Source column")')),
-    case("leads_sql_column_name.csv", Refused("no column could be placed for created_at")),
+    case("leads_missing_created_at.csv", Refused('has no column for the required created_at: map a column onto it '
+                                                 '(in the app, or with --map created_at="Source column")')),
+    case("leads_sql_column_name.csv", Refused("has no column for the required created_at")),
     case("leads_ambiguous_dates.csv", Refused("could be day/month or month/day", column="created_at")),
     case("leads_all_rows_bad.csv", Refused("has no row that could be imported. The first problem: is not a date like "
                                            "2026-10-31 (row 2, column 'created_at').")),
@@ -506,7 +506,7 @@ def test_cli_refuses_a_file_it_cannot_place_and_says_how_to_map_it(capsys, db_pa
     file = str(EXPORTS / "leads_sql_column_name.csv")
     code, out, err = load(capsys, db_path, file)
     assert code == 1 and "Snapshot" not in out
-    assert "leads_sql_column_name.csv" in err and "no column could be placed for created_at" in err
+    assert "leads_sql_column_name.csv" in err and "has no column for the required created_at" in err
     assert '--map created_at="Source column"' in err
     assert db_state(db_path) == before
 
@@ -602,10 +602,12 @@ def test_a_status_only_customer_export_needs_its_date_and_then_gives_churn_as_of
     result = import_files(conn, [Upload(raw, plan, as_of=day(2026, 10, 31))], "status-only")
     assert store.status_dates(conn, result.snapshot) == {"customers": day(2026, 10, 31)}
     values = compute(conn, load_catalog(), result.snapshot.schema, Grain.MONTH,
-                     status=store.status_dates(conn, result.snapshot))
+                     loaded=store.loaded(conn, result.snapshot))
     october, september = parse_period("2026-10"), parse_period("2026-09")
     assert values.value("churn_rate", october) == pytest.approx(2 / 4)  # two of the four listed customers left
-    assert values.value("retention_rate", october) == pytest.approx(2 / 4)
+    # the export has no acquisition dates: new customers (and the retention built on them) are not invented
+    assert values.value("new_customers", october) is None and values.value("retention_rate", october) is None
+    assert "no acquired_at column" in values.notes["new_customers"]
     assert values.value("churn_rate", september) is None  # the export only says how things stood on Oct 31
     assert "status-only customers export as of 2026-10-31" in values.notes["churn_rate"]
     # the next import of another table keeps the customers' export date

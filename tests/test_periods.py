@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kpicore.errors import UnknownPeriod
-from kpicore.periods import Comparison, Grain, containing, grain_of, parse_period, periods_between
+from kpicore.periods import Comparison, Grain, containing, grain_of, parse_period
 
 W, M, Q = Grain.WEEK, Grain.MONTH, Grain.QUARTER
 
@@ -84,8 +84,8 @@ def test_comparison_labels():
     ("2026-W54", "'2026-W54' does not exist in the calendar"),
     ("2026-W00", "'2026-W00' does not exist in the calendar"),
     ("2025-W53", "'2025-W53' does not exist in the calendar"),
-    ("2026-Q5", "'2026-Q5' is not a period. Write a month as 2026-10, a quarter as 2026-Q3 or an ISO week as "
-                "2026-W40."),
+    ("2026-Q5", "'2026-Q5' is not a period. Write a month as 2026-10, a quarter as 2026-Q3, an ISO week as "
+                "2026-W40 or a year as 2026."),
     ("2026-Q0", "'2026-Q0' is not a period."),
     ("oct 2026", "'oct 2026' is not a period. Write a month as 2026-10"),
     ("", "'' is not a period."),
@@ -127,19 +127,18 @@ def test_containing(day, grain, label):
     assert period.start <= day < period.end
 
 
-@pytest.mark.parametrize(("first", "last", "grain", "labels"), [
-    (date(2026, 1, 15), date(2026, 4, 30), M, ["2026-01", "2026-02", "2026-03", "2026-04"]),
-    (date(2026, 1, 15), date(2026, 4, 29), M, ["2026-01", "2026-02", "2026-03"]),
-    (date(2026, 2, 10), date(2026, 9, 30), Q, ["2026-Q1", "2026-Q2", "2026-Q3"]),
-    (date(2026, 2, 10), date(2026, 9, 29), Q, ["2026-Q1", "2026-Q2"]),
-    (date(2026, 1, 7), date(2026, 1, 25), W, ["2026-W02", "2026-W03", "2026-W04"]),  # Jan 25 is a Sunday
-    (date(2026, 1, 7), date(2026, 1, 24), W, ["2026-W02", "2026-W03"]),
-    (date(2026, 12, 20), date(2027, 1, 10), W, ["2026-W51", "2026-W52", "2026-W53", "2027-W01"]),
-    (date(2026, 11, 5), date(2027, 2, 28), M, ["2026-11", "2026-12", "2027-01", "2027-02"]),
-    (date(2026, 1, 15), date(2026, 1, 30), M, []),
+@pytest.mark.parametrize(("label", "start", "shifted", "year_ago"), [
+    ("2026", date(2026, 1, 1), "2027", "2025"),
+    ("1999", date(1999, 1, 1), "2000", "1998"),
 ])
-def test_periods_between_runs_from_the_period_of_first_to_the_last_complete_one(first, last, grain, labels):
-    assert [p.label for p in periods_between(first, last, grain)] == labels
+def test_a_year_is_a_period_of_its_own(label, start, shifted, year_ago):
+    year = parse_period(label)
+    assert (year.grain, year.start, year.end, year.label) == (Grain.YEAR, start, date(start.year + 1, 1, 1), label)
+    assert year.shift(1).label == shifted
+    assert year.compared(Comparison.YEAR_AGO).label == year_ago == year.compared(Comparison.PREVIOUS).label
+    assert containing(date(start.year, 12, 31), Grain.YEAR) == year
+    with pytest.raises(UnknownPeriod, match="is a year, but the grain is month"):
+        parse_period(label, Grain.MONTH)
 
 
 def test_periods_order_by_start():

@@ -475,9 +475,12 @@ def time_columns_used(kpi_id: str) -> set[tuple[str, str]]:
 
 
 def last_day(data: Data, table: str, column: str) -> date:
-    """The last day a column has data for (the month's last day for month-typed columns)."""
-    latest = data[table][column].max().date()
-    if (table, column) in MONTH_TYPED:
+    """The last day a column has data for: the month's last day for month-typed columns, and for timestamp
+    columns that hold nothing but first days of months (a monthly number dated on the 1st)."""
+    values = data[table][column].dropna()
+    latest = values.max().date()
+    monthly = bool((values == values.dt.to_period("M").dt.to_timestamp()).all()) and values.nunique() > 1
+    if (table, column) in MONTH_TYPED or monthly:
         return first_of_month(latest.year, latest.month + 1) - timedelta(days=1)
     return latest
 

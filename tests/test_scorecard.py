@@ -179,13 +179,13 @@ def conversion_catalog() -> Catalog:
 def test_a_maturing_cohort_reports_the_latest_mature_period_with_a_note(memory_conn, tiny_store):
     schema = tiny_store({
         "leads": [
-            {"lead_id": "L1", "created_at": ts("2026-01-05 10:00")},
+            {"lead_id": "L1", "created_at": ts("2026-01-02 10:00")},
             {"lead_id": "L2", "created_at": ts("2026-01-06 10:00")},
             {"lead_id": "L3", "created_at": ts("2026-02-05 10:00")},
             {"lead_id": "L4", "created_at": ts("2026-03-31 10:00")},
         ],
         "customers": [
-            {"customer_id": "C1", "lead_id": "L1", "acquired_at": ts("2026-01-04 10:00")},  # before its lead
+            {"customer_id": "C1", "lead_id": "L1", "acquired_at": ts("2026-01-01 10:00")},  # before its lead
             {"customer_id": "C2", "lead_id": "L2", "acquired_at": ts("2026-01-20 10:00")},
             {"customer_id": "C3", "lead_id": "L3", "acquired_at": ts("2026-03-30 10:00")},  # too late for L3
         ],
@@ -285,6 +285,7 @@ def test_team_score_mixes_own_kpis_and_customer_outcomes(memory_conn, tiny_store
         "opportunities": [
             {"opportunity_id": "O1", "created_at": ts("2026-01-01 00:00"), "closed_at": ts("2026-01-16 00:00")},
             {"opportunity_id": "O2", "created_at": ts("2026-01-02 00:00"), "closed_at": ts("2026-01-27 00:00")},
+            {"opportunity_id": "O3", "created_at": ts("2026-01-31 00:00")},  # still open: the export reaches 31 Jan
         ],
         # no tickets at all: the service team has no data for its own KPI
     })
@@ -314,7 +315,8 @@ def test_team_score_mixes_own_kpis_and_customer_outcomes(memory_conn, tiny_store
 def test_as_record_gives_rates_as_fractions(memory_conn, tiny_store):
     catalog = conversion_catalog()
     schema = tiny_store({
-        "leads": [{"lead_id": f"L{i}", "created_at": ts(f"2026-01-0{i} 10:00")} for i in range(1, 5)],
+        "leads": [{"lead_id": f"L{i}", "created_at": ts(f"2026-01-{day} 10:00")}
+                  for i, day in enumerate(("01", "10", "20", "31"), start=1)],
         "customers": [{"customer_id": "C1", "lead_id": "L1", "acquired_at": ts("2026-01-10 10:00")},
                       {"customer_id": "C9", "acquired_at": ts("2026-04-30 10:00")}],  # ends the window
     })
@@ -326,5 +328,5 @@ def test_as_record_gives_rates_as_fractions(memory_conn, tiny_store):
     assert record["target"] == pytest.approx(0.5)
     assert record["attainment"] == pytest.approx(0.5)
     assert record["status"] == "off track"
-    assert record["as_of"] == "2026-01-04"  # the last lead: the staler of the two tables
+    assert record["as_of"] == "2026-01-31"  # the last lead: the cohort table's last day
     assert record["comparison"] is None and record["change"] is None

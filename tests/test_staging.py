@@ -151,7 +151,8 @@ def test_a_table_stored_with_a_dup_column_still_hides_its_repeated_rows(conn):
                  "(3, 'L1', '2026-01-02', 'event', NULL, NULL, NULL, TRUE, FALSE), "
                  "(4, 'L2', '2026-01-03', 'web', NULL, NULL, NULL, FALSE, FALSE)")
     conn.execute("BEGIN TRANSACTION")
-    snap = store.commit_snapshot(conn, 2, {"leads": "leads__old"}, "old table", store.latest_snapshot(conn))
+    snap = store.commit_snapshot(conn, 2, {"leads": store.Stored("leads__old", "old table")}, "old table",
+                                 store.latest_snapshot(conn))
     conn.execute("COMMIT")
     assert conn.execute(f"SELECT lead_id, channel FROM {snap.schema}.leads").fetchall() == [("L1", "event")]
 

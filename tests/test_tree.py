@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 
 from kpicore.catalog import CUSTOMER, Catalog, parse_catalog
+from kpicore.display import STATUS_LOOKS
 from kpicore.scorecard import Status
-from kpicore.tree import STATUS_COLORS, Layout, Link, layout, tree_chart
+from kpicore.tree import Layout, Link, layout, tree_chart
 
 
 def entry(kpi_id: str, team: str, drives: tuple[str, ...] = (), guards: tuple[str, ...] = (),
@@ -159,11 +160,11 @@ def test_nodes_are_coloured_by_their_status(spec: dict[str, Any]):
     fill = boxes["encoding"]["fill"]
     colour = dict(zip(fill["scale"]["domain"], fill["scale"]["range"], strict=True))
     shown = {row["kpi_id"]: colour[row["status"]] for row in rows(spec, boxes)}
-    assert shown["visits"] == STATUS_COLORS[Status.ON_TRACK] == "#1a7f37"
+    assert shown["visits"] == STATUS_LOOKS[Status.ON_TRACK].fill == "#1a7f37"
     assert shown["leads"] == "#bc4c00"
     assert shown["win_rate"] == "#cf222e"
-    assert shown["retention"] == STATUS_COLORS[Status.MATURING]
-    assert shown["calls"] == STATUS_COLORS[Status.NO_DATA]
+    assert shown["retention"] == STATUS_LOOKS[Status.MATURING].fill
+    assert shown["calls"] == STATUS_LOOKS[Status.NO_DATA].fill
 
 
 def test_nodes_and_their_labels_link_to_the_kpi_on_its_team_page(spec: dict[str, Any]):

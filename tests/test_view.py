@@ -101,5 +101,5 @@ def test_resolve_falls_back_to_the_latest_period_with_a_notice(view, shown, noti
 
 def test_resolve_without_any_complete_period_says_to_load_data():
     for view in (View(M, None, PREV), View(M, "2026-02", PREV)):
-        with pytest.raises(UnknownPeriod, match="load some data first"):
+        with pytest.raises(UnknownPeriod, match="load some exports"):
             view.resolve(_values())
