@@ -20,16 +20,17 @@ AXIS_FORMATS = {
 }
 
 
-def _axis_title(result: KpiResult, currency: str) -> str:
+def _axis_title(result: KpiResult, currency: str | None) -> str:
     unit = result.kpi.unit
     if unit is Unit.CURRENCY:
-        return f"{result.kpi.label} ({CURRENCY_SYMBOLS.get(currency, currency).strip()})"
+        shown = "mixed currencies" if currency is None else CURRENCY_SYMBOLS.get(currency, currency).strip()
+        return f"{result.kpi.label} ({shown})"
     if unit in (Unit.HOURS, Unit.DAYS):
         return f"{result.kpi.label} ({unit.value})"
     return result.kpi.label
 
 
-def trend_frame(result: KpiResult, comparison_label: str, currency: str = "EUR") -> pd.DataFrame:
+def trend_frame(result: KpiResult, comparison_label: str, currency: str | None = "EUR") -> pd.DataFrame:
     """Long table of the trend: one row per period and series (this period, comparison)."""
     rows = []
     for point in result.trend:
@@ -46,7 +47,8 @@ def trend_frame(result: KpiResult, comparison_label: str, currency: str = "EUR")
     return pd.DataFrame(rows)
 
 
-def trend_chart(result: KpiResult, comparison_label: str, currency: str = "EUR", height: int = 220) -> alt.LayerChart:
+def trend_chart(result: KpiResult, comparison_label: str, currency: str | None = "EUR",
+                height: int = 220) -> alt.LayerChart:
     """Value over time, the comparison period dashed, and the target as a rule."""
     frame = trend_frame(result, comparison_label, currency)
     fmt = AXIS_FORMATS[result.kpi.unit]

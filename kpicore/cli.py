@@ -11,19 +11,22 @@ from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
+import duckdb
+
 from kpicore import sample, store
 from kpicore.catalog import CUSTOMER, Catalog, load_catalog
 from kpicore.compute import KpiValues, compute
 from kpicore.display import format_change, format_value
 from kpicore.errors import BadFile, BadParameter, CatalogError, KpiError, UnknownTeam
 from kpicore.files import RawFile, read_file
-from kpicore.ingest import FileReport, Mode, Upload, import_files
-from kpicore.mapping import DateOrder, Plan, apply_saved, propose, to_saved
+from kpicore.ingest import Mode, Upload, check_plan, export_date, import_files
+from kpicore.mapping import DateOrder, Plan, remap, to_saved
 from kpicore.model import TABLES
 from kpicore.periods import Comparison, Grain, Period, parse_period
 from kpicore.scorecard import KpiResult, as_record, build_scorecard
 from kpicore.tensions import as_record as tension_record
 from kpicore.tensions import find_tensions, spread_over_teams
+from kpicore.texts import SAMPLE_LINE, report_text, started_empty
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -48,15 +51,17 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--catalog", help="KPI catalog YAML (default: $KPI_CATALOG or the shipped catalog)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    init = commands.add_parser("init", help="create the database with the bundled sample data",
-                               description="Create the database with the bundled sample data.")
+    init = commands.add_parser("init", help="create the database with the bundled sample data (or empty tables)",
+                               description="Create the database with the bundled sample data, or with empty "
+                                           "tables. On an existing database, --empty adds an empty snapshot.")
     init.add_argument("--force", action="store_true", help="delete an existing database file first")
+    init.add_argument("--empty", action="store_true", help="start with empty tables instead of the sample data")
     init.set_defaults(run=_init)
 
     kpis = commands.add_parser("kpis", help="KPI values for a period (the numbers the app shows)",
                                description="KPI values for one period, as the app shows them.")
     kpis.add_argument("--grain", choices=[g.value for g in Grain], default="month", help="period length")
-    kpis.add_argument("--period", help="2026-10 (month), 2026-Q3 (quarter) or 2026-W40 (week); "
+    kpis.add_argument("--period", help="2026-10 (month), 2026-Q3 (quarter), 2026 (year) or 2026-W40 (week); "
                                        "default: latest complete period in the data")
     kpis.add_argument("--comparison", choices=[c.value for c in Comparison], default="previous",
                       help="what the value is compared with")
@@ -94,6 +99,8 @@ def _parser() -> argparse.ArgumentParser:
                       help="the day a status-only export describes (states but no dates), e.g. 2026-10-31")
     load.add_argument("--dates", choices=["day_first", "month_first"],
                       help="how dates like 01/02/2026 are written, where the data cannot tell")
+    load.add_argument("--keep-sample", action="store_true",
+                      help="keep the sample tables beside your files (default: your files start from empty tables)")
     mode = load.add_mutually_exclusive_group()
     mode.add_argument("--replace", dest="mode", action="store_const", const="replace",
                       help="replace the table's rows (default)")
@@ -105,6 +112,17 @@ def _parser() -> argparse.ArgumentParser:
                                   description="List the stored snapshots, newest first, with tables and row counts.")
     listing.set_defaults(run=_snapshots)
 
+    drop = commands.add_parser("drop", help="empty tables, as a new snapshot",
+                               description="Empty one or more tables in a new snapshot; the rows stay in the earlier "
+                                           "snapshots ('kpicore restore' brings them back).")
+    drop.add_argument("tables", nargs="+", metavar="TABLE", choices=list(TABLES), help=", ".join(TABLES))
+    drop.set_defaults(run=_drop)
+
+    restore = commands.add_parser("restore", help="make an earlier snapshot current again",
+                                  description="Make an earlier snapshot current again, as a new snapshot.")
+    restore.add_argument("snapshot", type=int, help="the snapshot number ('kpicore snapshots' lists them)")
+    restore.set_defaults(run=_restore)
+
     make = commands.add_parser("sample", help="regenerate the sample CSVs with the seeded generator",
                                description="Regenerate the sample data CSVs with the seeded generator.")
     make.add_argument("--out", default=str(store.SAMPLE_DIR), help="folder to write the CSVs to")
@@ -113,11 +131,22 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+WAIT_SECONDS = 30  # how long a command waits for the database while the app holds it
+
+
+def _connect(args: argparse.Namespace, sample: bool = True) -> duckdb.DuckDBPyConnection:
+    """The database, waiting a while if the app holds it (DatabaseBusy after WAIT_SECONDS)."""
+    return store.connect(args.db, sample=sample, wait=WAIT_SECONDS, waiting=lambda text: print(text, file=sys.stderr))
+
+
 def _init(args: argparse.Namespace) -> int:
     path = store.db_path(args.db)
     if args.force and path.exists():
         path.unlink()
-    conn = store.connect(path)
+    existed = path.exists()
+    conn = _connect(args, sample=not args.empty)
+    if args.empty and existed:
+        store.empty_snapshot(conn)
     snapshot = store.latest_snapshot(conn)
     print(f"{path}: snapshot {snapshot.id} ({snapshot.note})")
     return 0
@@ -126,8 +155,10 @@ def _init(args: argparse.Namespace) -> int:
 def _values(args: argparse.Namespace, catalog: Catalog) -> tuple[KpiValues, Period]:
     """KPI values of the latest snapshot for the grain, and the period asked for (default: latest complete)."""
     grain = Grain(args.grain)
-    conn = store.connect(args.db)
+    conn = _connect(args)
     snapshot = store.latest_snapshot(conn)
+    if store.sample_tables(conn, snapshot):
+        print(SAMPLE_LINE, file=sys.stderr)
     values = compute(conn.cursor(), catalog, snapshot.schema, grain, loaded=store.loaded(conn, snapshot))
     return values, values.check(parse_period(args.period, grain)) if args.period else values.latest()
 
@@ -170,10 +201,10 @@ def _table(results: list[KpiResult], catalog: Catalog) -> str:
     header = ["KPI", "Team", "Period", "Value", "Compared", "Change", "Target", "Status", "As of"]
     rows = [header]
     for r in results:
-        target = format_value(r.target, r.kpi.unit, catalog.currency)
+        target = format_value(r.target, r.kpi.unit, catalog.currency)  # targets are in the catalog's currency
         rows.append([
-            r.kpi.label, r.kpi.team or "", r.period.label, format_value(r.value, r.kpi.unit, catalog.currency),
-            f"{format_value(r.comparison, r.kpi.unit, catalog.currency)} ({r.comparison_period.label})",
+            r.kpi.label, r.kpi.team or "", r.period.label, format_value(r.value, r.kpi.unit, r.currency),
+            f"{format_value(r.comparison, r.kpi.unit, r.currency)} ({r.comparison_period.label})",
             format_change(r) or "–", target,
             r.status.value, r.as_of.isoformat() if r.as_of else "–",
         ])
@@ -220,7 +251,8 @@ def _day(text: str) -> date:
 def _load(args: argparse.Namespace) -> int:
     if args.save_mapping and len(args.files) > 1:
         raise BadParameter("--save-mapping saves the mapping of one file: load that file on its own.")
-    conn = store.connect(args.db)
+    catalog = load_catalog(args.catalog)
+    conn = _connect(args)
     uploads = []
     with tempfile.TemporaryDirectory(prefix="kpi-load-") as workdir:
         for name in args.files:
@@ -228,10 +260,15 @@ def _load(args: argparse.Namespace) -> int:
             if not path.is_file():
                 raise BadFile(name, "does not exist or is not a file.")
             raw = read_file(path, workdir=Path(workdir))
-            uploads.append(Upload(raw, _plan(conn, raw, args), Mode(args.mode), args.as_of))
-        result = import_files(conn, uploads, f"kpicore load {' '.join(Path(f).name for f in args.files)}")
+            upload = Upload(raw, _plan(conn, raw, args), Mode(args.mode), args.as_of)
+            _check(upload)
+            uploads.append(upload)
+        result = import_files(conn, uploads, f"kpicore load {' '.join(Path(f).name for f in args.files)}",
+                              keep_sample=args.keep_sample)
     for report in result.files:
-        print(_report(report))
+        print(report_text(report, catalog))
+    if result.emptied:
+        print(started_empty(result.emptied, store.sample_snapshot(conn)))
     if args.save_mapping:
         store.save_mapping(conn, args.save_mapping, to_saved(uploads[0].plan, uploads[0].raw))
         print(f"Saved the mapping as '{args.save_mapping}'.")
@@ -239,15 +276,34 @@ def _load(args: argparse.Namespace) -> int:
     return 0
 
 
-def _plan(conn: object, raw: RawFile, args: argparse.Namespace) -> Plan:
-    """The mapping for a file: recognised, then a saved mapping, then --map and --dates; refuses to guess."""
-    plan = propose(raw, args.table)
-    if args.mapping:
-        plan = apply_saved(plan, raw, store.saved_mapping(conn, args.mapping))
-    elif (found := store.mapping_for_headers(conn, raw.columns)) is not None:
-        plan = apply_saved(plan, raw, found[1])
-        print(f"{raw.name}: using the saved mapping '{found[0]}'.")
-    elif args.table is None and plan.confidence < 0.5:
+def _check(upload: Upload) -> None:
+    """Refuse to guess: check_plan, with what the command line adds (guesses too unsure to use and the day a
+    status-only export seems to describe, as hints never used unless given), and columns only guessed."""
+    raw, plan = upload.raw, upload.plan
+    problems = []
+    try:
+        check_plan(upload)
+    except BadFile as error:
+        hints = [f'perhaps --map {m.canonical}="{m.source}" ({m.confidence:.0%} sure)'
+                 for c in plan.missing_required if (m := plan.suggestion_for(c)) is not None]
+        if upload.may_be_status_only and not upload.status_only and (day := export_date(raw)) is not None:
+            hints.append(f"{day.source} suggests --as-of {day.day.isoformat()}")
+        problems.append(str(error).removeprefix(f"{raw.name}: ") + (f" Hints: {'; '.join(hints)}." if hints else ""))
+    if plan.unsure:
+        guesses = "; ".join(f"{m.canonical} <- '{m.source}' ({m.confidence:.0%} sure)" for m in plan.unsure)
+        first = plan.unsure[0]
+        problems.append(f"{'These' if problems else f'It is read as {plan.table}, but these'} columns are guesses: "
+                        f"{guesses}. Confirm each with --map, e.g. --map {first.canonical}=\"{first.source}\".")
+    if problems:
+        raise BadFile(raw.name, " ".join(problems))
+
+
+def _plan(conn: duckdb.DuckDBPyConnection, raw: RawFile, args: argparse.Namespace) -> Plan:
+    """The mapping for a file: recognised, then a saved mapping, then --map and --dates."""
+    plan, saved = store.plan_for(conn, raw, args.table, args.mapping)
+    if saved and not args.mapping:
+        print(f"{raw.name}: using the saved mapping '{saved}'.")
+    elif not saved and args.table is None and plan.confidence < 0.5:
         raise BadFile(raw.name, f"does not look like any known table (best guess: {plan.table}). "
                                 f"Pass --table ({', '.join(TABLES)}).")
     for item in args.map:
@@ -257,31 +313,28 @@ def _plan(conn: object, raw: RawFile, args: argparse.Namespace) -> Plan:
                                f"({', '.join(TABLES[plan.table].column_names)}).")
         if source and source not in raw.columns:
             raise BadParameter(f"--map {item}: {raw.name} has no column '{source}' ({', '.join(raw.columns)}).")
-        plan = plan.with_column(canonical, source or None)
+        plan = remap(plan, raw, canonical, source or None)
     if args.dates:
         for column in plan.ambiguous_dates:
             plan = plan.with_date_order(column, DateOrder(args.dates))
-    if plan.unsure:
-        guesses = "; ".join(f"{m.canonical} <- '{m.source}' ({m.confidence:.0%} sure)" for m in plan.unsure)
-        first = plan.unsure[0]
-        raise BadFile(raw.name, f"is read as {plan.table}, but these columns are guesses: {guesses}. Confirm "
-                                f"each with --map, e.g. --map {first.canonical}=\"{first.source}\".")
     return plan
 
 
-def _report(report: FileReport) -> str:
-    lines = [f"{report.file} -> {report.table} ({report.mode.value}): {report.imported:,} row(s) imported, "
-             f"{report.rejected:,} rejected."]
-    for problem in report.problems[:20]:
-        lines.append(f"  row {problem.row}, column '{problem.column}': '{problem.value}' {problem.reason}")
-    if len(report.problems) > 20:
-        lines.append(f"  ... and {len(report.problems) - 20} more problem(s).")
-    lines += [f"  warning: {w}" for w in report.warnings]
-    return "\n".join(lines)
+def _drop(args: argparse.Namespace) -> int:
+    emptied = store.empty_tables(_connect(args), args.tables)
+    print(f"Snapshot {emptied.id} created: {', '.join(args.tables)} empty. 'kpicore restore {emptied.id - 1}' "
+          "brings the rows back.")
+    return 0
+
+
+def _restore(args: argparse.Namespace) -> int:
+    restored = store.restore(_connect(args), args.snapshot)
+    print(f"Snapshot {restored.id} created: {restored.note}.")
+    return 0
 
 
 def _snapshots(args: argparse.Namespace) -> int:
-    conn = store.connect(args.db)
+    conn = _connect(args)
     for snap, tables in store.snapshots(conn):
         print(f"Snapshot {snap.id}  {snap.created_at:%Y-%m-%d %H:%M}  {snap.note}")
         for table in tables:

@@ -34,8 +34,8 @@ from kpicore.coverage import (
 )
 from kpicore.errors import UnknownPeriod
 from kpicore.filters import NO_FILTERS, Filters
-from kpicore.lineage import atoms, monthly, tables_of, time_columns
-from kpicore.model import TABLES
+from kpicore.lineage import atoms, columns_read, monthly, tables_of, time_columns
+from kpicore.model import MONEY, TABLES
 from kpicore.periods import Grain, Period
 from kpicore.sql import percentile, quote
 
@@ -56,6 +56,8 @@ class KpiValues:
     notes: dict[str, str]
     coverage: dict[str, Coverage | None] = field(default_factory=dict)
     partial: dict[str, frozenset[Period]] = field(default_factory=dict)
+    tables: dict[str, Coverage] = field(default_factory=dict)  # the days each table with rows covers
+    currencies: dict[str, tuple[str, ...]] = field(default_factory=dict)  # those of the money a KPI reads
 
     def value(self, kpi_id: str, period: Period) -> float | None:
         """The value of a KPI in a period (None where there is no data)."""
@@ -112,16 +114,18 @@ def compute(engine: Engine, catalog: Catalog, schema: str, grain: Grain, filters
     tables = table_coverage(spans, status)
     periods = tuple(calendar(tables, grain))
     by_id = {k.id: k for k in catalog.kpis}
-    missing = {k.id: missing_columns(k, by_id, loaded) for k in catalog.kpis}
+    # columns missing from tables that have rows (an empty table just has no data yet)
+    missing = {k.id: [(t, c) for t, c in missing_columns(k, by_id, loaded) if t in tables] for k in catalog.kpis}
     coverage = {k.id: None if missing[k.id] else kpi_coverage(k, by_id, spans, tables) for k in catalog.kpis}
     as_of = {k.id: c.last if (c := coverage[k.id]) else None for k in catalog.kpis}
     notes = {k.id: note for k in catalog.kpis
              if (note := _note(k, by_id, grain, filters, status, missing[k.id], tables, coverage[k.id]))}
     partial = {k.id: frozenset(p for p in periods if (c := coverage[k.id]) and c.partial(p)) for k in catalog.kpis}
+    currencies = {k.id: found for k in catalog.kpis if (found := _currencies(k, by_id, loaded, catalog.currency))}
     if not periods:
         empty: tuple[float | None, ...] = ()
         return KpiValues(grain, (), {k.id: empty for k in catalog.kpis}, as_of,
-                         {k.id: frozenset() for k in catalog.kpis}, notes, coverage, partial)
+                         {k.id: frozenset() for k in catalog.kpis}, notes, coverage, partial, tables, currencies)
     sql, params = build_query(catalog, grain, periods, schema, filters)
     rows = engine.execute(sql, params).fetchall()
     values = {}
@@ -131,8 +135,8 @@ def compute(engine: Engine, catalog: Catalog, schema: str, grain: Grain, filters
             None if covered is None or not covered.covers(period) or row[column] is None else float(row[column])
             for period, row in zip(periods, rows, strict=True)
         )
-    maturing = {k.id: _maturing(k, by_id, periods, spans) for k in catalog.kpis}
-    return KpiValues(grain, periods, values, as_of, maturing, notes, coverage, partial)
+    maturing = {k.id: _maturing(k, by_id, periods, spans) if coverage[k.id] else frozenset() for k in catalog.kpis}
+    return KpiValues(grain, periods, values, as_of, maturing, notes, coverage, partial, tables, currencies)
 
 
 def build_query(catalog: Catalog, grain: Grain, periods: Iterable[Period], schema: str,
@@ -320,6 +324,17 @@ def _used_columns(kpis: Iterable[Kpi]) -> set[tuple[str, str]]:
     return used | {pair for k in kpis for pair in time_columns(k.formula)}
 
 
+def _currencies(kpi: Kpi, by_id: dict[str, Kpi], loaded: Mapping[str, Loaded], default: str) -> tuple[str, ...]:
+    """The currencies of the money a KPI reads (a table whose export showed none counts in the catalog's)."""
+    found = set()
+    for atom in atoms(kpi, by_id):
+        for table, column in columns_read(atom.formula):
+            if (table, column) in MONEY:
+                state = loaded.get(table)
+                found |= set((state.currency if state and state.currency else default).split(","))
+    return tuple(sorted(found))
+
+
 def _maturing(kpi: Kpi, by_id: dict[str, Kpi], periods: tuple[Period, ...],
               spans: dict[tuple[str, str], Span]) -> frozenset[Period]:
     """Periods whose cohorts have not had their full conversion window yet."""
@@ -336,29 +351,29 @@ def _maturing(kpi: Kpi, by_id: dict[str, Kpi], periods: tuple[Period, ...],
 def _note(kpi: Kpi, by_id: dict[str, Kpi], grain: Grain, filters: Filters, status: dict[str, date],
           missing: list[tuple[str, str]], tables: Mapping[str, Coverage], covered: Coverage | None) -> str | None:
     notes = []
-    empty = sorted(t for t in tables_of(kpi, by_id) if t not in tables)
-    if missing:
-        notes.append(missing_sentence(missing))
-    elif empty:
-        notes.append(f"No data: no {' and no '.join(empty)} loaded yet.")
+    read = tables_of(kpi, by_id)
+    empty = sorted(t for t in read if t not in tables)
+    if missing or empty:
+        notes.append(missing_sentence(missing, empty))
     elif covered is None:
-        notes.append(f"No data: the loaded {' and '.join(sorted(tables_of(kpi, by_id)))} cover no common days.")
+        notes.append(f"No data: the loaded {' and '.join(sorted(read))} have no days in common.")
     if grain is Grain.WEEK and any(monthly(a.formula) for a in atoms(kpi, by_id)):
         notes.append("Built on monthly data (revenue or spend): choose the month, quarter or year grain.")
-    tables = tables_of(kpi, by_id)
-    for table in sorted(tables & set(status)):
-        notes.append(f"From a status-only {table} export as of {status[table].isoformat()}: "
-                     "a value only for the period containing that date.")
-    unfiltered = filters.unfiltered(tables)
+    if covered is not None:
+        for table in sorted(read & set(status)):
+            notes.append(f"From a status-only {table} export as of {status[table].isoformat()}: "
+                         "a value only for the period containing that date.")
+    unfiltered = filters.unfiltered(read)
     if unfiltered:
         notes.append("Filters: " + "; ".join(unfiltered) + ".")
     return " ".join(notes) or None
 
 
-def missing_sentence(missing: list[tuple[str, str]]) -> str:
-    """'No data: the loaded opportunities have no amount column.' for the columns a KPI needs and lacks."""
+def missing_sentence(missing: list[tuple[str, str]], empty: list[str]) -> str:
+    """'No data: no leads loaded yet; the loaded opportunities have no amount column.'"""
     by_table: dict[str, list[str]] = {}
     for table, column in missing:
         by_table.setdefault(table, []).append(column)
-    parts = [f"the loaded {table} have no {' or '.join(columns)} column" for table, columns in by_table.items()]
+    parts = [f"no {' and no '.join(empty)} loaded yet"] if empty else []
+    parts += [f"the loaded {table} have no {' or '.join(columns)} column" for table, columns in by_table.items()]
     return f"No data: {'; '.join(parts)}."

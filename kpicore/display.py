@@ -34,14 +34,15 @@ UNIT_LABELS = {
 }
 
 
-def format_value(value: float | None, unit: Unit, currency: str = "EUR") -> str:
-    """A KPI value as people read it: 12.3%, €1,234, 18.5 h, 3.2×."""
+def format_value(value: float | None, unit: Unit, currency: str | None = "EUR") -> str:
+    """A KPI value as people read it: 12.3%, €1,234, 18.5 h, 3.2× (money without a sign when `currency` is None:
+    its inputs mix currencies)."""
     if value is None:
         return "–"
     if unit is Unit.PERCENT:
         return f"{value * 100:.1f}%"
     if unit is Unit.CURRENCY:
-        symbol = CURRENCY_SYMBOLS.get(currency, currency + " ")
+        symbol = "" if currency is None else CURRENCY_SYMBOLS.get(currency, currency + " ")
         sign = "-" if value < 0 else ""
         digits = 0 if abs(value) >= 100 else 2
         return f"{sign}{symbol}{abs(value):,.{digits}f}"
@@ -56,7 +57,7 @@ def format_value(value: float | None, unit: Unit, currency: str = "EUR") -> str:
     return f"{value:,.0f}" if abs(value - round(value)) < 1e-9 or abs(value) >= 10 else f"{value:,.1f}"
 
 
-def format_change(result: KpiResult, currency: str = "EUR") -> str | None:
+def format_change(result: KpiResult) -> str | None:
     """The change against the comparison: percentage points for rates, else relative."""
     change = result.change
     if change is None:

@@ -13,7 +13,7 @@ import duckdb
 
 from kpicore.errors import BadFile
 from kpicore.files import RawFile, TextCounts, needs_sequential, not_utf8, text_counts
-from kpicore.mapping import DateOrder, Plan, date_order, date_share
+from kpicore.mapping import DateOrder, Plan, currency_of, date_order, date_share
 from kpicore.model import (
     FALLBACKS,
     FALSE_WORDS,
@@ -85,6 +85,7 @@ class FileReport:
     problems: tuple[Problem, ...]
     warnings: tuple[str, ...]
     columns: tuple[str, ...] = ()  # the canonical columns the file gave the table (mapped or stood in for)
+    as_of: date | None = None  # the day a status-only export describes
     currency: str | None = None  # the currency its amounts are written in, where they show one
 
 
@@ -282,8 +283,8 @@ def _commit(conn: duckdb.DuckDBPyConnection, uploads: Sequence[Upload], staged: 
         snapshot_id = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM snapshots").fetchone()[0]
         reports = [_check(conn, u, staged[u.plan.table], counts[u.plan.table].result(), previous)
                    for u in uploads]
-        stored = {u.plan.table: Stored(staged[u.plan.table], u.raw.name, _columns(u, previous, conn), u.as_of,
-                                       sample=sample) for u in uploads}
+        stored = {r.table: Stored(staged[r.table], r.file, _columns(u, previous, conn), r.as_of, r.currency, sample)
+                  for u, r in zip(uploads, reports, strict=True)}
         emptied = () if keep_sample or previous is None else \
             tuple(t for t in sample_tables(conn, previous) if t not in stored)
         snapshot = commit_snapshot(conn, snapshot_id, stored, note, previous, emptied)
@@ -340,7 +341,7 @@ def _check(conn: duckdb.DuckDBPyConnection, upload: Upload, physical: str, count
     warnings = (f"{duplicates} row(s) repeat an id of a later row in the file; the later row was kept.",) \
         if duplicates else ()
     return FileReport(raw.name, plan.table, upload.mode, rows, imported, rows - imported - duplicates,
-                      tuple(problems), warnings, upload.columns)
+                      tuple(problems), warnings, upload.columns, upload.as_of, currency_of(raw, plan))
 
 
 # ISO timestamp formats DuckDB's reader may parse itself. For a cell that one of them reads, no format before

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 
 from kpicore.files import RawFile
-from kpicore.model import ENTITY_WORDS, FALLBACKS, REFERENCES, TABLES, VOCABULARIES, Table
+from kpicore.model import ENTITY_WORDS, FALLBACKS, MONEY, REFERENCES, TABLES, VOCABULARIES, Table
 
 SURE = 0.9  # confidence from which a column is placed without asking
 PLACED = 0.5  # confidence from which a guess is placed (to be checked); below it, it is only suggested
@@ -76,7 +76,8 @@ class Plan:
     @property
     def ambiguous_dates(self) -> tuple[str, ...]:
         """Mapped date columns whose day/month order cannot be told from the data."""
-        return tuple(c for c, order in self.date_orders.items() if order is DateOrder.AMBIGUOUS)
+        return tuple(c for c, order in self.date_orders.items()
+                     if order is DateOrder.AMBIGUOUS and self.source_of(c) is not None)
 
     def with_column(self, canonical: str, source: str | None) -> Plan:
         """The plan with a column mapping set by the user (sure by definition)."""
@@ -266,22 +267,35 @@ def _id_like(sample: list[str]) -> bool:
 
 
 def _guess_formats(plan: Plan, samples: dict[str, list[str]], comma_locale: bool) -> Plan:
-    table = TABLES[plan.table]
-    values: dict[str, dict[str, str]] = {}
-    orders: dict[str, DateOrder] = {}
-    commas = set()
     for match in plan.columns:
-        if match.source is None:
-            continue
-        column, sample = table.column(match.canonical), samples[match.source]
-        if column.type.is_time:
-            orders[column.name] = date_order(sample)
-        elif column.type.is_number and uses_decimal_comma(sample, comma_locale):
-            commas.add(column.name)
-        if column.values:
-            known = {v: canonical_value(column.values, v) for v in sorted(set(sample))[:100]}
-            values[column.name] = {v: mapped for v, mapped in known.items() if mapped}
+        if match.source is not None:
+            plan = _guess_column(plan, match.canonical, samples[match.source], comma_locale)
+    return plan
+
+
+def _guess_column(plan: Plan, canonical: str, sample: list[str], comma_locale: bool) -> Plan:
+    """The plan with one mapped column's formats guessed from its values: date order, decimal comma, words."""
+    column = TABLES[plan.table].column(canonical)
+    values = {c: m for c, m in plan.values.items() if c != canonical}
+    orders = {c: o for c, o in plan.date_orders.items() if c != canonical}
+    commas = set(plan.decimal_comma) - {canonical}
+    if column.type.is_time:
+        orders[canonical] = date_order(sample)
+    elif column.type.is_number and uses_decimal_comma(sample, comma_locale):
+        commas.add(canonical)
+    if column.values:
+        known = {v: canonical_value(column.values, v) for v in sorted(set(sample))[:100]}
+        values[canonical] = {v: mapped for v, mapped in known.items() if mapped}
     return replace(plan, values=values, date_orders=orders, decimal_comma=frozenset(commas))
+
+
+def remap(plan: Plan, raw: RawFile, canonical: str, source: str | None) -> Plan:
+    """The plan with a column mapping set by the user, the formats of the column it now reads guessed from the
+    file's values (how its dates and numbers are written, what its words mean)."""
+    moved = plan.with_column(canonical, source)
+    if source is None:
+        return moved
+    return _guess_column(moved, canonical, _columns_sample(raw)[source], raw.delimiter == ";")
 
 
 def canonical_value(vocabulary: str, value: str) -> str | None:
@@ -353,8 +367,8 @@ def apply_saved(plan: Plan, raw: RawFile, saved: dict[str, object]) -> Plan:
     """A plan with a saved mapping applied: its columns (where the file has them), values and formats."""
     plan = propose(raw, str(saved["table"])) if saved["table"] != plan.table else plan
     for canonical, source in dict(saved["columns"]).items():  # type: ignore[arg-type]
-        if source is None or source in raw.columns:
-            plan = plan.with_column(canonical, source)
+        if (source is None or source in raw.columns) and source != plan.source_of(canonical):
+            plan = remap(plan, raw, canonical, source)
     for canonical, pairs in dict(saved["values"]).items():  # type: ignore[arg-type]
         for source_value, value in pairs.items():
             plan = plan.with_value(canonical, source_value, value)
@@ -373,3 +387,28 @@ def to_saved(plan: Plan, raw: RawFile) -> dict[str, object]:
         "values": plan.values,
         "date_orders": {c: o.value for c, o in plan.date_orders.items() if o is not DateOrder.AMBIGUOUS},
     }
+
+
+_SYMBOLS = {"€": "EUR", "$": "USD", "£": "GBP", "¥": "JPY", "₹": "INR", "CHF": "CHF", "Fr.": "CHF"}
+_CODES = ("EUR", "USD", "GBP", "CHF", "JPY", "CAD", "AUD", "SEK", "NOK", "DKK", "PLN", "CZK", "INR", "CNY", "BRL")
+_CODE_IN_TEXT = re.compile(r"(?<![A-Za-z])(" + "|".join(_CODES) + r")(?![A-Za-z])", re.IGNORECASE)
+_CURRENCY_COLUMNS = {"currency", "currencycode", "currencyofvalue", "waehrung", "waehrungscode", "dealcurrency"}
+
+
+def currency_of(raw: RawFile, plan: Plan) -> str | None:
+    """The currencies the file's money is written in ('USD', or 'EUR,USD' for several), from the signs and codes
+    in its amount cells, its amount column's name ('Amount (USD)') or a currency column; None when it shows none."""
+    sources = [source for table, column in MONEY if table == plan.table and (source := plan.source_of(column))]
+    if not sources:
+        return None
+    samples = _columns_sample(raw)
+    found: set[str] = set()
+    for source in sources:
+        found |= {code.upper() for code in _CODE_IN_TEXT.findall(source)}
+        for value in samples[source][:500]:
+            found |= {code for sign, code in _SYMBOLS.items() if sign in value}
+            found |= {code.upper() for code in _CODE_IN_TEXT.findall(value)}
+    for name, sample in samples.items():
+        if any(normalize(v) in _CURRENCY_COLUMNS for v in variants(name, TABLES[plan.table])):
+            found |= {v.upper() for v in sample[:500] if v.upper() in _CODES}
+    return ",".join(sorted(found)) or None

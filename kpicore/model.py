@@ -281,6 +281,8 @@ STATUS_DATES: dict[str, tuple[str, str]] = {
     "customers": ("churned_at", "churned"),
     "opportunities": ("closed_at", "stage IN ('won', 'lost')"),
 }
+# Columns that hold money, in the currency of the export they came from.
+MONEY: frozenset[tuple[str, str]] = frozenset({("opportunities", "amount"), ("revenue", "amount"), ("spend", "amount")})
 # Dates that are plans, not facts, on some rows: a deal still open carries its expected close date. They are kept,
 # but do not count as data (the export's last day) or as a future date.
 PLANNED: dict[tuple[str, str], str] = {("opportunities", "closed_at"): "stage = 'open'"}

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import date
 from enum import Enum
 
-from kpicore.catalog import CUSTOMER, Catalog, Direction, Kpi
+from kpicore.catalog import CUSTOMER, Catalog, Direction, Kpi, Unit
 from kpicore.compute import KpiValues
 from kpicore.periods import Comparison, Period
 
@@ -55,6 +55,7 @@ class KpiResult:
     as_of: date | None
     trend: tuple[TrendPoint, ...]
     note: str | None = None
+    currency: str | None = "EUR"  # the currency of its money values (None: its inputs mix currencies)
 
     @property
     def change(self) -> float | None:
@@ -126,12 +127,14 @@ def status_of(kpi: Kpi, reached: float | None, maturing: bool, partial: bool = F
     return Status.AT_RISK if reached >= kpi.target.at_risk else Status.OFF_TRACK
 
 
-def kpi_result(kpi: Kpi, values: KpiValues, period: Period, comparison: Comparison) -> KpiResult:
+def kpi_result(kpi: Kpi, values: KpiValues, period: Period, comparison: Comparison,
+               currency: str = "EUR") -> KpiResult:
     """One KPI in a period: value, comparison, attainment, status, as-of date and trend.
 
     A cohort KPI whose cohort is still maturing reports the latest mature cohort instead and
     says so in its note; with no mature cohort at all it reports the value so far as maturing.
-    A period the data covers only in part is shown but not judged, and is never a comparison.
+    A period the data covers only in part is shown but not judged, and is never a comparison. `currency` is the
+    catalog's: the money of a KPI whose data shows another currency is in that one, and says so (not converted).
     """
     maturing = values.maturing.get(kpi.id, frozenset())
     partial = values.partial.get(kpi.id, frozenset())
@@ -163,19 +166,32 @@ def kpi_result(kpi: Kpi, values: KpiValues, period: Period, comparison: Comparis
         status=status_of(kpi, reached, shown in maturing, shown in partial),
         as_of=values.as_of.get(kpi.id),
         trend=trend,
-        note=_joined(cohort, values.notes.get(kpi.id), _coverage_note(values, kpi.id, shown, value)),
+        note=_joined(cohort, values.notes.get(kpi.id), _coverage_note(values, kpi.id, shown, value),
+                     _currency_note(values.currencies.get(kpi.id, ()), currency)),
+        currency=_currency(values.currencies.get(kpi.id, ()), currency),
     )
+
+
+def _currency(found: tuple[str, ...], catalog: str) -> str | None:
+    if not found:
+        return catalog
+    return found[0] if len(found) == 1 else None
+
+
+def _currency_note(found: tuple[str, ...], catalog: str) -> str | None:
+    if len(found) > 1:
+        return f"Mixes amounts in {' and '.join(found)}: they are added and divided as they are, not converted."
+    if found and found[0] != catalog:
+        return f"In {found[0]}, the currency of its data (the catalog counts in {catalog}); not converted."
+    return None
 
 
 def _coverage_note(values: KpiValues, kpi_id: str, period: Period, value: float | None) -> str | None:
     """Why a period has no value, or only a partial one, in the words of the KPI's own data range."""
     covered = values.coverage.get(kpi_id)
-    if covered is None:
+    if covered is None or covered.status:  # a status-only export's note says which period it has
         return None
-    if covered.status:
-        since = f"its data is a status-only export as of {covered.last.isoformat()}"
-    else:
-        since = f"its data covers {covered.first.isoformat()} to {covered.last.isoformat()}"
+    since = f"its data covers {covered.first.isoformat()} to {covered.last.isoformat()}"
     if period in values.partial.get(kpi_id, ()):
         return f"Partial period: {since}, so {period.label} is not scored or compared."
     if value is None and not covered.covers(period):
@@ -199,7 +215,7 @@ def weighted_attainment(results: tuple[KpiResult, ...], cap: float) -> float | N
 def build_scorecard(catalog: Catalog, values: KpiValues, period: Period, comparison: Comparison) -> Scorecard:
     """The customer outcomes and every team's scored KPIs for one period."""
     def results(team: str) -> tuple[KpiResult, ...]:
-        return tuple(kpi_result(k, values, period, comparison) for k in catalog.scored(team))
+        return tuple(kpi_result(k, values, period, comparison, catalog.currency) for k in catalog.scored(team))
 
     outcomes = results(CUSTOMER)
     scoring = catalog.scoring
@@ -251,5 +267,6 @@ def as_record(result: KpiResult) -> dict[str, object]:
         "attainment": result.attainment if result.attainment is None or math.isfinite(result.attainment) else None,
         "status": result.status.value,
         "as_of": result.as_of.isoformat() if result.as_of else None,
+        "currency": result.currency if kpi.unit is Unit.CURRENCY else None,
         "note": result.note,
     }

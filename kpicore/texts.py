@@ -6,9 +6,10 @@ from datetime import date
 
 from kpicore.catalog import Catalog
 from kpicore.coverage import Loaded, missing_columns
+from kpicore.ingest import FileReport
 from kpicore.model import TABLES
 
-SAMPLE_LINE = ("**Sample data**: these are the numbers of a made-up company, to look around. Your own exports "
+SAMPLE_LINE = ("Sample data: these are the numbers of a made-up company, to look around. Your own exports "
                "replace them; the sample stays restorable.")
 WELCOME_TITLE = "No data yet"
 WELCOME_TEXT = (
@@ -44,5 +45,32 @@ def missing_inputs(catalog: Catalog, table: str, columns: Iterable[str], status_
             sorted(lacking.items(), key=lambda item: TABLES[table].column_names.index(item[0]))]
 
 
+def currency_warning(catalog: Catalog, currency: str | None) -> str | None:
+    """What a file's currency means when it is not the catalog's: shown as it is, never converted."""
+    if currency is None or currency == catalog.currency:
+        return None
+    found = currency.split(",")
+    if len(found) > 1:
+        return (f"Amounts in several currencies ({', '.join(found)}): KPIs add them up as they are, without "
+                "converting; each such KPI says so.")
+    return (f"Amounts are in {found[0]}, the KPI catalog counts in {catalog.currency}: the KPIs built on them are "
+            f"shown in {found[0]}, not converted (set 'currency: {found[0]}' in the catalog if all your data is).")
+
+
 def _and(words: list[str]) -> str:
     return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
+
+
+def report_text(report: FileReport, catalog: Catalog, problems: int = 20) -> str:
+    """An import's report on one file, as the command line prints it: counts, the first rejected values,
+    warnings, and the KPIs the file cannot feed."""
+    lines = [f"{report.file} -> {report.table} ({report.mode.value}): {report.imported:,} row(s) imported, "
+             f"{report.rejected:,} rejected."]
+    for problem in report.problems[:problems]:
+        lines.append(f"  row {problem.row}, column '{problem.column}': '{problem.value}' {problem.reason}")
+    if len(report.problems) > problems:
+        lines.append(f"  ... and {len(report.problems) - problems} more problem(s).")
+    lines += [f"  warning: {w}" for w in report.warnings]
+    lines += [f"  warning: {w}" for w in [currency_warning(catalog, report.currency)] if w]
+    lines += [f"  note: {line}" for line in missing_inputs(catalog, report.table, report.columns, report.as_of)]
+    return "\n".join(lines)

@@ -9,10 +9,10 @@ from kpicore import store
 from kpicore.errors import KpiError
 from kpicore.exports import csv_bytes
 from kpicore.ingest import Mode, Upload, check_plan, export_date, import_files
-from kpicore.mapping import DateOrder
+from kpicore.mapping import DateOrder, currency_of, remap
 from kpicore.model import TABLES, VOCABULARIES
 from kpicore.templates import describe, template_csv
-from kpicore.texts import KEEP_SAMPLE, START_EMPTY, missing_inputs, started_empty
+from kpicore.texts import KEEP_SAMPLE, START_EMPTY, currency_warning, missing_inputs, started_empty
 from pages import common, uploads, widgets
 
 ctx = common.context()
@@ -80,7 +80,7 @@ for file in files or []:
                                "unless you pick it)")
             source = None if chosen == options[0] else chosen
             if source != match.source:
-                uploads.update_plan(file, plan.with_column(column.name, source))
+                uploads.update_plan(file, remap(plan, raw, column.name, source))
                 st.rerun()  # a source column moved from one field to another: redraw every field
         for column in TABLES[table].columns:
             if column.values and column.name in plan.values:
@@ -116,6 +116,8 @@ for file in files or []:
                         format_func=lambda m: "replace the table" if m == "replace" else
                         "append (same id replaces, new ids are added)")
         upload = Upload(raw, plan, Mode(mode), as_of)
+        if warning := currency_warning(ctx.catalog, currency_of(raw, plan)):
+            st.warning(warning, icon=":material/currency_exchange:")
         for line in missing_inputs(ctx.catalog, table, upload.columns, as_of):
             st.caption(f":material/info: {line}")
         name_col, button_col = st.columns([3, 1], vertical_alignment="bottom")
@@ -169,9 +171,10 @@ if (result := st.session_state.get("last-import")) is not None:
             left, right = st.columns(2)
             left.metric("Rows imported", f"{report.imported:,}")
             right.metric("Rows rejected", f"{report.rejected:,}")
-            for warning in report.warnings:
-                st.warning(warning, icon=":material/warning:")
-            for line in missing_inputs(ctx.catalog, report.table, report.columns):
+            for warning in [*report.warnings, currency_warning(ctx.catalog, report.currency)]:
+                if warning:
+                    st.warning(warning, icon=":material/warning:")
+            for line in missing_inputs(ctx.catalog, report.table, report.columns, report.as_of):
                 st.info(line, icon=":material/info:")
             if report.problems:
                 rows = [(p.row, p.column, p.value, p.reason) for p in report.problems]
@@ -183,24 +186,25 @@ if (result := st.session_state.get("last-import")) is not None:
 st.subheader("Tables", help="What the current snapshot holds. Emptying a table makes a new snapshot: the rows "
                             "stay in the earlier one.")
 current = store.tables(common.connection(), ctx.latest)
-for name, table in current.items():
-    with st.container(border=True, key=f"table-{name}", horizontal=True, vertical_alignment="center"):
-        origin = "sample data" if table.stored.sample else table.source
-        st.markdown(f"**{name}** · {table.rows:,} rows" + (f" · from {origin}" if table.rows else ""),
-                    width="stretch")
-        if table.rows and st.button(f"Empty {name}", key=f"empty-{name}"):
-            emptied = store.empty_tables(common.connection(), [name])
+st.dataframe(uploads.tables_frame(current, ctx.values.tables if ctx.snapshot.id == ctx.latest.id else {}),
+             hide_index=True, width="stretch")
+filled = [name for name, table in current.items() if table.rows]
+with st.container(horizontal=True, vertical_alignment="bottom"):
+    if filled:
+        chosen = st.selectbox("Table to empty", filled, index=None, placeholder="Choose a table", key="empty-choice",
+                              width=260)
+        if st.button("Empty it", key="empty-table", disabled=chosen is None):
+            emptied = store.empty_tables(common.connection(), [chosen])
             common.forget_view()
-            st.session_state["data-note"] = f"{name} is empty in snapshot {emptied.id}; restore snapshot " \
+            st.session_state["data-note"] = f"{chosen} is empty in snapshot {emptied.id}; restore snapshot " \
                                             f"{emptied.id - 1} to get its rows back."
             st.rerun()
-with st.container(horizontal=True):
-    if any(t.rows for t in current.values()) and st.button("Start with empty tables", key="start-empty"):
-        emptied = store.empty_snapshot(common.connection())
-        common.forget_view()
-        st.session_state["data-note"] = f"Every table is empty in snapshot {emptied.id}; the earlier snapshots " \
-                                        "stay restorable."
-        st.rerun()
+        if st.button("Start with empty tables", key="start-empty"):
+            emptied = store.empty_snapshot(common.connection())
+            common.forget_view()
+            st.session_state["data-note"] = f"Every table is empty in snapshot {emptied.id}; the earlier " \
+                                            "snapshots stay restorable."
+            st.rerun()
     if not ctx.sample and st.button("Load the sample data", key="load-sample"):
         loaded = store.load_sample(common.connection())
         common.forget_view()

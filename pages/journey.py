@@ -42,7 +42,8 @@ kpis = handoffs(ctx.catalog)
 if kpis:
     for column, kpi in zip(st.columns(len(kpis)), kpis, strict=True):
         with column:
-            widgets.metric(kpi_result(kpi, ctx.values, ctx.period, ctx.view.comparison), ctx)
+            widgets.metric(kpi_result(kpi, ctx.values, ctx.period, ctx.view.comparison,
+                                      ctx.catalog.currency), ctx)
             st.markdown(HANDOVERS[kpi.id])
 else:
     st.info("The KPI catalog defines no hand-off KPIs.", icon=":material/info:")

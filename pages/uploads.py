@@ -12,6 +12,7 @@ import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from kpicore import store
+from kpicore.coverage import Coverage
 from kpicore.errors import KpiError
 from kpicore.files import RawFile, max_upload_bytes, read_file
 from kpicore.ingest import Upload
@@ -75,6 +76,24 @@ def preview(raw: RawFile) -> pd.DataFrame:
     """The first rows of a file with its own column names (text as in the file)."""
     return pd.DataFrame(list(raw.sample[:20]), columns=list(raw.columns)) if raw.sample else pd.DataFrame(
         columns=list(raw.columns))
+
+
+def tables_frame(tables: dict[str, store.SnapshotTable], covered: dict[str, Coverage]) -> pd.DataFrame:
+    """The tables of a snapshot: rows, where they came from and the days they cover."""
+    return pd.DataFrame([{
+        "Table": name,
+        "Rows": table.rows,
+        "From": ("sample data" if table.stored.sample else table.source) if table.rows else "–",
+        "Data": _days(covered.get(name)),
+    } for name, table in tables.items()])
+
+
+def _days(covered: Coverage | None) -> str:
+    if covered is None:
+        return "–"
+    if covered.status:
+        return f"status as of {covered.last.isoformat()}"
+    return f"{covered.first.isoformat()} to {covered.last.isoformat()}"
 
 
 def problems_frame(rows: list[tuple[int, str, str, str]]) -> pd.DataFrame:

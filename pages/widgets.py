@@ -51,15 +51,15 @@ def welcome(title: str) -> None:
 
 def metric(result: KpiResult, ctx: Context) -> None:
     """A KPI tile: value, change, status, target, as-of date and a small trend."""
-    kpi, currency = result.kpi, ctx.catalog.currency
+    kpi, currency = result.kpi, result.currency
     value = format_value(result.value, kpi.unit, currency)
     if result.status is Status.MATURING:
         value = f"{value} so far"
-    delta = None if result.status is Status.MATURING else format_change(result, currency)
+    delta = None if result.status is Status.MATURING else format_change(result)
     inverse = kpi.direction is not None and kpi.direction.value == "down"
     flat = delta is not None and delta.startswith("±")  # a change too small to show has no colour
-    target = format_value(result.target, kpi.unit, currency)
-    as_of = result.as_of.isoformat() if result.as_of else "no data"
+    target = format_value(result.target, kpi.unit, ctx.catalog.currency)  # targets are the catalog's
+    as_of = f" · as of {result.as_of.isoformat()}" if result.as_of else ""
     trend = [p.value for p in result.trend if p.value is not None and not p.partial]
     explained = f"{kpi.description}\n\n**Formula:** {formula_text(kpi.formula, ctx.catalog)}"
     with st.container(border=True):
@@ -70,7 +70,7 @@ def metric(result: KpiResult, ctx: Context) -> None:
             delta_description=f"vs {result.comparison_period.label}" if delta else None,
         )
         cohort = f" · cohort {result.period.label}" if result.period != ctx.period else ""
-        st.caption(f"{status_badge(result.status)} Target {target} · as of {as_of}{cohort}")
+        st.caption(f"{status_badge(result.status)} Target {target}{as_of}{cohort}")
         if result.note:
             st.caption(f":material/info: {result.note}")
 
@@ -94,17 +94,16 @@ def score_line(team: TeamScore) -> str:
 
 def trend(result: KpiResult, ctx: Context) -> None:
     """The KPI's trend chart."""
-    st.altair_chart(trend_chart(result, ctx.view.comparison.label.capitalize(), ctx.catalog.currency))
+    st.altair_chart(trend_chart(result, ctx.view.comparison.label.capitalize(), result.currency))
 
 
 def score_table(results: tuple[KpiResult, ...], ctx: Context) -> pd.DataFrame:
     """A team's KPIs as a compact table of formatted values."""
-    currency = ctx.catalog.currency
     return pd.DataFrame([
         {
             "KPI": r.kpi.label,
-            "Value": format_value(r.value, r.kpi.unit, currency),
-            "Change": format_change(r, currency) or "–",
+            "Value": format_value(r.value, r.kpi.unit, r.currency),
+            "Change": format_change(r) or "–",
             "Status": r.status.value,
         }
         for r in results
