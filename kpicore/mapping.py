@@ -367,8 +367,9 @@ def apply_saved(plan: Plan, raw: RawFile, saved: dict[str, object]) -> Plan:
     """A plan with a saved mapping applied: its columns (where the file has them), values and formats."""
     plan = propose(raw, str(saved["table"])) if saved["table"] != plan.table else plan
     for canonical, source in dict(saved["columns"]).items():  # type: ignore[arg-type]
-        if (source is None or source in raw.columns) and source != plan.source_of(canonical):
-            plan = remap(plan, raw, canonical, source)
+        if source is None or source in raw.columns:  # confirmed by the user, formats guessed for a moved column
+            moved = source != plan.source_of(canonical)
+            plan = remap(plan, raw, canonical, source) if moved else plan.with_column(canonical, source)
     for canonical, pairs in dict(saved["values"]).items():  # type: ignore[arg-type]
         for source_value, value in pairs.items():
             plan = plan.with_value(canonical, source_value, value)

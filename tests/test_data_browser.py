@@ -79,7 +79,7 @@ def test_german_export_uploaded_corrected_and_imported_changes_the_sales_page(
 
     expect(app_page.get_by_role("heading", name="hubspot_deals.csv")).to_be_visible()
     expect(app_page.get_by_text("cp1252, delimiter ';'")).to_be_visible()
-    expect(app_page.get_by_role("combobox", name="Table")).to_have_value("opportunities")
+    expect(app_page.get_by_role("combobox", name="Table", exact=True)).to_have_value("opportunities")
     expect(app_page.get_by_role("combobox", name="amount")).to_have_value("Betrag")
     engaging = app_page.get_by_role("combobox", name="Engaging")
     expect(engaging).to_have_value("open")

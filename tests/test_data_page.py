@@ -201,7 +201,7 @@ def test_a_source_column_moved_to_another_field_leaves_the_first_one_unmapped(db
 
 def test_rejected_row_is_listed_with_row_column_and_reason(db: Path) -> None:
     at = import_german(data_page())
-    problems = at.dataframe[-1].value
+    [problems] = [d.value for d in at.dataframe if "Reason" in d.value.columns]
     assert problems.to_dict("records") == [
         {"Row": 7, "Column": "Erstellt am", "Value": "31.02.2026", "Reason": "is not a date like 31.10.2026"}]
     downloads = [b.proto.label for b in at.get("download_button")]

@@ -46,7 +46,10 @@ def base_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name, text in BASE.items():
         (folder / f"{name}.csv").write_text(text, encoding="utf-8")
     path = folder / "kpi.duckdb"
-    store.connect(path, sample_dir=folder).close()
+    conn = store.connect(path, sample_dir=folder)
+    # the base stands for data the user imported before, not for the bundled sample (which imports replace)
+    conn.execute("UPDATE snapshot_tables SET sample = FALSE")
+    conn.close()
     return path
 
 
