@@ -330,7 +330,8 @@ def _check(conn: duckdb.DuckDBPyConnection, upload: Upload, physical: str, count
     duplicates = _mark_duplicates(conn, physical, table)
     imported = valid - duplicates
     if rows == 0:
-        raise BadFile(raw.name, "has a header but no data rows. Nothing was imported.")
+        raise BadFile(raw.name, f"has a header but no data rows. Nothing was imported. To empty the {plan.table} "
+                                f"table on purpose, use 'kpicore drop {plan.table}' or 'Empty it' on the Data page.")
     problems = _problems(conn, physical, plan, raw, records, counts.lines)
     if imported == 0:
         first = problems[0] if problems else None

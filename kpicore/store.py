@@ -160,7 +160,10 @@ def _add_table_facts(conn: duckdb.DuckDBPyConnection) -> None:
     before (every column loaded; sample tables told by their source)."""
     for column, kind in (("sample", "BOOLEAN"), ("columns", "VARCHAR"), ("currency", "VARCHAR")):
         conn.execute(f"ALTER TABLE snapshot_tables ADD COLUMN IF NOT EXISTS {column} {kind}")
-    conn.execute("UPDATE snapshot_tables SET sample = source LIKE 'Sample data from %' WHERE sample IS NULL")
+    # a sample table is one the sample's own snapshot wrote (restored ones reuse its physical table)
+    conn.execute("UPDATE snapshot_tables SET sample = physical IN (SELECT t.physical FROM snapshot_tables AS t "
+                 "JOIN snapshots AS s ON s.id = t.snapshot_id WHERE s.note LIKE 'Sample data from %' AND t.changed) "
+                 "WHERE sample IS NULL")
 
 
 class Database:

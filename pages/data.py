@@ -141,7 +141,7 @@ if files:
         choice = st.radio("The sample data is still loaded. Your files…", [START_EMPTY, KEEP_SAMPLE],
                           key="sample-choice")
         keep_sample = choice == KEEP_SAMPLE
-    batch = uploads.batch_key(keys, to_import) + str(keep_sample)
+    batch = uploads.batch_key(keys, to_import)
     done = st.session_state.setdefault("imported", {})
     if batch in done:
         st.success(f"These files are imported, as snapshot {done[batch]}.", icon=":material/check_circle:")
