@@ -47,10 +47,11 @@ _ORDER_FORMATS = {
     DateOrder.ISO: [],
     DateOrder.DAY_FIRST: ["%d.%m.%y %H:%M:%S", "%d.%m.%y %H:%M", "%d.%m.%y", "%d/%m/%y %H:%M:%S", "%d/%m/%y %H:%M",
                           "%d/%m/%y", "%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M", "%d.%m.%Y", "%d/%m/%Y %H:%M:%S",
-                          "%d/%m/%Y %H:%M", "%d/%m/%Y", "%m.%Y", "%m/%Y"],
+                          "%d/%m/%Y %H:%M", "%d/%m/%Y", "%d-%m-%Y %H:%M:%S", "%d-%m-%Y %H:%M", "%d-%m-%Y",
+                          "%m.%Y", "%m/%Y"],
     DateOrder.MONTH_FIRST: ["%m/%d/%y %H:%M:%S", "%m/%d/%y %H:%M", "%m/%d/%y %I:%M %p", "%m/%d/%y %I:%M%p", "%m/%d/%y",
                             "%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M", "%m/%d/%Y %I:%M %p", "%m/%d/%Y %I:%M%p",
-                            "%m/%d/%Y", "%m/%Y"],
+                            "%m/%d/%Y", "%m-%d-%Y %H:%M:%S", "%m-%d-%Y %H:%M", "%m-%d-%Y", "%m/%Y"],
 }
 _EXAMPLES = {DateOrder.ISO: "2026-10-31", DateOrder.DAY_FIRST: "31.10.2026", DateOrder.MONTH_FIRST: "10/31/2026"}
 
@@ -499,7 +500,9 @@ def _convert(column: Column, text: str, plan: Plan, params: dict[str, object], r
         folded = f"lower({text})"
         trues = ", ".join(bind(w) for w in TRUE_WORDS)
         falses = ", ".join(bind(w) for w in FALSE_WORDS)
-        return f"CASE WHEN {folded} IN ({trues}) THEN TRUE WHEN {folded} IN ({falses}) THEN FALSE END"
+        # a count (Zendesk's "Reopens": 2) says yes when it is above 0
+        return (f"CASE WHEN {folded} IN ({trues}) THEN TRUE WHEN {folded} IN ({falses}) THEN FALSE "
+                f"WHEN TRY_CAST({text} AS INTEGER) > 0 THEN TRUE END")
     if column.values:
         return _vocabulary(column, text, plan, bind)
     return text
@@ -593,7 +596,7 @@ def _reason(column: Column, plan: Plan) -> str:
         bounds = f" from {column.bounds[0]:g} to {column.bounds[1]:g}" if column.bounds else ""
         return f"is not {what}{bounds}"
     if kind is ColumnType.BOOLEAN:
-        return "is not yes/no, true/false, ja/nein or 1/0"
+        return "is not yes/no, true/false, ja/nein, 1/0 or a count"
     values = ", ".join(VOCABULARIES[column.values]) if column.values else ""
     return f"is not one of {values}" if values else "cannot be read"
 

@@ -153,12 +153,18 @@ def _folded_names(canonical: str, aliases: tuple[str, ...]) -> tuple[_Folded, ..
     return (_Folded.of(canonical), *(_Folded.of(a) for a in aliases))
 
 
+ALIAS = 0.95  # a header that is one of a column's aliases; each later alias a little less (the list's order is
+ALIAS_STEP = 0.0005  # the preference: Stripe's "Ended At" before "Canceled At", "Resolved time" before "Closed time")
+STRIPPED = 0.98  # a header matched without its suffix or entity prefix, below the same header matched whole
+
+
 def _name_confidence(source: _Folded, canonical: str, aliases: tuple[str, ...]) -> float:
     names = _folded_names(canonical, aliases)
     if source.text == names[0].text:
         return 1.0
-    if any(source.text == name.text for name in names[1:]):
-        return 0.95
+    for index, name in enumerate(names[1:]):
+        if source.text == name.text:
+            return round(ALIAS - ALIAS_STEP * index, 4)
     best = max(source.similarity(name) for name in names)
     return round(best * 0.8, 2) if best >= 0.8 else 0.0
 
@@ -184,13 +190,16 @@ def _columns_sample(raw: RawFile) -> dict[str, list[str]]:
 def _match(raw: RawFile, table: Table, samples: dict[str, list[str]], known_ids: KnownIds | None) -> Plan:
     scored = []
     for source in raw.columns:
-        forms = [_Folded.of(v) for v in variants(source, table)]
+        whole, *stripped = [_Folded.of(v) for v in variants(source, table)]
+        dated = bool(samples[source]) and date_share(samples[source]) >= 0.6
         for column in table.columns:
-            confidence = max(_name_confidence(form, column.name, column.aliases) for form in forms)
-            if confidence and column.type.is_time and samples[source]:
-                confidence *= 1.0 if date_share(samples[source]) >= 0.6 else 0.5
+            confidence = max([_name_confidence(whole, column.name, column.aliases),
+                              *(min(_name_confidence(f, column.name, column.aliases), ALIAS) * STRIPPED
+                                for f in stripped)])
+            if confidence and samples[source] and column.type.is_time is not dated:
+                confidence *= 0.5  # a date column's name with other values, or dates under another column's name
             if confidence:
-                scored.append((confidence, column.name, source))
+                scored.append((round(confidence, 4), column.name, source))
     placed, used = _place(scored, PLACED)
     placed |= _by_values(raw, table, samples, used, placed, known_ids)
     used = {m.source for m in placed.values()}
@@ -309,7 +318,8 @@ def canonical_value(vocabulary: str, value: str) -> str | None:
 
 _ISO = re.compile(r"^\d{4}-\d{1,2}(-\d{1,2}([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?)?$")
 _DOTTED = re.compile(r"^(\d{1,2})\.(\d{1,2})\.(\d{2}|\d{4})( \d{1,2}:\d{2}(:\d{2})?)?$")
-_SLASHED = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{2}|\d{4})( \d{1,2}:\d{2}(:\d{2})?( ?[AaPp][Mm])?)?$")
+# 08/04/2023 and Zendesk's 08-04-2023 20:52: the order is told by the values (day or month above 12)
+_SLASHED = re.compile(r"^(\d{1,2})[/-](\d{1,2})[/-](\d{2}|\d{4})( \d{1,2}:\d{2}(:\d{2})?( ?[AaPp][Mm])?)?$")
 _MONTH_ONLY = re.compile(r"^(\d{1,2})[./](\d{4})$")
 
 

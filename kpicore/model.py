@@ -81,9 +81,10 @@ def _c(name: str, type_: ColumnType, description: str, required: bool = False, a
 
 T = ColumnType
 # Aliases: the header names of HubSpot, Salesforce, Pipedrive, Zoho CRM, Dynamics 365, Zendesk, Freshdesk, Intercom,
-# Stripe and Chargebee exports, in English and German (docs/recognition.md says where they come from). Headers are
-# also matched without a suffix such as "(UTC)" or "(USD)" and without a prefix naming the table's entity
-# ("Deal - Value", "subscriptions.cancelled_at"), see mapping.variants.
+# Stripe and Chargebee exports, in English and German (docs/recognition.md says where they come from). An earlier
+# alias is preferred where a file has two (Pipedrive's "Deal - Status" holds won/lost, its "Deal - Stage" a pipeline
+# step). Headers are also matched without a suffix such as "(UTC)" or "(USD)" and without a prefix naming the
+# table's entity ("Deal - Value", "subscriptions.cancelled_at"), see mapping.variants.
 TABLES: dict[str, Table] = {
     t.name: t
     for t in (
@@ -126,11 +127,11 @@ TABLES: dict[str, Table] = {
                aliases="Customer ID|Account ID|AccountId|Account-ID|Company ID|Organization ID|Organisation ID|"
                        "Associated Company IDs (Primary)|Associated Company IDs|Kunden-ID|Kundennummer|Firmen-ID"),
             _c("stage", T.TEXT, "open, won or lost.",
-               aliases="Deal Stage|Stage|StageName|dealstage|Deal - Status|Phase|Status|Deal-Phase|"
+               aliases="Deal - Status|Deal Stage|Stage|StageName|dealstage|Phase|Status|Deal-Phase|"
                        "Opportunity-Phase|Pipeline Stage|Verkaufsphase|Stufe", values="stage"),
             _c("closed_at", T.TIMESTAMP, "When the deal was won or lost.",
-               aliases="Close Date|CloseDate|Closed Date|Closed at|Closed on|Deal closed on|Won Time|Lost Time|"
-                       "Actual Close Date|Closing Date|Abschlussdatum|Schlusstermin|Abgeschlossen am|"
+               aliases="Close Date|CloseDate|Closed Date|Closed at|Closed on|Deal closed on|Actual Close Date|"
+                       "Closing Date|Abschlussdatum|Schlusstermin|Abgeschlossen am|"
                        "Deal abgeschlossen am|Tatsächliches Abschlussdatum"),
             _c("amount", T.NUMBER, "Annual contract value of the deal.",
                aliases="Amount|Betrag|Deal Value|Value|Wert|Umsatz|ACV|Annual Contract Value|Auftragswert|Volumen|"
@@ -144,8 +145,8 @@ TABLES: dict[str, Table] = {
                aliases="Customer ID|Customer Id|Account ID|Company ID|Organization ID|Record ID|Datensatz-ID|"
                        "(Do Not Modify) Account|Kunden-ID|Kundennummer|Kunden-Nr|ID"),
             _c("acquired_at", T.TIMESTAMP, "When the customer started paying.", True,
-               aliases="Customer Since|Became a Customer Date|hs_lifecyclestage_customer_date|Start Date|Start|"
-                       "Started At|Started On|Activated At|Activated On|Acquired|Acquired at|Contract Start|"
+               aliases="Customer Since|Became a Customer Date|hs_lifecyclestage_customer_date|Activated At|"
+                       "Activated On|Start Date|Start|Acquired|Acquired at|Contract Start|"
                        "Kunde seit|Vertragsbeginn|Startdatum|Datum der Konversion zum Kunden"),
             _c("churned_at", T.TIMESTAMP, "When the customer left (empty while active).",
                aliases="Churn Date|Churned at|Ended At|Cancellation Date|Cancelled at|Canceled At|Cancelled On|"

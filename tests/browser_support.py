@@ -13,13 +13,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser
+from playwright.sync_api import Browser, expect
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 TIMEOUT_MS = 60_000
+# expect() has a default of its own (5 s), which a page drawing on a loaded machine can exceed
+expect.set_options(timeout=TIMEOUT_MS)
 
 
 def _free_port() -> int:
@@ -61,11 +63,12 @@ def streamlit_server(db: Path, log: Path) -> Iterator[str]:
 
 
 @contextmanager
-def warmed_server(browser: Browser, db: Path, log: Path) -> Iterator[str]:
-    """A server already past its first page view (the very first deep link gets Streamlit's notice)."""
+def warmed_server(browser: Browser, db: Path, log: Path, ready: str = "stMetricValue") -> Iterator[str]:
+    """A server already past its first page view (the very first deep link gets Streamlit's notice); `ready` is
+    the test id of what the Overview shows once drawn."""
     with streamlit_server(db, log) as url:
         page = browser.new_page()
         page.goto(f"{url}/")
-        page.get_by_test_id("stMetricValue").first.wait_for(timeout=TIMEOUT_MS)
+        page.get_by_test_id(ready).first.wait_for(timeout=TIMEOUT_MS)
         page.close()
         yield url

@@ -243,7 +243,7 @@ CASES = [
     }, warnings=("1 row(s) repeat an id of a later row in the file; the later row was kept.",))),
     case("tickets_csat_out_of_range.csv", Imported("tickets", 3, 1, {"T1": {"csat": 5, "reopened": True}}, problems=(
         Problem(3, "csat", "7", "is not a whole number from 1 to 5"),
-        Problem(4, "reopened", "maybe", "is not yes/no, true/false, ja/nein or 1/0"),
+        Problem(4, "reopened", "maybe", "is not yes/no, true/false, ja/nein, 1/0 or a count"),
     ))),
     case("opportunities_negative_amounts.csv", Imported("opportunities", 2, 2, {"O1": {"amount": -250.0}},
                                                         warnings=("1 row(s) have a negative amount.",))),

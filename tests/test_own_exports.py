@@ -311,3 +311,17 @@ def test_a_churn_flag_list_imported_as_status_only_shows_its_churn_share_there_o
     code, _, err = run(capsys, "--db", str(empty_db), "kpis", "--period", "2026-10")  # no other period exists
     assert code == 1 and err == "Error: There is no data for 2026-10: the data covers 2026-11 to 2026-11.\n"
     assert kpi_records(capsys, empty_db, "--grain", "year")["churn_rate"]["value"] == pytest.approx(churned.mean())
+
+
+def test_a_zendesk_export_with_dashed_dates_and_reopen_counts(tmp_path):
+    db = store.connect(tmp_path / "kpi.duckdb", sample=False)
+    raw = raw_of(tmp_path, "zendesk.csv", "Id,Created at,Solved at,Reopens,Via\n"
+                                          "1,28-04-2023 20:52,29-04-2023 08:10,0,Mail\n"
+                                          "2,13-05-2023 09:00,,2,Web form\n")
+    plan = propose(raw)
+    assert plan.table == "tickets" and plan.source_of("reopened") == "Reopens"
+    result = import_files(db, [Upload(raw, plan)], "zendesk")
+    rows = db.execute(f"SELECT ticket_id, created_at::VARCHAR, reopened FROM {result.snapshot.schema}.tickets "
+                      "ORDER BY 1").fetchall()
+    assert rows == [("1", "2023-04-28 20:52:00", False), ("2", "2023-05-13 09:00:00", True)]  # reopened twice
+    db.close()
