@@ -31,15 +31,16 @@ def _free_port() -> int:
 
 
 @contextmanager
-def streamlit_server(db: Path, log: Path) -> Iterator[str]:
-    """`streamlit run dashboard.py` on a free port, its base URL while it runs; stopped afterwards."""
+def streamlit_server(db: Path, log: Path, python: str = sys.executable, app: Path = ROOT) -> Iterator[str]:
+    """`streamlit run dashboard.py` (from `app`, with `python`) on a free port, its base URL while it runs;
+    stopped afterwards."""
     port = _free_port()
     env = {**os.environ, "KPI_DB": str(db)}
     env.pop("KPI_CATALOG", None)
-    command = [sys.executable, "-m", "streamlit", "run", "dashboard.py", "--server.headless", "true",
+    command = [python, "-m", "streamlit", "run", "dashboard.py", "--server.headless", "true",
                "--server.port", str(port), "--browser.gatherUsageStats", "false"]
     with log.open("wb") as out:
-        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen(command, cwd=app, env=env, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
     try:
         deadline = time.monotonic() + 60

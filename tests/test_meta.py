@@ -2,9 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import ast
+import importlib.metadata
 import pkgutil
+import re
 import subprocess
 import sys
+import tomllib
 from collections import deque
 from pathlib import Path
 
@@ -138,3 +142,57 @@ def test_readme_shows_the_test_command_ci_runs():
     ]
     assert commands, ".ci/run has no command"
     assert commands[-1] in readme.read_text(encoding="utf-8")
+
+
+# --- every third-party import is a declared dependency ---------------------------------------------------------
+
+
+def _requirement_names(requirements: list[str]) -> set[str]:
+    return {re.sub(r"[-_.]+", "-", re.split(r"[<>=!~\[; ]", r, maxsplit=1)[0]).lower() for r in requirements}
+
+
+def _third_party_imports(paths: list[Path]) -> dict[str, set[str]]:
+    """Top-level modules imported by these files that are neither the standard library nor the project's own."""
+    local = {p.stem for p in ROOT.glob("*.py")} | {p.name for p in ROOT.iterdir() if p.is_dir()}
+    local |= {p.stem for p in (ROOT / "tests").rglob("*.py")}  # test helpers import each other by name
+    found: dict[str, set[str]] = {}
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                if top not in sys.stdlib_module_names and top not in local:
+                    found.setdefault(top, set()).add(str(path.relative_to(ROOT)) if path.is_relative_to(ROOT)
+                                                     else path.name)
+    return found
+
+
+def _undeclared(paths: list[Path], declared: set[str]) -> list[str]:
+    distributions = importlib.metadata.packages_distributions()
+    missing = []
+    for module, files in sorted(_third_party_imports(paths).items()):
+        names = {re.sub(r"[-_.]+", "-", d).lower() for d in distributions.get(module, [])}
+        if not names & declared:
+            missing.append(f"{module} (imported in {', '.join(sorted(files))}; installed as {names or 'nothing'})")
+    return missing
+
+
+def test_every_third_party_import_is_a_declared_dependency():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    runtime = _requirement_names(project["dependencies"])
+    test = runtime | _requirement_names(project["optional-dependencies"]["test"])
+    app = [ROOT / "dashboard.py", *(ROOT / "pages").rglob("*.py"), *(ROOT / "kpicore").rglob("*.py")]
+    # the app runs on what `pip install .` installs; tests and benchmarks may use the test extras too
+    assert _undeclared(app, runtime) == []
+    assert _undeclared([*(ROOT / "tests").rglob("*.py"), *(ROOT / "benchmarks").rglob("*.py")], test) == []
+
+
+def test_the_dependency_check_catches_an_undeclared_import(tmp_path):
+    stray = tmp_path / "stray.py"
+    stray.write_text("import os\nimport yaml\nimport openpyxl\nfrom kpicore import store\n", encoding="utf-8")
+    assert _undeclared([stray], {"pyyaml"}) == ["openpyxl (imported in stray.py; installed as {'openpyxl'})"]
