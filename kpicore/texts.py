@@ -18,6 +18,8 @@ WELCOME_TEXT = (
     "Pipedrive, Zendesk, Stripe and others are recognised, and an empty template of every table is there too. "
     "Each KPI is shown as soon as the tables it is built on have data."
 )
+NO_LEADS = ("The journey follows the leads of a period to customers who stay and recommend: no leads are loaded yet, "
+            "so there is no cohort to follow.")
 START_EMPTY = "Start from empty tables: only your files (the sample stays restorable in its snapshot)"
 KEEP_SAMPLE = "Keep the sample tables beside your files"
 

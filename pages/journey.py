@@ -6,16 +6,21 @@ import streamlit as st
 from kpicore.charts import funnel_chart
 from kpicore.journey import EARLY_CHURN_DAYS, HANDOVERS, handoffs
 from kpicore.scorecard import kpi_result
+from kpicore.texts import NO_LEADS
 from pages import common, widgets
 
 ctx = common.context()
-found, churn = common.journey_of(ctx)
-owners = widgets.owner_labels(ctx)
 period = ctx.period.label
 widgets.page_header(ctx, "Journey")
 st.markdown(f"The leads created in **{period}**, followed from the first contact to a customer who stays and "
             "recommends us. Each step is owned by one team; the journey does not end at the sale.")
 widgets.outcome_strip(ctx, ctx.scorecard())
+if not ctx.tables["leads"].rows:
+    st.info(NO_LEADS, icon=":material/route:")
+    st.page_link(common.data_page(), label="Load a leads export on the Data page", icon=":material/upload_file:")
+    st.stop()
+found, churn = common.journey_of(ctx)
+owners = widgets.owner_labels(ctx)
 
 st.subheader(f"Funnel of the {period} leads",
              help="Each step counts the cohort's leads that reached it by the data's last day, whenever that was. "

@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 from kpicore import store
 from kpicore.cli import main
 from kpicore.model import TABLES
-from kpicore.texts import KEEP_SAMPLE, SAMPLE_LINE, START_EMPTY, WELCOME_TITLE
+from kpicore.texts import KEEP_SAMPLE, NO_LEADS, SAMPLE_LINE, START_EMPTY, WELCOME_TITLE
 
 REAL = Path(__file__).resolve().parent / "fixtures" / "real"
 PAGES = ["overview", "marketing", "sales", "service", "journey", "glossary", "data"]
@@ -226,3 +226,11 @@ def test_an_import_from_the_command_line_appears_in_the_running_app(sample_copy:
     fresh = on_page("sales")
     assert dict(fresh.query_params)["snapshot"] == "2"
     assert next(m for m in fresh.metric if m.label == "Win rate").value == "50.0%"  # D1 won, D2 lost
+
+
+def test_the_journey_without_leads_says_there_is_no_cohort_to_follow(sample_copy: Path) -> None:
+    click_import(upload(data_page(), "deals.csv", DEALS))
+    at = on_page("journey")
+    assert any(i.value == NO_LEADS for i in at.info), [i.value for i in at.info]
+    assert "Load a leads export on the Data page" in page_links(at)
+    assert not at.get("vega_lite_chart"), "no funnel of zero leads"
