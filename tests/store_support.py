@@ -1,6 +1,8 @@
 """What tests compare before and after an import: the store's state, and each table's rows in a snapshot."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import duckdb
 
 from kpicore import store
@@ -10,6 +12,15 @@ from kpicore.model import TABLES
 def row_counts(conn: duckdb.DuckDBPyConnection, schema: str) -> dict[str, int]:
     """Rows of every canonical table as the snapshot `schema` shows them."""
     return {name: conn.execute(f'SELECT COUNT(*) FROM "{schema}"."{name}"').fetchone()[0] for name in TABLES}
+
+
+def db_state(path: Path) -> dict[str, object]:
+    """`state` of the database file at `path`."""
+    conn = duckdb.connect(str(path))
+    try:
+        return state(conn)
+    finally:
+        conn.close()
 
 
 def state(conn: duckdb.DuckDBPyConnection) -> dict[str, object]:

@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 
 import pytest
+from app_support import open_page
 from streamlit.testing.v1 import AppTest
 
 from kpicore import store
@@ -41,19 +42,6 @@ def app_env(app_db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every app run reads the sample database and the shipped catalog."""
     monkeypatch.setenv("KPI_DB", str(app_db))
     monkeypatch.delenv("KPI_CATALOG", raising=False)
-
-
-def open_page(at: AppTest, url_path: str) -> AppTest:
-    """Select the page registered under `url_path` ("overview" is the default page) for the next run.
-
-    `switch_page("pages/team.py")` always picks the first team, because the same file serves every
-    team; the page hash of the wanted registration is looked up after a first run instead.
-    """
-    wanted = "" if url_path == "overview" else url_path
-    hashes = [h for h, info in at._registered_pages.items() if info.get("url_pathname") == wanted]
-    assert hashes, f"no page with url path {url_path!r}: {at._registered_pages}"
-    at._page_hash = hashes[0]
-    return at
 
 
 def run_page(url_path: str = "overview", **params: str) -> AppTest:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from store_support import row_counts, state
+from store_support import db_state, row_counts, state
 
 from kpicore import ingest, store
 from kpicore.cli import main
@@ -494,14 +494,6 @@ def load(capsys: pytest.CaptureFixture[str], db_path: Path, *args: str) -> tuple
     code = main(["--db", str(db_path), "load", *args])
     out, err = capsys.readouterr()
     return code, out, err
-
-
-def db_state(path: Path) -> dict[str, object]:
-    conn = duckdb.connect(str(path))
-    try:
-        return state(conn)
-    finally:
-        conn.close()
 
 
 def test_cli_refuses_a_file_it_cannot_place_and_says_how_to_map_it(capsys, db_path):

@@ -5,6 +5,7 @@ pipeline and the IBM Telco churn list) are computed here with pandas straight fr
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pytest
-from store_support import state
+from store_support import db_state, state
 
 from kpicore import store
 from kpicore.catalog import load_catalog
@@ -27,7 +28,11 @@ from kpicore.mapping import propose
 from kpicore.model import TABLES
 from kpicore.texts import currency_warning, missing_inputs
 
-REAL = Path(__file__).resolve().parent / "fixtures" / "real"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+REAL = FIXTURES / "real"
+_spec = importlib.util.spec_from_file_location("make_exports", FIXTURES / "make_exports.py")
+make_exports = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(make_exports)
 PIPELINE, TELCO = REAL / "crm_sales_pipeline.csv", REAL / "telco_customer_churn.csv"
 
 
@@ -45,14 +50,6 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     code = main(list(args))
     out, err = capsys.readouterr()
     return code, out, err
-
-
-def db_state(path: Path) -> dict[str, object]:
-    conn = duckdb.connect(str(path))
-    try:
-        return state(conn)
-    finally:
-        conn.close()
 
 
 @pytest.fixture
@@ -325,3 +322,8 @@ def test_a_zendesk_export_with_dashed_dates_and_reopen_counts(tmp_path):
                       "ORDER BY 1").fetchall()
     assert rows == [("1", "2023-04-28 20:52:00", False), ("2", "2023-05-13 09:00:00", True)]  # reopened twice
     db.close()
+
+
+def test_the_real_looking_exports_are_what_the_generator_writes(tmp_path):
+    written = {p.name: p.read_bytes() for p in make_exports.write(tmp_path, make_exports.real_exports())}
+    assert written == {p.name: p.read_bytes() for p in REAL.iterdir()}, "run python tests/fixtures/make_exports.py"
