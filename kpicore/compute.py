@@ -92,10 +92,6 @@ class KpiValues:
             )
         return period
 
-    def has_data(self) -> bool:
-        """Whether any KPI has data at all."""
-        return any(c is not None for c in self.coverage.values())
-
 
 def compute(engine: Engine, catalog: Catalog, schema: str, grain: Grain, filters: Filters = NO_FILTERS,
             loaded: Mapping[str, Loaded] | None = None) -> KpiValues:

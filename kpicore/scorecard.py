@@ -54,8 +54,9 @@ class KpiResult:
     status: Status
     as_of: date | None
     trend: tuple[TrendPoint, ...]
-    note: str | None = None
+    note: str | None = None  # what the data allows: no data, partial period, status-only, filters, currency
     currency: str | None = "EUR"  # the currency of its money values (None: its inputs mix currencies)
+    cohort: str | None = None  # the cohort shown instead of a maturing one
 
     @property
     def change(self) -> float | None:
@@ -166,9 +167,10 @@ def kpi_result(kpi: Kpi, values: KpiValues, period: Period, comparison: Comparis
         status=status_of(kpi, reached, shown in maturing, shown in partial),
         as_of=values.as_of.get(kpi.id),
         trend=trend,
-        note=_joined(cohort, values.notes.get(kpi.id), _coverage_note(values, kpi.id, shown, value),
+        note=_joined(values.notes.get(kpi.id), _coverage_note(values, kpi.id, shown, value),
                      _currency_note(values.currencies.get(kpi.id, ()), currency)),
         currency=_currency(values.currencies.get(kpi.id, ()), currency),
+        cohort=cohort,
     )
 
 
@@ -268,5 +270,5 @@ def as_record(result: KpiResult) -> dict[str, object]:
         "status": result.status.value,
         "as_of": result.as_of.isoformat() if result.as_of else None,
         "currency": result.currency if kpi.unit is Unit.CURRENCY else None,
-        "note": result.note,
+        "note": _joined(result.cohort, result.note),
     }

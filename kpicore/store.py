@@ -270,11 +270,6 @@ def loaded(conn: duckdb.DuckDBPyConnection, snap: Snapshot) -> dict[str, Loaded]
     return {name: table.stored.loaded() for name, table in tables(conn, snap).items()}
 
 
-def status_dates(conn: duckdb.DuckDBPyConnection, snap: Snapshot) -> dict[str, date]:
-    """The tables of a snapshot that came from status-only exports, with each export's date."""
-    return {name: t.stored.status_as_of for name, t in tables(conn, snap).items() if t.stored.status_as_of}
-
-
 def sample_tables(conn: duckdb.DuckDBPyConnection, snap: Snapshot) -> list[str]:
     """The tables of a snapshot that hold the bundled sample data."""
     return [name for name, t in tables(conn, snap).items() if t.stored.sample and t.rows]

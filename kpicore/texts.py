@@ -9,8 +9,7 @@ from kpicore.coverage import Loaded, missing_columns
 from kpicore.ingest import FileReport
 from kpicore.model import TABLES
 
-SAMPLE_LINE = ("Sample data: these are the numbers of a made-up company, to look around. Your own exports "
-               "replace them; the sample stays restorable.")
+SAMPLE_LINE = "Sample data: the numbers of a made-up company, to look around."
 WELCOME_TITLE = "No data yet"
 WELCOME_TEXT = (
     "Load the exports of your CRM, marketing, helpdesk or billing tool (CSV, TSV or Excel) on the Data page. "

@@ -65,7 +65,7 @@ def metric(result: KpiResult, ctx: Context) -> None:
     with st.container(border=True):
         st.metric(
             kpi.label, value, delta, delta_color="off" if flat else "inverse" if inverse else "normal",
-            delta_arrow="off" if flat else "auto", help=explained,
+            delta_arrow="off" if flat else "auto", help=explained + (f"\n\n{result.cohort}" if result.cohort else ""),
             chart_data=trend if len(trend) > 1 else None,
             delta_description=f"vs {result.comparison_period.label}" if delta else None,
         )

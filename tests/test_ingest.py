@@ -595,7 +595,7 @@ def test_a_status_only_customer_export_needs_its_date_and_then_gives_churn_as_of
         import_files(conn, [Upload(raw, plan)], "no date given")
     assert store.latest_snapshot(conn) == before  # refused: nothing changed
     result = import_files(conn, [Upload(raw, plan, as_of=day(2026, 10, 31))], "status-only")
-    assert store.status_dates(conn, result.snapshot) == {"customers": day(2026, 10, 31)}
+    assert store.loaded(conn, result.snapshot)["customers"].status_as_of == day(2026, 10, 31)
     values = compute(conn, load_catalog(), result.snapshot.schema, Grain.MONTH,
                      loaded=store.loaded(conn, result.snapshot))
     october, september = parse_period("2026-10"), parse_period("2026-09")
@@ -610,4 +610,4 @@ def test_a_status_only_customer_export_needs_its_date_and_then_gives_churn_as_of
     leads.write_text("lead_id,created_at\nL1,2026-10-05 10:00:00\n", encoding="utf-8")
     raw_leads = read_file(leads)
     later = import_files(conn, [Upload(raw_leads, propose(raw_leads, "leads"))], "leads").snapshot
-    assert store.status_dates(conn, later) == {"customers": day(2026, 10, 31)}
+    assert store.loaded(conn, later)["customers"].status_as_of == day(2026, 10, 31)

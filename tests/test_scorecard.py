@@ -199,7 +199,7 @@ def test_a_maturing_cohort_reports_the_latest_mature_period_with_a_note(memory_c
     assert r.value == 0  # L3 became a customer after 53 days
     assert r.comparison_period == JAN and r.comparison == pytest.approx(0.5)  # L2 of L1, L2
     assert r.status is Status.OFF_TRACK
-    assert "2026-02" in r.note and "2026-03" in r.note and "matur" in r.note
+    assert "2026-02" in r.cohort and "2026-03" in r.cohort and "matur" in r.cohort
     assert r.trend[-1].period == MAR and r.trend[-1].maturing  # the trend still shows the young cohort
 
 
