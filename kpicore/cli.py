@@ -214,7 +214,8 @@ def _table(results: list[KpiResult], catalog: Catalog) -> str:
     for row in rows:
         cells = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))]
         lines.append("  ".join(cells).rstrip())
-    return "\n".join(lines)
+    notes = [f"  {r.kpi.label}: {r.note}" for r in results if r.note]
+    return "\n".join(lines + (["", "Notes:", *notes] if notes else []))
 
 
 def _tensions(args: argparse.Namespace) -> int:

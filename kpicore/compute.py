@@ -357,8 +357,8 @@ def _note(kpi: Kpi, by_id: dict[str, Kpi], grain: Grain, filters: Filters, statu
         notes.append("Built on monthly data (revenue or spend): choose the month, quarter or year grain.")
     if covered is not None:
         for table in sorted(read & set(status)):
-            notes.append(f"From a status-only {table} export as of {status[table].isoformat()}: "
-                         "a value only for the period containing that date.")
+            notes.append(f"From a status-only {table} export as of {status[table].isoformat()}: a value only for "
+                         "the period containing that date, and not scored against the period's target.")
     unfiltered = filters.unfiltered(read)
     if unfiltered:
         notes.append("Filters: " + "; ".join(unfiltered) + ".")

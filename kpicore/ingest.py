@@ -116,11 +116,13 @@ class Upload:
     @property
     def may_be_status_only(self) -> bool:
         """Whether the file lacks only required dates, which the day a status-only export describes can stand in
-        for (a customer list with a churn flag, a deal list with stages)."""
+        for (a customer list with a churn flag but no churn dates, a deal list with stages but no close dates).
+        A deal list with close dates is dated: its missing creation date must be mapped."""
         missing = self.plan.missing_required
         table = TABLES[self.plan.table]
         return bool(missing) and self.plan.table in STATUS_DATES and all(
-            table.column(name).type.is_time for name in missing)
+            table.column(name).type.is_time for name in missing) \
+            and self.plan.source_of(STATUS_DATES[self.plan.table][0]) is None
 
     @property
     def columns(self) -> tuple[str, ...]:

@@ -204,6 +204,7 @@ def _match(raw: RawFile, table: Table, samples: dict[str, list[str]], known_ids:
     placed |= _by_values(raw, table, samples, used, placed, known_ids)
     used = {m.source for m in placed.values()}
     suggested, _ = _place([s for s in scored if s[1] not in placed and s[2] not in used], 0.0)
+    suggested |= _dates_left(table, samples, used | {m.source for m in suggested.values()}, placed | suggested)
     columns = tuple(placed.get(c.name, ColumnMatch(c.name, None, 0.0)) for c in table.columns)
     required = [m.confidence for m, c in zip(columns, table.columns, strict=True) if c.required]
     coverage = len(used) / max(len(raw.columns), 1)
@@ -248,6 +249,20 @@ def _by_values(raw: RawFile, table: Table, samples: dict[str, list[str]], used: 
             found[column] = ColumnMatch(column, source, round(0.5 + 0.4 * share, 2))
             free.remove(source)
     return found
+
+
+_DATES_LEFT = 0.3  # a required date nothing names, offered from the one column of dates left unmapped
+
+
+def _dates_left(table: Table, samples: dict[str, list[str]], used: set[str],
+                known: dict[str, ColumnMatch]) -> dict[str, ColumnMatch]:
+    """A suggestion for a required date no header names: the file's only unmapped column of dates (a pipeline's
+    'engage_date' for created_at). Never placed: only offered."""
+    dates = [c for c, sample in samples.items() if c not in used and sample and date_share(sample) >= 0.8]
+    wanted = [c for c in table.columns if c.required and c.type.is_time and c.name not in known]
+    if len(dates) != 1 or len(wanted) != 1:
+        return {}
+    return {wanted[0].name: ColumnMatch(wanted[0].name, dates[0], _DATES_LEFT)}
 
 
 _NUMBER = re.compile(r"^[^\d-]{0,4}-?\d[\d.,' ]*[^\d]{0,4}$")

@@ -189,7 +189,7 @@ TABLES: dict[str, Table] = {
                aliases="Resolved at|Resolved|Resolved time|Solved at|Solved|Closed at|Closed time|Date/Time Closed|"
                        "Conversation last closed at|Gelöst am|Erledigt am|Geschlossen am"),
             _c("csat", T.INTEGER, "Satisfaction rating, 1 (bad) to 5 (great).",
-               aliases="Satisfaction Rating|Satisfaction Score|Satisfaction|CSAT|Rating|Survey results|"
+               aliases="Satisfaction Rating|Satisfaction Score|Satisfaction|CSAT|CSAT Score|Rating|Survey results|"
                        "Conversation rating|Zufriedenheit|Zufriedenheitsbewertung|Bewertung", bounds=(1, 5)),
             _c("reopened", T.BOOLEAN, "Whether the ticket was reopened after resolution.",
                aliases="Reopened|Reopens|Was Reopened|Wiedereröffnet|Wiedereröffnungen"),

@@ -21,6 +21,7 @@ class Status(Enum):
     OFF_TRACK = "off track"
     MATURING = "maturing"
     PARTIAL = "partial period"
+    STATUS_ONLY = "status-only"  # a share as of a status-only export's day, not a rate of the period
     NO_DATA = "no data"
 
     @property
@@ -114,13 +115,17 @@ def attainment(kpi: Kpi, value: float | None, target: float | None) -> float | N
     return target / value
 
 
-def status_of(kpi: Kpi, reached: float | None, maturing: bool, partial: bool = False) -> Status:
+def status_of(kpi: Kpi, reached: float | None, maturing: bool, partial: bool = False,
+              status_only: bool = False) -> Status:
     """On track at 100% of target or more, at risk down to the KPI's at_risk band, else off track; a cohort
-    still maturing or a period the data covers only in part is not judged."""
+    still maturing, a period the data covers only in part, or a share taken from a status-only export (everybody
+    who ever churned, not the period's churn) is not judged."""
     if maturing:
         return Status.MATURING
     if partial:
         return Status.PARTIAL
+    if status_only and reached is not None:
+        return Status.STATUS_ONLY
     if reached is None or kpi.target is None:
         return Status.NO_DATA
     if reached >= 1:
@@ -164,10 +169,11 @@ def kpi_result(kpi: Kpi, values: KpiValues, period: Period, comparison: Comparis
         comparison=values.whole(kpi.id, before),
         target=target,
         attainment=reached,
-        status=status_of(kpi, reached, shown in maturing, shown in partial),
+        status=status_of(kpi, reached, shown in maturing, shown in partial,
+                         bool((covered := values.coverage.get(kpi.id)) and covered.status)),
         as_of=values.as_of.get(kpi.id),
         trend=trend,
-        note=_joined(values.notes.get(kpi.id), _coverage_note(values, kpi.id, shown, value),
+        note=_joined(values.notes.get(kpi.id), _coverage_note(values, kpi.id, shown, value, before),
                      _currency_note(values.currencies.get(kpi.id, ()), currency)),
         currency=_currency(values.currencies.get(kpi.id, ()), currency),
         cohort=cohort,
@@ -188,16 +194,20 @@ def _currency_note(found: tuple[str, ...], catalog: str) -> str | None:
     return None
 
 
-def _coverage_note(values: KpiValues, kpi_id: str, period: Period, value: float | None) -> str | None:
-    """Why a period has no value, or only a partial one, in the words of the KPI's own data range."""
+def _coverage_note(values: KpiValues, kpi_id: str, period: Period, value: float | None,
+                   before: Period) -> str | None:
+    """Why a period has no value, or only a partial one, or no comparison, in the words of the KPI's data range."""
     covered = values.coverage.get(kpi_id)
     if covered is None or covered.status:  # a status-only export's note says which period it has
         return None
     since = f"its data covers {covered.first.isoformat()} to {covered.last.isoformat()}"
-    if period in values.partial.get(kpi_id, ()):
+    partial = values.partial.get(kpi_id, frozenset())
+    if period in partial:
         return f"Partial period: {since}, so {period.label} is not scored or compared."
     if value is None and not covered.covers(period):
         return f"No data for {period.label}: {since}."
+    if before in partial:
+        return f"No change shown: {since}, so {before.label} is a partial period."
     return None
 
 
@@ -226,7 +236,9 @@ def build_scorecard(catalog: Catalog, values: KpiValues, period: Period, compari
     for team in catalog.teams:
         own = results(team.id)
         own_score = weighted_attainment(own, scoring.attainment_cap)
-        score = _mix(own_score, customer_score, scoring.team_weight, scoring.customer_weight)
+        # a team none of whose own KPIs can be judged has no score: the customer outcomes alone say nothing of it
+        score = None if own_score is None else _mix(own_score, customer_score, scoring.team_weight,
+                                                    scoring.customer_weight)
         teams.append(TeamScore(team.id, team.label, score, own_score, customer_score,
                                _score_status(score, scoring.at_risk), own))
     return Scorecard(period, comparison, outcomes, tuple(teams))

@@ -7,7 +7,7 @@ from datetime import date
 from kpicore.catalog import Catalog
 from kpicore.coverage import Loaded, missing_columns
 from kpicore.ingest import FileReport
-from kpicore.model import TABLES
+from kpicore.model import MONEY, TABLES
 
 SAMPLE_LINE = "Sample data: the numbers of a made-up company, to look around."
 WELCOME_TITLE = "No data yet"
@@ -19,6 +19,11 @@ WELCOME_TEXT = (
 )
 NO_LEADS = ("The journey follows the leads of a period to customers who stay and recommend: no leads are loaded yet, "
             "so there is no cohort to follow.")
+TARGETS = ("Targets, bands and the currency come from the KPI catalog in use ({source}); the shipped one is set for "
+           "the sample company: give your own with KPI_CATALOG (or --catalog).")
+WELCOME_HERE = ("Upload the exports of your CRM, marketing, helpdesk or billing tool (CSV, TSV or Excel) below. "
+                "Each file becomes one of the tables listed under Templates, where an empty template of each is; or "
+                "load the sample data to look around first.")
 START_EMPTY = "Start from empty tables: only your files (the sample stays restorable in its snapshot)"
 KEEP_SAMPLE = "Keep the sample tables beside your files"
 
@@ -58,6 +63,14 @@ def currency_warning(catalog: Catalog, currency: str | None) -> str | None:
             f"shown in {found[0]}, not converted (set 'currency: {found[0]}' in the catalog if all your data is).")
 
 
+def currency_assumed(catalog: Catalog, table: str, columns: Iterable[str], currency: str | None) -> str | None:
+    """Where a file's amounts show no currency at all: which one they are taken to be in."""
+    if currency is not None or not any((table, c) in MONEY for c in columns):
+        return None
+    return (f"The amounts show no currency sign or code: they are taken to be in {catalog.currency}, the KPI "
+            "catalog's currency (set `currency:` in your catalog if they are not).")
+
+
 def _and(words: list[str]) -> str:
     return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
 
@@ -73,5 +86,6 @@ def report_text(report: FileReport, catalog: Catalog, problems: int = 20) -> str
         lines.append(f"  ... and {len(report.problems) - problems} more problem(s).")
     lines += [f"  warning: {w}" for w in report.warnings]
     lines += [f"  warning: {w}" for w in [currency_warning(catalog, report.currency)] if w]
+    lines += [f"  note: {n}" for n in [currency_assumed(catalog, report.table, report.columns, report.currency)] if n]
     lines += [f"  note: {line}" for line in missing_inputs(catalog, report.table, report.columns, report.as_of)]
     return "\n".join(lines)

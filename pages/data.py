@@ -12,14 +12,23 @@ from kpicore.ingest import Mode, Upload, check_plan, export_date, import_files
 from kpicore.mapping import DateOrder, currency_of, remap
 from kpicore.model import TABLES, VOCABULARIES
 from kpicore.templates import describe, template_csv
-from kpicore.texts import KEEP_SAMPLE, START_EMPTY, currency_warning, missing_inputs, started_empty
+from kpicore.texts import (
+    KEEP_SAMPLE,
+    START_EMPTY,
+    TARGETS,
+    currency_assumed,
+    currency_warning,
+    missing_inputs,
+    started_empty,
+)
 from pages import common, uploads, widgets
 
 ctx = common.context()
-widgets.page_header(ctx, "Data")
+widgets.page_header(ctx, "Data", period=False)
 st.markdown("Upload CSV, TSV or Excel exports from your CRM, marketing, helpdesk or billing tool. Each file is "
             "recognised as one of the tables below; check the mapping, then import. An import becomes a new "
             "snapshot: the previous data stays readable and can be restored.")
+st.caption(TARGETS.format(source=ctx.catalog.source))
 
 
 def templates() -> None:
@@ -33,9 +42,6 @@ def templates() -> None:
 
 
 templates_first = ctx.empty or st.query_params.get("section") == "templates"
-if templates_first:
-    templates()
-
 files = st.file_uploader("Exports", type=["csv", "tsv", "txt", "xlsx"], accept_multiple_files=True,
                          help=f"Up to {uploads.upload_limit_mb()} MB per file.")
 to_import: list[Upload] = []
@@ -116,8 +122,11 @@ for file in files or []:
                         format_func=lambda m: "replace the table" if m == "replace" else
                         "append (same id replaces, new ids are added)")
         upload = Upload(raw, plan, Mode(mode), as_of)
-        if warning := currency_warning(ctx.catalog, currency_of(raw, plan)):
+        currency = currency_of(raw, plan)
+        if warning := currency_warning(ctx.catalog, currency):
             st.warning(warning, icon=":material/currency_exchange:")
+        if assumed := currency_assumed(ctx.catalog, table, upload.columns, currency):
+            st.caption(f":material/currency_exchange: {assumed}")
         for line in missing_inputs(ctx.catalog, table, upload.columns, as_of):
             st.caption(f":material/info: {line}")
         name_col, button_col = st.columns([3, 1], vertical_alignment="bottom")
@@ -176,12 +185,17 @@ if (result := st.session_state.get("last-import")) is not None:
                     st.warning(warning, icon=":material/warning:")
             for line in missing_inputs(ctx.catalog, report.table, report.columns, report.as_of):
                 st.info(line, icon=":material/info:")
+            if assumed := currency_assumed(ctx.catalog, report.table, report.columns, report.currency):
+                st.info(assumed, icon=":material/currency_exchange:")
             if report.problems:
                 rows = [(p.row, p.column, p.value, p.reason) for p in report.problems]
                 st.dataframe(uploads.problems_frame(rows), hide_index=True)
                 data = csv_bytes(["row", "column", "value", "reason"], rows)
                 st.download_button("Download rejected rows (CSV)", data, file_name=f"{report.file}-rejected.csv",
                                    mime="text/csv", key=f"download-{report.file}")
+
+if templates_first:
+    templates()
 
 st.subheader("Tables", help="What the current snapshot holds. Emptying a table makes a new snapshot: the rows "
                             "stay in the earlier one.")

@@ -82,7 +82,7 @@ def tables_frame(tables: dict[str, store.SnapshotTable], covered: dict[str, Cove
     """The tables of a snapshot: rows, where they came from and the days they cover."""
     return pd.DataFrame([{
         "Table": name,
-        "Rows": table.rows,
+        "Rows": f"{table.rows:,}",
         "From": ("sample data" if table.stored.sample else table.source) if table.rows else "–",
         "Data": _days(covered.get(name)),
     } for name, table in tables.items()])

@@ -13,14 +13,14 @@ from kpicore.glossary import formula_text
 from kpicore.journey import ChannelChurn, Journey, Step
 from kpicore.scorecard import KpiResult, Scorecard, Status, TeamScore
 from kpicore.tensions import Tension, TensionKind, find_tensions, spread_over_teams
-from kpicore.texts import SAMPLE_LINE, WELCOME_TEXT, WELCOME_TITLE
+from kpicore.texts import SAMPLE_LINE, WELCOME_HERE, WELCOME_TEXT, WELCOME_TITLE
 from pages.common import Context, data_page, team_link
 
 
-def page_header(ctx: Context, title: str) -> None:
-    """Page title with the period and comparison it shows."""
+def page_header(ctx: Context, title: str, period: bool = True) -> None:
+    """Page title with the period and comparison it shows (where the page depends on them)."""
     st.title(title)
-    if ctx.empty:
+    if ctx.empty or not period:
         return
     filtered = f" · filtered by {ctx.view.filters.describe()}" if ctx.view.filters else ""
     st.caption(f"{ctx.view.grain.value.capitalize()} {ctx.period.label} · compared with {ctx.comparison_label}"
@@ -37,11 +37,14 @@ def sample_banner(ctx: Context) -> None:
 
 
 def welcome(title: str) -> None:
-    """What every page shows while no table has data: what to load and where."""
+    """What every page shows while no table has data: what to load and where (on the Data page: below)."""
     if title not in ("Data", "Glossary"):
         st.title(title)
     with st.container(border=True, key="welcome"):
         st.markdown(f"#### {WELCOME_TITLE}")
+        if title == "Data":
+            st.markdown(WELCOME_HERE)
+            return
         st.markdown(WELCOME_TEXT)
         with st.container(horizontal=True):
             st.page_link(data_page(), label="Upload exports on the Data page", icon=":material/upload_file:")

@@ -187,6 +187,7 @@ def test_a_partial_first_period_is_shown_but_neither_judged_nor_compared(memory_
     second = kpi_result(catalog.kpi("won"), values, november, Comparison.PREVIOUS)
     assert (second.value, second.status) == (1500.0, Status.ON_TRACK)  # 1200 + 300 against 1000
     assert second.comparison is None and second.change is None  # October is partial: no comparison
+    assert second.note == "No change shown: its data covers 2016-10-20 to 2016-12-31, so 2016-10 is a partial period."
     assert values.latest() == december
 
 

@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 from kpicore import store
 from kpicore.cli import main
 from kpicore.model import TABLES
-from kpicore.texts import KEEP_SAMPLE, NO_LEADS, SAMPLE_LINE, START_EMPTY, WELCOME_TITLE
+from kpicore.texts import KEEP_SAMPLE, NO_LEADS, SAMPLE_LINE, START_EMPTY, WELCOME_HERE, WELCOME_TITLE
 
 REAL = Path(__file__).resolve().parent / "fixtures" / "real"
 PAGES = ["overview", "marketing", "sales", "service", "journey", "glossary", "data"]
@@ -74,7 +74,10 @@ def test_every_page_of_an_empty_database_shows_the_welcome(empty_db: Path, url_p
     at = on_page(url_path)
     assert not at.error, [e.value for e in at.error]
     assert f"#### {WELCOME_TITLE}" in markdown(at)
-    assert {"Upload exports on the Data page", "Templates for every table"} <= set(page_links(at))
+    if url_path == "data":  # the upload is on this page: the welcome points below, not to itself
+        assert WELCOME_HERE in markdown(at) and "Upload exports on the Data page" not in page_links(at)
+    else:
+        assert {"Upload exports on the Data page", "Templates for every table"} <= set(page_links(at))
     assert not [s for s in at.selectbox if s.label == "Period"], "no period to pick without data"
 
 
@@ -186,6 +189,7 @@ def test_a_status_only_export_needs_its_day_which_is_never_today(sample_copy: Pa
     expected = pd.read_csv(REAL / "telco_customer_churn.csv").Churn.eq("Yes").mean()
     assert churn.value == f"{expected * 100:.1f}%"
     assert "2026-11" in at.main.caption[0].value
+    assert any("status-only" in c.value for c in at.caption)  # a share as of the export's day: not scored
 
 
 def test_a_status_only_export_with_a_date_column_proposes_its_latest_date(sample_copy: Path) -> None:

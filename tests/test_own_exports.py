@@ -304,6 +304,8 @@ def test_a_churn_flag_list_imported_as_status_only_shows_its_churn_share_there_o
     records = kpi_records(capsys, empty_db)
     assert records["churn_rate"]["period"] == "2026-11"
     assert records["churn_rate"]["value"] == pytest.approx(churned.mean())
+    # everybody who ever left, as of the export's day: not a rate of the month, so not scored against its target
+    assert records["churn_rate"]["status"] == "status-only"
     assert {k for k, r in records.items() if r["value"] is not None} == {"churn_rate"}  # nothing invented
     code, _, err = run(capsys, "--db", str(empty_db), "kpis", "--period", "2026-10")  # no other period exists
     assert code == 1 and err == "Error: There is no data for 2026-10: the data covers 2026-11 to 2026-11.\n"

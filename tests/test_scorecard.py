@@ -307,9 +307,9 @@ def test_team_score_mixes_own_kpis_and_customer_outcomes(memory_conn, tiny_store
     assert sales.score == pytest.approx(0.6 * 0.625 + 0.4 * customer)  # 0.815
     assert sales.status is Status.OFF_TRACK  # below the 0.9 band
     assert [r.status for r in service.kpis] == [Status.NO_DATA]
-    assert service.own_score is None
-    assert service.score == pytest.approx(customer)  # scored on the customer part alone
-    assert service.status is Status.ON_TRACK
+    assert service.own_score is None and service.customer_score == pytest.approx(customer)
+    # no own KPI can be judged: the customer part alone says nothing of the service team
+    assert service.score is None and service.status is Status.NO_DATA
 
 
 def test_as_record_gives_rates_as_fractions(memory_conn, tiny_store):
