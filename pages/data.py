@@ -8,7 +8,7 @@ import streamlit as st
 from kpicore import store
 from kpicore.errors import KpiError
 from kpicore.exports import csv_bytes
-from kpicore.ingest import Mode, Upload, check_plan, export_date, import_files
+from kpicore.ingest import Mode, Upload, check_plan, import_files
 from kpicore.mapping import DateOrder, currency_of, remap
 from kpicore.model import TABLES, VOCABULARIES
 from kpicore.templates import describe, template_csv
@@ -112,7 +112,7 @@ for file in files or []:
                 "This is a status-only export: states such as a churn flag or a deal stage, but no dates",
                 key=f"status-{key}",
                 help="KPIs built on it are then computed as of the day it describes, in the period containing it."):
-            proposed = export_date(raw)
+            proposed = uploads.proposed_day(file, raw)
             as_of = st.date_input("The day the export describes", value=proposed.day if proposed else None,
                                   min_value=date(1990, 1, 1), max_value=date.today(), key=f"as-of-{key}",
                                   format="YYYY-MM-DD")

@@ -15,7 +15,7 @@ from kpicore import store
 from kpicore.coverage import Coverage
 from kpicore.errors import KpiError
 from kpicore.files import RawFile, max_upload_bytes, read_file
-from kpicore.ingest import Upload
+from kpicore.ingest import ExportDate, Upload, export_date
 from kpicore.mapping import Plan, to_saved
 from pages.common import connection
 
@@ -59,6 +59,15 @@ def update_plan(file: UploadedFile, plan: Plan) -> Plan:
     raw, _, saved = st.session_state["uploads"][upload_key(file)]
     st.session_state["uploads"][upload_key(file)] = (raw, plan, saved)
     return plan
+
+
+def proposed_day(file: UploadedFile, raw: RawFile) -> ExportDate | None:
+    """The day a status-only export seems to describe, found once per file (it may read the whole file)."""
+    found = st.session_state.setdefault("export-dates", {})
+    key = upload_key(file)
+    if key not in found:
+        found[key] = export_date(raw)
+    return found[key]
 
 
 def save_mapping(name: str, plan: Plan, raw: RawFile) -> None:
