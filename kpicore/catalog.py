@@ -82,7 +82,8 @@ class Condition:
 
 @dataclass(frozen=True)
 class Simple:
-    """An aggregate over one table, bucketed by one time column."""
+    """An aggregate over one table, bucketed by one time column; with `trailing_months`, over the months up to
+    the end of the period (the trailing twelve months of a month, a quarter or a year)."""
 
     table: str
     time: str
@@ -90,11 +91,14 @@ class Simple:
     column: str | None = None
     duration: tuple[str, str] | None = None
     where: tuple[Condition, ...] = ()
+    trailing_months: int | None = None
 
 
 @dataclass(frozen=True)
 class Stock:
-    """Entities active at the start or end of a period (between a start and an end column)."""
+    """Entities active at the start or the end of a period (between a start and an end column), or, with
+    `at: left`, active at its start and gone before its end (logo churn: customers won in the period do not
+    count)."""
 
     table: str
     start: str
@@ -145,12 +149,16 @@ class Conversion:
 
 @dataclass(frozen=True)
 class NetRetention:
-    """Value this period from keys that paid in the previous period, over their value then."""
+    """Value in the period's last month from the keys that paid in a base month, over their value then.
+
+    The base month is the month before the period began (`months` None: the same formula at every grain) or
+    the month `months` months before the last one (12: the trailing twelve-month NRR)."""
 
     table: str
     key: str
     time: str
     value: str
+    months: int | None = None
 
 
 Formula = Simple | Stock | Ratio | Derived | Conversion | NetRetention
@@ -186,6 +194,8 @@ class Kpi:
     drives: tuple[str, ...] = ()
     aliases: tuple[str, ...] = ()
     line: int | None = None
+    scored: bool = True  # False: shown with its status, not counted in team scores (`score: false`)
+    mature_days: int | None = None  # a period is maturing until this many days after its end have data
 
     @property
     def is_measure(self) -> bool:
@@ -198,13 +208,15 @@ class Kpi:
         return isinstance(self.formula, Simple) and self.formula.agg in (Agg.COUNT, Agg.SUM)
 
     def target_for(self, grain: str) -> float | None:
-        """The target for a grain: explicit if the catalog gives one, else the monthly one,
-        scaled by the period's length for counts and sums."""
+        """The target for a grain: explicit if the catalog gives one, else the monthly one, scaled by the
+        period's length for counts and sums and compounded for a net retention over the period."""
         if self.target is None:
             return None
         explicit = dict(self.target.by_grain)
         if grain in explicit:
             return explicit[grain]
+        if isinstance(self.formula, NetRetention) and self.formula.months is None:
+            return self.target.value ** GRAIN_MONTHS[grain]
         return self.target.value * GRAIN_MONTHS[grain] if self.additive else self.target.value
 
 

@@ -203,7 +203,7 @@ def _table(results: list[KpiResult], catalog: Catalog) -> str:
     for r in results:
         target = format_value(r.target, r.kpi.unit, catalog.currency)  # targets are in the catalog's currency
         rows.append([
-            r.kpi.label, r.kpi.team or "", r.period.label, format_value(r.value, r.kpi.unit, r.currency),
+            r.kpi.label, r.kpi.team or "", r.period.label, format_value(r.value, r.kpi.unit, r.currency, r.target),
             f"{format_value(r.comparison, r.kpi.unit, r.currency)} ({r.comparison_period.label})",
             format_change(r) or "–", target,
             r.status.value, r.as_of.isoformat() if r.as_of else "–",

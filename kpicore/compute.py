@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -31,12 +31,13 @@ from kpicore.coverage import (
     missing_columns,
     table_coverage,
     table_spans,
+    trailing_partial,
 )
 from kpicore.errors import UnknownPeriod
 from kpicore.filters import NO_FILTERS, Filters
 from kpicore.lineage import atoms, columns_read, monthly, tables_of, time_columns
 from kpicore.model import MONEY, TABLES
-from kpicore.periods import Grain, Period
+from kpicore.periods import Grain, Period, add_months
 from kpicore.sql import percentile, quote
 
 
@@ -109,20 +110,22 @@ def compute(engine: Engine, catalog: Catalog, schema: str, grain: Grain, filters
     spans |= {(table, TABLES[table].time): Span(day, day) for table, day in status.items()}
     tables = table_coverage(spans, status)
     periods = tuple(calendar(tables, grain))
+    months = {pair for pair, span in spans.items() if span.monthly}
     by_id = {k.id: k for k in catalog.kpis}
     # columns missing from tables that have rows (an empty table just has no data yet)
     missing = {k.id: [(t, c) for t, c in missing_columns(k, by_id, loaded) if t in tables] for k in catalog.kpis}
     coverage = {k.id: None if missing[k.id] else kpi_coverage(k, by_id, spans, tables) for k in catalog.kpis}
     as_of = {k.id: c.last if (c := coverage[k.id]) else None for k in catalog.kpis}
     notes = {k.id: note for k in catalog.kpis
-             if (note := _note(k, by_id, grain, filters, status, missing[k.id], tables, coverage[k.id]))}
-    partial = {k.id: frozenset(p for p in periods if (c := coverage[k.id]) and c.partial(p)) for k in catalog.kpis}
+             if (note := _note(k, by_id, grain, filters, status, missing[k.id], tables, coverage[k.id], months))}
+    partial = {k.id: frozenset(p for p in periods if (c := coverage[k.id]) and c.partial(p))
+               | frozenset(trailing_partial(k, by_id, tables, periods) if coverage[k.id] else ()) for k in catalog.kpis}
     currencies = {k.id: found for k in catalog.kpis if (found := _currencies(k, by_id, loaded, catalog.currency))}
     if not periods:
         empty: tuple[float | None, ...] = ()
         return KpiValues(grain, (), {k.id: empty for k in catalog.kpis}, as_of,
                          {k.id: frozenset() for k in catalog.kpis}, notes, coverage, partial, tables, currencies)
-    sql, params = build_query(catalog, grain, periods, schema, filters)
+    sql, params = build_query(catalog, grain, periods, schema, filters, months)
     rows = engine.execute(sql, params).fetchall()
     values = {}
     for column, kpi in enumerate(catalog.kpis, start=1):
@@ -131,23 +134,22 @@ def compute(engine: Engine, catalog: Catalog, schema: str, grain: Grain, filters
             None if covered is None or not covered.covers(period) or row[column] is None else float(row[column])
             for period, row in zip(periods, rows, strict=True)
         )
-    maturing = {k.id: _maturing(k, by_id, periods, spans) if coverage[k.id] else frozenset() for k in catalog.kpis}
+    maturing = {k.id: _maturing(k, by_id, periods, spans, c) if (c := coverage[k.id]) else frozenset()
+                for k in catalog.kpis}
     return KpiValues(grain, periods, values, as_of, maturing, notes, coverage, partial, tables, currencies)
 
 
 def build_query(catalog: Catalog, grain: Grain, periods: Iterable[Period], schema: str,
-                filters: Filters = NO_FILTERS) -> tuple[str, dict[str, Any]]:
-    """One SQL query with a row per period and a column per KPI, and its parameters."""
+                filters: Filters = NO_FILTERS, months: Collection[tuple[str, str]] = ()) -> tuple[str, dict[str, Any]]:
+    """One SQL query with a row per period and a column per KPI, and its parameters (`months`: time columns
+    whose data holds months only, which have no value at week grain)."""
     params = _Params()
-    rows = ", ".join(
-        f"({params.bind(p.label)}, CAST({params.bind(p.start)} AS DATE), CAST({params.bind(p.end)} AS DATE), "
-        f"CAST({params.bind(p.shift(-1).start)} AS DATE))"
-        for p in periods
-    )
-    ctes = [f"calendar AS (SELECT * FROM (VALUES {rows}) AS v(period, period_start, period_end, prev_start))"]
+    columns, rows = _calendar_rows(catalog, periods)
+    values = ", ".join(f"({', '.join(_date_or_text(params, v) for v in row)})" for row in rows)
+    ctes = [f"calendar AS (SELECT * FROM (VALUES {values}) AS v({', '.join(columns)}))"]
     by_id = {k.id: k for k in catalog.kpis}
     atoms = [k for k in catalog.kpis if not isinstance(k.formula, (Ratio, Derived))]
-    compiler = _Compiler(schema, grain, params, by_id, catalog.parameters, filters)
+    compiler = _Compiler(schema, grain, params, by_id, catalog.parameters, filters, months)
     for kpi in atoms:
         ctes.append(f"{quote('m_' + kpi.id)} AS ({compiler.atom(kpi)})")
     columns = ", ".join(f"{compiler.expression(k.id)} AS {quote(k.id)}" for k in catalog.kpis)
@@ -157,6 +159,32 @@ def build_query(catalog: Catalog, grain: Grain, periods: Iterable[Period], schem
     sql = (f"WITH {', '.join(ctes)} SELECT calendar.period, {columns} "
            f"FROM calendar {joins} ORDER BY calendar.period_start")
     return sql, params.values
+
+
+def _calendar_rows(catalog: Catalog, periods: Iterable[Period]) -> tuple[list[str], list[list[object]]]:
+    """The calendar's columns and a row per period: its label, start and end, the first day of its last month,
+    the month a net retention compares with (`base_month`: the month before the period; `base_N`: N months
+    before its last one) and the first day of each trailing window (`trail_N`: N months before its end)."""
+    fixed = sorted({k.formula.months for k in catalog.kpis if isinstance(k.formula, NetRetention) and k.formula.months})
+    trailing = sorted({k.formula.trailing_months for k in catalog.kpis
+                       if isinstance(k.formula, Simple) and k.formula.trailing_months})
+    columns = ["period", "period_start", "period_end", "last_month", "base_month",
+               *(f"base_{n}" for n in fixed), *(f"trail_{n}" for n in trailing)]
+    rows = []
+    for p in periods:
+        last = add_months(p.end, -1).replace(day=1) if p.grain.months else (p.end - timedelta(days=1)).replace(day=1)
+        base = add_months(last, -p.grain.months) if p.grain.months else None  # weeks: monthly data has no value
+        rows.append([p.label, p.start, p.end, last, base, *(add_months(last, -n) for n in fixed),
+                     *(add_months(p.end, -n) for n in trailing)])
+    return columns, rows
+
+
+def _date_or_text(params: _Params, value: object) -> str:
+    if isinstance(value, date):
+        return f"CAST({params.bind(value)} AS DATE)"
+    if value is None:
+        return "CAST(NULL AS DATE)"
+    return params.bind(value)
 
 
 class _Params:
@@ -178,9 +206,9 @@ class _Compiler:
     """Writes the SQL of one KPI from its validated definition."""
 
     def __init__(self, schema: str, grain: Grain, params: _Params, by_id: dict[str, Kpi],
-                 parameters: dict[str, float], filters: Filters) -> None:
+                 parameters: dict[str, float], filters: Filters, months: Collection[tuple[str, str]]) -> None:
         self.schema, self.grain, self.params = schema, grain, params
-        self.by_id, self.parameters, self.filters = by_id, parameters, filters
+        self.by_id, self.parameters, self.filters, self.months = by_id, parameters, filters, months
 
     def relation(self, table: str) -> str:
         return self.filters.relation(self.schema, table, self.params.bind)
@@ -206,7 +234,7 @@ class _Compiler:
 
     def atom(self, kpi: Kpi) -> str:
         formula = kpi.formula
-        if self.grain is Grain.WEEK and monthly(formula):
+        if self.grain is Grain.WEEK and monthly(formula, self.months):
             return "SELECT period, CAST(NULL AS DOUBLE) AS value FROM calendar"
         if isinstance(formula, Simple):
             return self.simple(formula, kpi.unit)
@@ -232,20 +260,23 @@ class _Compiler:
             Agg.AVG: f"AVG({measured})",
             Agg.MEDIAN: percentile(measured, 0.5),
         }[f.agg]
+        window = f"trail_{f.trailing_months}" if f.trailing_months else "period_start"
         return (
             f"SELECT calendar.period, CAST({aggregate} AS DOUBLE) AS value FROM calendar "
-            f"LEFT JOIN {self.relation(f.table)} AS t ON {self.in_period('t', f.time)}"
+            f"LEFT JOIN {self.relation(f.table)} AS t ON {self.in_period('t', f.time, window)}"
             f"{self.conditions('t', f.where)} GROUP BY calendar.period"
         )
 
     def stock(self, f: Stock) -> str:
-        moment = f"calendar.period_{f.at}"
         start, end = f"t.{quote(f.start)}", f"t.{quote(f.end)}"
         row = f"t.{quote(TABLES[f.table].key or f.start)}"  # a start left empty (status-only export) still counts
+        moment = "calendar.period_start" if f.at in ("start", "left") else "calendar.period_end"
+        active = f"({start} IS NULL OR {start} < {moment}) AND ({end} IS NULL OR {end} >= {moment})"
+        if f.at == "left":  # active at the start, gone before the end
+            active = f"({start} IS NULL OR {start} < {moment}) AND {end} >= {moment} AND {end} < calendar.period_end"
         return (
             f"SELECT calendar.period, CAST(COUNT({row}) AS DOUBLE) AS value FROM calendar "
-            f"LEFT JOIN {self.relation(f.table)} AS t ON ({start} IS NULL OR {start} < {moment}) "
-            f"AND ({end} IS NULL OR {end} >= {moment})"
+            f"LEFT JOIN {self.relation(f.table)} AS t ON {active}"
             f"{self.conditions('t', f.where)} GROUP BY calendar.period"
         )
 
@@ -270,19 +301,15 @@ class _Compiler:
         )
 
     def net_retention(self, f: NetRetention) -> str:
-        def per_key(start: str, end: str) -> str:
-            return (
-                f"SELECT calendar.period, t.{quote(f.key)} AS entity, SUM(t.{quote(f.value)}) AS amount "
-                f"FROM calendar JOIN {self.relation(f.table)} AS t ON {self.in_period('t', f.time, start, end)} "
-                f"GROUP BY calendar.period, t.{quote(f.key)}"
-            )
-
+        """Revenue in the period's last month from the keys that paid in the base month, over theirs then."""
+        base = f"base_{f.months}" if f.months else "base_month"
+        monthly = (f"SELECT t.{quote(f.time)} AS month, t.{quote(f.key)} AS entity, SUM(t.{quote(f.value)}) AS "
+                   f"amount FROM {self.relation(f.table)} AS t GROUP BY 1, 2")
         return (
-            f"SELECT calendar.period, CAST(SUM(cur.amount) AS DOUBLE) / NULLIF(SUM(base.amount), 0) AS value "
-            f"FROM calendar LEFT JOIN ({per_key('prev_start', 'period_start')}) AS base "
-            f"ON base.period = calendar.period "
-            f"LEFT JOIN ({per_key('period_start', 'period_end')}) AS cur "
-            f"ON cur.period = base.period AND cur.entity = base.entity GROUP BY calendar.period"
+            f"SELECT calendar.period, CAST(SUM(cur.amount) AS DOUBLE) / NULLIF(SUM(was.amount), 0) AS value "
+            f"FROM calendar LEFT JOIN ({monthly}) AS was ON was.month = calendar.{base} "
+            f"LEFT JOIN ({monthly}) AS cur ON cur.month = calendar.last_month AND cur.entity = was.entity "
+            f"GROUP BY calendar.period"
         )
 
     def expression(self, kpi_id: str) -> str:
@@ -332,9 +359,13 @@ def _currencies(kpi: Kpi, by_id: dict[str, Kpi], loaded: Mapping[str, Loaded], d
 
 
 def _maturing(kpi: Kpi, by_id: dict[str, Kpi], periods: tuple[Period, ...],
-              spans: dict[tuple[str, str], Span]) -> frozenset[Period]:
-    """Periods whose cohorts have not had their full conversion window yet."""
+              spans: dict[tuple[str, str], Span], covered: Coverage) -> frozenset[Period]:
+    """Periods whose cohorts have not had their full conversion window yet, or that end less than the KPI's
+    `mature_days` before its data does (leads still being qualified)."""
     found: set[Period] = set()
+    if kpi.mature_days:
+        seen_until = covered.last + timedelta(days=1)
+        found |= {p for p in periods if p.end + timedelta(days=kpi.mature_days) > seen_until}
     for atom in atoms(kpi, by_id):
         if isinstance(atom.formula, Conversion) and not atom.formula.lookback:
             span = spans.get((atom.formula.target.table, atom.formula.target.time))
@@ -345,7 +376,8 @@ def _maturing(kpi: Kpi, by_id: dict[str, Kpi], periods: tuple[Period, ...],
 
 
 def _note(kpi: Kpi, by_id: dict[str, Kpi], grain: Grain, filters: Filters, status: dict[str, date],
-          missing: list[tuple[str, str]], tables: Mapping[str, Coverage], covered: Coverage | None) -> str | None:
+          missing: list[tuple[str, str]], tables: Mapping[str, Coverage], covered: Coverage | None,
+          months: Collection[tuple[str, str]]) -> str | None:
     notes = []
     read = tables_of(kpi, by_id)
     empty = sorted(t for t in read if t not in tables)
@@ -353,8 +385,8 @@ def _note(kpi: Kpi, by_id: dict[str, Kpi], grain: Grain, filters: Filters, statu
         notes.append(missing_sentence(missing, empty))
     elif covered is None:
         notes.append(f"No data: the loaded {' and '.join(sorted(read))} have no days in common.")
-    if grain is Grain.WEEK and any(monthly(a.formula) for a in atoms(kpi, by_id)):
-        notes.append("Built on monthly data (revenue or spend): choose the month, quarter or year grain.")
+    if grain is Grain.WEEK and any(monthly(a.formula, months) for a in atoms(kpi, by_id)):
+        notes.append("Monthly data: a week has no value of its own. Choose the month, quarter or year grain.")
     if covered is not None:
         for table in sorted(read & set(status)):
             notes.append(f"From a status-only {table} export as of {status[table].isoformat()}: a value only for "

@@ -2,15 +2,15 @@
 from __future__ import annotations
 
 import calendar as calendar_module
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
-from kpicore.catalog import Conversion, Formula, Kpi, Stock
+from kpicore.catalog import Conversion, Formula, Kpi, Simple, Stock
 from kpicore.lineage import atoms, columns_read, tables_of, time_columns
 from kpicore.model import PLANNED, TABLES, ColumnType
-from kpicore.periods import Grain, Period, containing
+from kpicore.periods import Grain, Period, add_months, containing
 from kpicore.sql import quote
 
 
@@ -31,10 +31,12 @@ class Loaded:
 
 @dataclass(frozen=True)
 class Span:
-    """First and last day a table's time column has data for."""
+    """First and last day a table's time column has data for; `monthly` when it holds months (a month column,
+    or timestamps that are all first days of months: a monthly number dated on the 1st)."""
 
     first: date
     last: date
+    monthly: bool = False
 
 
 @dataclass(frozen=True)
@@ -84,9 +86,10 @@ def table_spans(engine: Engine, schema: str, used: set[tuple[str, str]]) -> dict
             continue
         table, column = pairs[i]
         first_day, last_day = _day(first), _day(last)
-        if TABLES[table].column(column).type is ColumnType.MONTH or (monthly and first_day != last_day):
+        months = TABLES[table].column(column).type is ColumnType.MONTH or (monthly and first_day != last_day)
+        if months:
             last_day = last_day.replace(day=calendar_module.monthrange(last_day.year, last_day.month)[1])
-        spans[(table, column)] = Span(first_day, last_day)
+        spans[(table, column)] = Span(first_day, last_day, months)
     return spans
 
 
@@ -135,6 +138,23 @@ def _atom_coverage(formula: Formula, spans: Mapping[tuple[str, str], Span],
     if isinstance(formula, Stock) and not whole.status and (table, formula.end) in spans:
         return Coverage(max(whole.first, spans[(table, formula.end)].first), whole.last)
     return whole
+
+
+def trailing_partial(kpi: Kpi, by_id: dict[str, Kpi], tables: Mapping[str, Coverage],
+                     periods: Iterable[Period]) -> set[Period]:
+    """Periods whose trailing window (the twelve months up to a period's end) reaches back before its table's
+    data by more than a tenth of the window: the sum over them is of fewer months."""
+    found = set()
+    for atom in atoms(kpi, by_id):
+        formula = atom.formula
+        if not isinstance(formula, Simple) or not formula.trailing_months or formula.table not in tables:
+            continue
+        first = tables[formula.table].first
+        for period in periods:
+            start = add_months(period.end, -formula.trailing_months)
+            if (first - start).days > (period.end - start).days // 10:
+                found.add(period)
+    return found
 
 
 def missing_columns(kpi: Kpi, by_id: dict[str, Kpi], loaded: Mapping[str, Loaded]) -> list[tuple[str, str]]:

@@ -35,26 +35,40 @@ UNIT_LABELS = {
 }
 
 
-def format_value(value: float | None, unit: Unit, currency: str | None = "EUR") -> str:
+def format_value(value: float | None, unit: Unit, currency: str | None = "EUR", versus: float | None = None) -> str:
     """A KPI value as people read it: 12.3%, €1,234, 18.5 h, 3.2× (money without a sign when `currency` is None:
-    its inputs mix currencies)."""
+    its inputs mix currencies). Against `versus` (its target), a value that would read the same as the target
+    without being it gets the decimals that tell them apart: NPS 34.94 against 35 reads 34.9, not 35."""
     if value is None:
         return "–"
+    shown = _formatted(value, unit, currency, 0)
+    if versus is not None and value != versus:
+        for extra in range(1, 4):
+            if shown != _formatted(versus, unit, currency, extra - 1):
+                break
+            shown = _formatted(value, unit, currency, extra)
+    return shown
+
+
+def _formatted(value: float, unit: Unit, currency: str | None, extra: int) -> str:
+    """The value with `extra` more decimals than its unit shows."""
     if unit is Unit.PERCENT:
-        return f"{value * 100:.1f}%"
+        return f"{value * 100:.{1 + extra}f}%"
     if unit is Unit.CURRENCY:
         symbol = "" if currency is None else CURRENCY_SYMBOLS.get(currency, currency + " ")
         sign = "-" if value < 0 else ""
-        digits = 0 if abs(value) >= 100 else 2
+        digits = (0 if abs(value) >= 100 else 2) + extra
         return f"{sign}{symbol}{abs(value):,.{digits}f}"
     if unit is Unit.HOURS:
-        return f"{value:.1f} h"
+        return f"{value:.{1 + extra}f} h"
     if unit is Unit.DAYS:
-        return f"{value:.1f} d"
+        return f"{value:.{1 + extra}f} d"
     if unit is Unit.RATIO:
-        return f"{value:.2f}×"
+        return f"{value:.{2 + extra}f}×"
     if unit is Unit.SCORE:
-        return f"{value:.0f}"
+        return f"{value:.{extra}f}"
+    if extra:
+        return f"{value:,.{extra}f}"
     return f"{value:,.0f}" if abs(value - round(value)) < 1e-9 or abs(value) >= 10 else f"{value:,.1f}"
 
 
@@ -64,10 +78,11 @@ def format_change(result: KpiResult) -> str | None:
     if change is None:
         return None
     unit = result.kpi.unit
-    if unit is Unit.PERCENT:
-        return "±0.0 pp" if round(change * 100, 1) == 0 else f"{change * 100:+.1f} pp"
-    if unit is Unit.SCORE:
-        return f"{change:+.0f} pts"
+    if unit is Unit.PERCENT:  # the difference of the two values as shown (to a tenth of a point)
+        points = float(f"{result.value * 100:.1f}") - float(f"{result.comparison * 100:.1f}")
+        return "±0.0 pp" if round(points, 1) == 0 else f"{points:+.1f} pp"
+    if unit is Unit.SCORE:  # scores are shown whole: 32 against 25 is +7, even when 32.4 - 24.6 = 7.8
+        return f"{float(f'{result.value:.0f}') - float(f'{result.comparison:.0f}'):+.0f} pts"
     relative = result.relative_change
     if relative is None:
         return f"{change:+,.1f}"

@@ -50,8 +50,13 @@ def formula_text(formula: Formula, catalog: Catalog) -> str:
             what = f"count of {formula.table}"
         else:
             what = f"{formula.agg.value.replace('_', ' ')} of {formula.column}"
-        return f"{what} in {formula.table}{_where(formula.where)}, by {formula.time} in the period"
+        when = (f"in the {formula.trailing_months} months up to the period's end" if formula.trailing_months
+                else "in the period")
+        return f"{what} in {formula.table}{_where(formula.where)}, by {formula.time} {when}"
     if isinstance(formula, Stock):
+        if formula.at == "left":
+            return (f"{formula.table} active on the first day of the period ({formula.start} before it) whose "
+                    f"{formula.end} falls in the period{_where(formula.where)}")
         moment = "first day of the period" if formula.at == "start" else "first day after the period"
         return (f"{formula.table} active on the {moment} ({formula.start} before it, "
                 f"{formula.end} empty or not before it){_where(formula.where)}")
@@ -68,8 +73,10 @@ def formula_text(formula: Formula, catalog: Catalog) -> str:
                 f"within {formula.window_days} days {'before' if formula.lookback else 'after'}, "
                 f"matched on {formula.key}")
     if isinstance(formula, NetRetention):
-        return (f"{formula.value} in the period from each {formula.key} that paid in the previous period "
-                f"÷ their {formula.value} in the previous period ({formula.table} by {formula.time})")
+        base = (f"{formula.months} months before it" if formula.months
+                else "in the month before the period began")
+        return (f"{formula.value} in the period's last month from each {formula.key} that paid {base} "
+                f"÷ their {formula.value} then ({formula.table} by {formula.time})")
     raise TypeError(formula)
 
 

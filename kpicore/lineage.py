@@ -1,6 +1,8 @@
 """What each KPI is computed from: its atomic inputs, the tables and the columns they read."""
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from kpicore.catalog import Conversion, Derived, Formula, Kpi, NetRetention, Ratio, Simple, Stock
 from kpicore.model import TABLES, ColumnType
 
@@ -51,6 +53,7 @@ def tables_of(kpi: Kpi, by_id: dict[str, Kpi]) -> set[str]:
     return {t for a in atoms(kpi, by_id) for t, _ in time_columns(a.formula)}
 
 
-def monthly(formula: Formula) -> bool:
-    """Whether the formula reads a month-typed column (no finer than a month)."""
-    return any(TABLES[t].column(c).type is ColumnType.MONTH for t, c in time_columns(formula))
+def monthly(formula: Formula, months: Collection[tuple[str, str]] = ()) -> bool:
+    """Whether the formula is counted by months: it reads a month-typed column, or one of `months` (time columns
+    whose data holds months only)."""
+    return any(TABLES[t].column(c).type is ColumnType.MONTH or (t, c) in months for t, c in time_columns(formula))

@@ -1,6 +1,7 @@
 """Reporting periods: weeks, months, quarters and years, their labels and arithmetic."""
 from __future__ import annotations
 
+import calendar
 import re
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -90,6 +91,13 @@ class Period:
 
     def __str__(self) -> str:
         return self.label
+
+
+def add_months(day: date, months: int) -> date:
+    """The same day `months` months later (earlier when negative), the month's last day where it is shorter."""
+    index = day.year * 12 + day.month - 1 + months
+    year, month = index // 12, index % 12 + 1
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
 def containing(day: date, grain: Grain) -> Period:

@@ -216,8 +216,8 @@ def _joined(*notes: str | None) -> str | None:
 
 
 def weighted_attainment(results: tuple[KpiResult, ...], cap: float) -> float | None:
-    """Weighted mean of capped attainment over the KPIs whose status is judged."""
-    judged = [r for r in results if r.status.judged and r.attainment is not None]
+    """Weighted mean of capped attainment over the scored KPIs whose status is judged."""
+    judged = [r for r in results if r.kpi.scored and r.status.judged and r.attainment is not None]
     total = sum(r.kpi.weight for r in judged)
     if not total:
         return None

@@ -34,14 +34,15 @@ from kpicore.model import TABLES, ColumnType
 
 TOP_KEYS = {"version", "currency", "scoring", "parameters", "teams", "measures", "kpis"}
 MEASURE_KEYS = {"id", "label", "description", "unit", *FORMULA_KEYS}
-KPI_KEYS = MEASURE_KEYS | {"team", "direction", "target", "weight", "counterweights", "drives", "aliases"}
+KPI_KEYS = MEASURE_KEYS | {"team", "direction", "target", "weight", "counterweights", "drives", "aliases", "score",
+                           "mature_days"}
 FORMULA_FIELDS: dict[str, tuple[set[str], set[str]]] = {  # required, optional
-    "simple": ({"table", "time", "agg"}, {"column", "duration", "where"}),
+    "simple": ({"table", "time", "agg"}, {"column", "duration", "where", "trailing_months"}),
     "stock": ({"table", "start", "end", "at"}, {"where"}),
     "ratio": ({"numerator", "denominator"}, set()),
     "derived": ({"expr"}, set()),
     "conversion": ({"from", "to", "key", "window_days"}, {"value", "lookback"}),
-    "net_retention": ({"table", "key", "time", "value"}, set()),
+    "net_retention": ({"table", "key", "time", "value"}, {"months"}),
 }
 SIDE_FIELDS = ({"table", "time"}, {"where"})
 NUMERIC = (ColumnType.NUMBER, ColumnType.INTEGER)
@@ -210,10 +211,23 @@ def _kpi(raw: dict[str, Any], is_measure: bool, report: _Report) -> Kpi | None:
         team, direction, target = entry.text("team"), entry.choice("direction", Direction), _target(entry)
     weight = entry.number("weight", 1.0, low=0)
     names = {key: entry.names(key) for key in ("counterweights", "drives", "aliases")}
+    scored = raw.get("score", True)
+    if not isinstance(scored, bool):
+        entry.problem("score", f"must be true or false, not '{scored}'.")
+    mature_days = _whole(entry, "mature_days") if "mature_days" in raw else None
     if len(report.issues) > before or not (entry.text("id") and label and description and unit and formula):
         return None
     return Kpi(kpi_id, label, description or "", unit, formula, team, direction, target, weight or 1.0,
-               names["counterweights"], names["drives"], names["aliases"], entry.line)
+               names["counterweights"], names["drives"], names["aliases"], entry.line, scored, mature_days)
+
+
+def _whole(entry: _Entry, key: str) -> int | None:
+    """A whole number above 0 (days, months), or None with a problem reported."""
+    value = entry.raw.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        entry.problem(key, f"must be a whole number above 0, not '{value}'.")
+        return None
+    return value
 
 
 def _target(entry: _Entry) -> Target | None:
@@ -331,15 +345,19 @@ def _simple(entry: _Entry) -> Simple | None:
     if column and agg in (Agg.SUM, Agg.AVG, Agg.MEDIAN) and TABLES[table].column(column).type not in NUMERIC:
         entry.problem("column", f"'{table}.{column}' is not a number and cannot be aggregated with '{agg.value}'.")
         return None
-    return Simple(table, time, agg, column, duration, where)
+    trailing = _whole(entry, "trailing_months") if "trailing_months" in entry.raw else None
+    if "trailing_months" in entry.raw and trailing is None:
+        return None
+    return Simple(table, time, agg, column, duration, where, trailing)
 
 
 def _stock(entry: _Entry) -> Stock | None:
     table = _table(entry)
     start, end = _time(entry, table, "start"), _time(entry, table, "end")
     at, where = entry.text("at"), _where(entry, table)
-    if at not in ("start", "end"):
-        entry.problem("at", f"'{at}' must be 'start' or 'end' (of the period).")
+    if at not in ("start", "end", "left"):
+        entry.problem("at", f"'{at}' must be 'start' or 'end' (of the period), or 'left' (active at its start, "
+                            "gone before its end).")
         return None
     return Stock(table, start, end, at, where) if table and start and end else None
 
@@ -395,7 +413,10 @@ def _net_retention(entry: _Entry) -> NetRetention | None:
     table = _table(entry)
     key, time = _column(entry, table, "key"), _time(entry, table)
     value = _column(entry, table, "value", NUMERIC)
-    return NetRetention(table, key, time, value) if table and key and time and value else None
+    months = _whole(entry, "months") if "months" in entry.raw else None
+    if "months" in entry.raw and months is None:
+        return None
+    return NetRetention(table, key, time, value, months) if table and key and time and value else None
 
 
 PARSERS: dict[str, Callable[[_Entry], Formula | None]] = {
@@ -552,6 +573,32 @@ def _allowed_units(formula: Formula, by_id: dict[str, Kpi]) -> set[Unit] | None:
     return None
 
 
+def _maturity(ctx: _Context) -> None:
+    """A KPI counting rows once a later date is set (leads once qualified) grows after its period ends: it must
+    say for how many days, so that its young periods are treated as maturing."""
+    by_id = {k.id: k for k in ctx.kpis}
+
+    def inputs(kpi: Kpi, seen: frozenset[str]) -> list[Kpi]:  # the atoms, safe from cycles (reported elsewhere)
+        if not isinstance(kpi.formula, (Ratio, Derived)):
+            return [kpi]
+        return [atom for name in references(kpi.formula) if name in by_id and name not in seen
+                for atom in inputs(by_id[name], seen | {name})]
+
+    for kpi in ctx.kpis:
+        if kpi.is_measure or kpi.mature_days is not None:
+            continue
+        for atom in inputs(kpi, frozenset({kpi.id})):
+            later = [c.column for c in getattr(atom.formula, "where", ()) if isinstance(atom.formula, Simple)
+                     and c.op is Op.NOT_NULL and c.column != atom.formula.time
+                     and TABLES[atom.formula.table].column(c.column).type.is_time]
+            if later:
+                ctx.report.add(kpi.id, "mature_days",
+                               f"counts {atom.formula.table} by {atom.formula.time} once {later[0]} is set, which "
+                               "happens later: its latest periods still grow. Give mature_days (the days that "
+                               "usually takes).", kpi.line)
+                break
+
+
 RULES: list[Callable[[_Context], None]] = [
-    _duplicates, _references, _cycles, _units,
+    _duplicates, _references, _cycles, _units, _maturity,
 ]

@@ -55,7 +55,7 @@ def welcome(title: str) -> None:
 def metric(result: KpiResult, ctx: Context) -> None:
     """A KPI tile: value, change, status, target, as-of date and a small trend."""
     kpi, currency = result.kpi, result.currency
-    value = format_value(result.value, kpi.unit, currency)
+    value = format_value(result.value, kpi.unit, currency, versus=result.target)
     if result.status is Status.MATURING:
         value = f"{value} so far"
     delta = None if result.status is Status.MATURING else format_change(result)
@@ -105,7 +105,7 @@ def score_table(results: tuple[KpiResult, ...], ctx: Context) -> pd.DataFrame:
     return pd.DataFrame([
         {
             "KPI": r.kpi.label,
-            "Value": format_value(r.value, r.kpi.unit, r.currency),
+            "Value": format_value(r.value, r.kpi.unit, r.currency, versus=r.target),
             "Change": format_change(r) or "–",
             "Status": r.status.value,
         }

@@ -15,7 +15,8 @@ APP = ROOT / "dashboard.py"
 CATALOG = ROOT / "kpicore" / "catalog.yaml"
 
 OUTCOMES = [
-    "Customer retention rate", "Churn rate", "Net revenue retention", "Lead-to-customer rate", "Lead-to-revenue",
+    "Customer retention rate", "Churn rate", "Net revenue retention",
+    "Net revenue retention (12 months)", "Lead-to-customer rate", "Lead-to-revenue",
     "Net promoter score", "Customer satisfaction (CSAT)", "CLV to CAC ratio",
 ]
 TEAM_KPIS = {

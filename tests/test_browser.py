@@ -13,7 +13,8 @@ from playwright.sync_api import Browser, Page, expect
 from kpicore import store
 
 OUTCOMES = [
-    "Customer retention rate", "Churn rate", "Net revenue retention", "Lead-to-customer rate", "Lead-to-revenue",
+    "Customer retention rate", "Churn rate", "Net revenue retention",
+    "Net revenue retention (12 months)", "Lead-to-customer rate", "Lead-to-revenue",
     "Net promoter score", "Customer satisfaction (CSAT)", "CLV to CAC ratio",
 ]
 PAGES = ["Overview", "Marketing", "Sales", "Service", "Glossary"]

@@ -13,7 +13,8 @@ from kpicore import store
 from kpicore.cli import main
 
 REQUIRED = {"id", "label", "team", "unit", "direction", "value", "comparison", "target", "status", "as_of"}
-OUTCOMES = {"retention_rate", "churn_rate", "net_revenue_retention", "lead_to_customer_rate", "lead_to_revenue",
+OUTCOMES = {"retention_rate", "churn_rate", "net_revenue_retention", "net_revenue_retention_12m",
+            "lead_to_customer_rate", "lead_to_revenue",
             "nps", "csat", "clv_cac"}
 
 BROKEN_CATALOG = """

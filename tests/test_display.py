@@ -139,6 +139,9 @@ def test_a_missing_value_is_a_dash(unit):
     ("tickets_resolved", 1000, None, None),
     ("tickets_resolved", None, 1000, None),
     ("reopen_rate", None, None, None),
+    # the change shown is the difference of the two values shown: 26.6% and 31.1%, not -4.402 pp
+    ("reopen_rate", 0.26649, 0.31051, "-4.5 pp"),
+    ("quality_score", 32.4, 24.6, "+7 pts"),  # shown as 32 and 25, although 32.4 - 24.6 = 7.8
 ])
 def test_format_change(kpi, value, comparison, expected):
     assert format_change(result(kpi, value, comparison)) == expected
@@ -163,3 +166,16 @@ def test_format_status(status, expected):
 @pytest.mark.parametrize(("score", "expected"), [(0.876, "88%"), (1.2, "120%"), (0.0, "0%"), (None, "–")])
 def test_format_score(score, expected):
     assert format_score(score) == expected
+
+
+@pytest.mark.parametrize(("value", "unit", "target", "expected"), [
+    (34.94, Unit.SCORE, 35, "34.9"),  # not "35" while at risk against 35
+    (35.0, Unit.SCORE, 35, "35"),
+    (0.98499, Unit.PERCENT, 0.985, "98.499%"),
+    (0.9861, Unit.PERCENT, 0.985, "98.6%"),  # already reads apart
+    (2.996, Unit.RATIO, 3.0, "2.996×"),
+    (1000.2, Unit.COUNT, 1000, "1,000.2"),
+    (34.94, Unit.SCORE, None, "35"),  # no target: as usual
+])
+def test_a_value_reads_apart_from_its_target_unless_it_is_it(value, unit, target, expected):
+    assert format_value(value, unit, versus=target) == expected

@@ -19,7 +19,8 @@ from kpicore.texts import WELCOME_TITLE
 
 REAL = Path(__file__).resolve().parent / "fixtures" / "real"
 NAV = ["Overview", "Marketing", "Sales", "Service", "Journey", "Glossary", "Data"]
-OUTCOMES = ["Customer retention rate", "Churn rate", "Net revenue retention", "Lead-to-customer rate",
+OUTCOMES = ["Customer retention rate", "Churn rate", "Net revenue retention",
+    "Net revenue retention (12 months)", "Lead-to-customer rate",
             "Lead-to-revenue", "Net promoter score", "Customer satisfaction (CSAT)", "CLV to CAC ratio"]
 
 

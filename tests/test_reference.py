@@ -46,7 +46,6 @@ DATE_COLUMNS = {
     "team_metrics": ["date"],
 }
 MONTH_TYPED = {("revenue", "month"), ("spend", "month")}
-MONTHLY_TABLES = {"revenue", "spend"}
 WEEK_SHARE_OF_MONTH = 7 / 30.4375
 
 Data = dict[str, pd.DataFrame]
@@ -202,7 +201,10 @@ def customers_at_end(d: Data, p: Period) -> Value:
 
 @reference("customers_lost")
 def customers_lost(d: Data, p: Period) -> Value:
-    return float(in_period(d["customers"].churned_at, p).sum())
+    """Logo churn: customers there on the period's first day who left during it (won and lost inside it: not)."""
+    customers = d["customers"]
+    there = customers.acquired_at < pd.Timestamp(p.start)
+    return float((there & in_period(customers.churned_at, p)).sum())
 
 
 @reference("new_customers")
@@ -287,27 +289,58 @@ def revenue(d: Data, p: Period) -> Value:
     return float(revenue_rows(d, p).amount.sum())
 
 
-@reference("paying_customers")
-def paying_customers(d: Data, p: Period) -> Value:
-    return float(revenue_rows(d, p).customer_id.nunique())
+def trailing_year(p: Period) -> Period:
+    """The twelve months up to the end of `p`."""
+    start = p.end - pd.DateOffset(months=12)
+    return Period(p.grain, f"12 months to {p.label}", start.date(), p.end)
 
 
-@reference("revenue_per_customer")
-def revenue_per_customer(d: Data, p: Period) -> Value:
-    return ratio(revenue(d, p), paying_customers(d, p))
+@reference("revenue_ttm")
+def revenue_ttm(d: Data, p: Period) -> Value:
+    return revenue(d, trailing_year(p))
+
+
+@reference("customer_months_ttm")
+def customer_months_ttm(d: Data, p: Period) -> Value:
+    return float(len(revenue_rows(d, trailing_year(p))))  # a revenue row is a customer paying in a month
+
+
+@reference("customers_lost_ttm")
+def customers_lost_ttm(d: Data, p: Period) -> Value:
+    return float(in_period(d["customers"].churned_at, trailing_year(p)).sum())
+
+
+@reference("new_customers_ttm")
+def new_customers_ttm(d: Data, p: Period) -> Value:
+    return new_customers(d, trailing_year(p))
+
+
+@reference("acquisition_spend_ttm")
+def acquisition_spend_ttm(d: Data, p: Period) -> Value:
+    return spend_of(d, trailing_year(p), ["marketing", "sales"])
+
+
+@reference("revenue_per_customer_month")
+def revenue_per_customer_month(d: Data, p: Period) -> Value:
+    return ratio(revenue_ttm(d, p), customer_months_ttm(d, p))
+
+
+@reference("monthly_churn")
+def monthly_churn(d: Data, p: Period) -> Value:
+    return ratio(customers_lost_ttm(d, p), customer_months_ttm(d, p))
 
 
 @reference("cac")
 def cac(d: Data, p: Period) -> Value:
-    return ratio(acquisition_spend(d, p), new_customers(d, p))
+    return ratio(acquisition_spend_ttm(d, p), new_customers_ttm(d, p))
 
 
 @reference("clv")
 def clv(d: Data, p: Period) -> Value:
-    per_customer = revenue_per_customer(d, p)
-    if per_customer is None:
+    per_month = revenue_per_customer_month(d, p)
+    if per_month is None:
         return None
-    return ratio(per_customer * CATALOG["parameters"]["gross_margin"], churn_rate(d, p))
+    return ratio(per_month * CATALOG["parameters"]["gross_margin"], monthly_churn(d, p))
 
 
 @reference("retention_rate")
@@ -320,11 +353,30 @@ def churn_rate(d: Data, p: Period) -> Value:
     return ratio(customers_lost(d, p), customers_at_start(d, p))
 
 
+def retained_revenue(d: Data, last_month: date, base_month: date) -> Value:
+    """Revenue in `last_month` from the customers who paid in `base_month`, over what they paid then."""
+    revenue = d["revenue"]
+    base = revenue[revenue.month == pd.Timestamp(base_month)].groupby("customer_id").amount.sum()
+    current = revenue[revenue.month == pd.Timestamp(last_month)].groupby("customer_id").amount.sum()
+    return ratio(float(current.reindex(base.index, fill_value=0).sum()), float(base.sum()))
+
+
+def last_month_of(p: Period) -> date:
+    day = p.end - timedelta(days=1)
+    return date(day.year, day.month, 1)
+
+
 @reference("net_revenue_retention")
 def net_revenue_retention(d: Data, p: Period) -> Value:
-    base = revenue_rows(d, previous(p)).groupby("customer_id").amount.sum()
-    current = revenue_rows(d, p).groupby("customer_id").amount.sum()
-    return ratio(float(current.reindex(base.index, fill_value=0).sum()), float(base.sum()))
+    """The period's last month against the month before the period began (June for a third quarter)."""
+    before = p.start - timedelta(days=1)
+    return retained_revenue(d, last_month_of(p), date(before.year, before.month, 1))
+
+
+@reference("net_revenue_retention_12m")
+def net_revenue_retention_12m(d: Data, p: Period) -> Value:
+    last = last_month_of(p)
+    return retained_revenue(d, last, date(last.year - 1, last.month, 1))
 
 
 @reference("lead_to_customer_rate")
@@ -474,13 +526,19 @@ def time_columns_used(kpi_id: str) -> set[tuple[str, str]]:
     return set().union(*(time_columns_used(name) for name in inputs))
 
 
+def is_monthly(data: Data, table: str, column: str) -> bool:
+    """Whether a time column holds months: month-typed, or nothing but first days of months (team_metrics'
+    monthly numbers are dated on the 1st)."""
+    values = data[table][column].dropna()
+    starts = bool((values == values.dt.to_period("M").dt.to_timestamp()).all()) and values.nunique() > 1
+    return (table, column) in MONTH_TYPED or starts
+
+
 def last_day(data: Data, table: str, column: str) -> date:
     """The last day a column has data for: the month's last day for month-typed columns, and for timestamp
     columns that hold nothing but first days of months (a monthly number dated on the 1st)."""
-    values = data[table][column].dropna()
-    latest = values.max().date()
-    monthly = bool((values == values.dt.to_period("M").dt.to_timestamp()).all()) and values.nunique() > 1
-    if (table, column) in MONTH_TYPED or monthly:
+    latest = data[table][column].dropna().max().date()
+    if is_monthly(data, table, column):
         return first_of_month(latest.year, latest.month + 1) - timedelta(days=1)
     return latest
 
@@ -498,8 +556,7 @@ def as_of(data: Data, kpi_id: str) -> date:
 
 def kpi_value(data: Data, kpi_id: str, period: Period) -> Value:
     """The reference value, null where the data cannot tell (monthly data at week grain, after as_of)."""
-    tables = {table for table, _ in time_columns_used(kpi_id)}
-    if period.grain == "week" and tables & MONTHLY_TABLES:
+    if period.grain == "week" and any(is_monthly(data, *used) for used in time_columns_used(kpi_id)):
         return None
     if period.start > as_of(data, kpi_id):
         return None
@@ -515,24 +572,38 @@ def is_mature(data: Data, conversion: dict, period: Period) -> bool:
     return window_end <= last_day(data, target["table"], target["time"]) + timedelta(days=1)
 
 
+def settled(data: Data, kpi_id: str, period: Period) -> bool:
+    """Whether a period is no longer maturing: a cohort's whole window, or the KPI's `mature_days` after the
+    period's end, lie within its data."""
+    entry = KPIS[kpi_id]
+    if "conversion" in entry:
+        return is_mature(data, entry["conversion"], period)
+    if "mature_days" in entry:
+        return period.end + timedelta(days=entry["mature_days"]) <= as_of(data, kpi_id) + timedelta(days=1)
+    return True
+
+
 def reported_period(data: Data, kpi_id: str, requested: Period) -> Period:
-    """The requested period, or for cohort KPIs the latest mature cohort up to it."""
-    conversion = KPIS[kpi_id].get("conversion")
+    """The requested period, or for KPIs still maturing the latest settled period up to it."""
     period = requested
-    while conversion and not is_mature(data, conversion, period):
+    while not settled(data, kpi_id, period):
         period = previous(period)
     return period
 
 
 def target_for(kpi_id: str, grain: str) -> float:
-    """The catalog's monthly target, scaled for counts and sums unless the grain has its own."""
+    """The catalog's monthly target, scaled for counts and sums (compounded for a net retention over the period)
+    unless the grain has its own."""
     entry = KPIS[kpi_id]
     target = entry["target"]
-    if grain in ("week", "quarter") and grain in target:
+    months = {"month": 1, "quarter": 3, "year": 12, "week": WEEK_SHARE_OF_MONTH}[grain]
+    if grain in target:
         return target[grain]
+    if "net_retention" in entry and "months" not in entry["net_retention"]:
+        return target["value"] ** months
     if entry.get("simple", {}).get("agg") not in ("count", "sum"):
         return target["value"]
-    return target["value"] * {"month": 1, "quarter": 3, "week": WEEK_SHARE_OF_MONTH}[grain]
+    return target["value"] * months
 
 
 def attainment_of(value: Value, target: float, direction: str) -> Value:
@@ -555,7 +626,7 @@ def expected_row(data: Data, kpi_id: str, grain: str, label: str, comparison: st
     value, compared = kpi_value(data, kpi_id, period), kpi_value(data, kpi_id, other)
     target = target_for(kpi_id, grain)
     attainment = attainment_of(value, target, entry["direction"])
-    maturing = "conversion" in entry and not is_mature(data, entry["conversion"], period)
+    maturing = not settled(data, kpi_id, period)
     return {
         "id": kpi_id,
         "label": entry["label"],
