@@ -170,11 +170,13 @@ FORMULA_KEYS = {
 
 @dataclass(frozen=True)
 class Target:
-    """The monthly target, explicit targets for other grains, and the at-risk attainment band."""
+    """The monthly target, explicit targets for other grains, the at-risk attainment band, and monthly targets for
+    slices of the data (`slices`: (dimension, value, target), e.g. ("channel", "paid_social", 300))."""
 
     value: float
     at_risk: float = 0.9
     by_grain: tuple[tuple[str, float], ...] = ()
+    slices: tuple[tuple[str, str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -207,11 +209,22 @@ class Kpi:
         """Whether the value grows with the period's length (a count or sum of events)."""
         return isinstance(self.formula, Simple) and self.formula.agg in (Agg.COUNT, Agg.SUM)
 
-    def target_for(self, grain: str) -> float | None:
+    @property
+    def sliced(self) -> bool:
+        """Whether the target is a company total that a slice of the data (one channel, one segment) cannot be
+        held to: a count, a sum or an amount of money."""
+        return self.additive or self.unit in (Unit.COUNT, Unit.CURRENCY)
+
+    def target_for(self, grain: str, slice_: tuple[str, str] | None = None) -> float | None:
         """The target for a grain: explicit if the catalog gives one, else the monthly one, scaled by the
-        period's length for counts and sums and compounded for a net retention over the period."""
+        period's length for counts and sums and compounded for a net retention over the period. For a slice of
+        the data (dimension, value), a count, sum or amount has only the slice's own target, where the catalog
+        gives one."""
         if self.target is None:
             return None
+        if slice_ is not None and self.sliced:
+            own = {(d, v): t for d, v, t in self.target.slices}.get(slice_)
+            return None if own is None else own * GRAIN_MONTHS[grain] if self.additive else own
         explicit = dict(self.target.by_grain)
         if grain in explicit:
             return explicit[grain]

@@ -35,7 +35,7 @@ from kpicore.coverage import (
 )
 from kpicore.errors import UnknownPeriod
 from kpicore.filters import NO_FILTERS, Filters
-from kpicore.lineage import atoms, columns_read, monthly, tables_of, time_columns
+from kpicore.lineage import atoms, columns_read, monthly, tables_of
 from kpicore.model import MONEY, TABLES
 from kpicore.periods import Grain, Period, add_months
 from kpicore.sql import percentile, quote
@@ -59,6 +59,7 @@ class KpiValues:
     partial: dict[str, frozenset[Period]] = field(default_factory=dict)
     tables: dict[str, Coverage] = field(default_factory=dict)  # the days each table with rows covers
     currencies: dict[str, tuple[str, ...]] = field(default_factory=dict)  # those of the money a KPI reads
+    filters: Filters = NO_FILTERS  # the filters the values were computed under
 
     def value(self, kpi_id: str, period: Period) -> float | None:
         """The value of a KPI in a period (None where there is no data)."""
@@ -111,20 +112,23 @@ def compute(engine: Engine, catalog: Catalog, schema: str, grain: Grain, filters
     tables = table_coverage(spans, status)
     periods = tuple(calendar(tables, grain))
     months = {pair for pair, span in spans.items() if span.monthly}
+    left_out = filters.left_out(engine, schema) if filters else {}
     by_id = {k.id: k for k in catalog.kpis}
     # columns missing from tables that have rows (an empty table just has no data yet)
     missing = {k.id: [(t, c) for t, c in missing_columns(k, by_id, loaded) if t in tables] for k in catalog.kpis}
     coverage = {k.id: None if missing[k.id] else kpi_coverage(k, by_id, spans, tables) for k in catalog.kpis}
     as_of = {k.id: c.last if (c := coverage[k.id]) else None for k in catalog.kpis}
     notes = {k.id: note for k in catalog.kpis
-             if (note := _note(k, by_id, grain, filters, status, missing[k.id], tables, coverage[k.id], months))}
+             if (note := _note(k, by_id, grain, filters, status, missing[k.id], tables, coverage[k.id], months,
+                               left_out))}
     partial = {k.id: frozenset(p for p in periods if (c := coverage[k.id]) and c.partial(p))
                | frozenset(trailing_partial(k, by_id, tables, periods) if coverage[k.id] else ()) for k in catalog.kpis}
     currencies = {k.id: found for k in catalog.kpis if (found := _currencies(k, by_id, loaded, catalog.currency))}
     if not periods:
         empty: tuple[float | None, ...] = ()
         return KpiValues(grain, (), {k.id: empty for k in catalog.kpis}, as_of,
-                         {k.id: frozenset() for k in catalog.kpis}, notes, coverage, partial, tables, currencies)
+                         {k.id: frozenset() for k in catalog.kpis}, notes, coverage, partial, tables, currencies,
+                         filters)
     sql, params = build_query(catalog, grain, periods, schema, filters, months)
     rows = engine.execute(sql, params).fetchall()
     values = {}
@@ -136,7 +140,7 @@ def compute(engine: Engine, catalog: Catalog, schema: str, grain: Grain, filters
         )
     maturing = {k.id: _maturing(k, by_id, periods, spans, c) if (c := coverage[k.id]) else frozenset()
                 for k in catalog.kpis}
-    return KpiValues(grain, periods, values, as_of, maturing, notes, coverage, partial, tables, currencies)
+    return KpiValues(grain, periods, values, as_of, maturing, notes, coverage, partial, tables, currencies, filters)
 
 
 def build_query(catalog: Catalog, grain: Grain, periods: Iterable[Period], schema: str,
@@ -343,8 +347,9 @@ def _divide(numerator: str, denominator: str) -> str:
 
 
 def _used_columns(kpis: Iterable[Kpi]) -> set[tuple[str, str]]:
+    """Every table's own time column and each time column the catalog reads (also in a filter: qualified_at)."""
     used = {(name, table.time) for name, table in TABLES.items()}
-    return used | {pair for k in kpis for pair in time_columns(k.formula)}
+    return used | {(t, c) for k in kpis for t, c in columns_read(k.formula) if TABLES[t].column(c).type.is_time}
 
 
 def _currencies(kpi: Kpi, by_id: dict[str, Kpi], loaded: Mapping[str, Loaded], default: str) -> tuple[str, ...]:
@@ -377,7 +382,7 @@ def _maturing(kpi: Kpi, by_id: dict[str, Kpi], periods: tuple[Period, ...],
 
 def _note(kpi: Kpi, by_id: dict[str, Kpi], grain: Grain, filters: Filters, status: dict[str, date],
           missing: list[tuple[str, str]], tables: Mapping[str, Coverage], covered: Coverage | None,
-          months: Collection[tuple[str, str]]) -> str | None:
+          months: Collection[tuple[str, str]], left_out: Mapping[str, str]) -> str | None:
     notes = []
     read = tables_of(kpi, by_id)
     empty = sorted(t for t in read if t not in tables)
@@ -391,7 +396,7 @@ def _note(kpi: Kpi, by_id: dict[str, Kpi], grain: Grain, filters: Filters, statu
         for table in sorted(read & set(status)):
             notes.append(f"From a status-only {table} export as of {status[table].isoformat()}: a value only for "
                          "the period containing that date, and not scored against the period's target.")
-    unfiltered = filters.unfiltered(read)
+    unfiltered = filters.unfiltered(read) + [left_out[t] for t in sorted(read) if t in left_out]
     if unfiltered:
         notes.append("Filters: " + "; ".join(unfiltered) + ".")
     return " ".join(notes) or None

@@ -27,6 +27,7 @@ STATUS_LOOKS = {
     Status.MATURING: StatusLook("⏳", "hourglass_top", "gray", "#6e7781", "#6e7781"),
     Status.PARTIAL: StatusLook("◐", "contrast", "gray", "#6e7781", "#afb8c1"),
     Status.STATUS_ONLY: StatusLook("◆", "inventory", "gray", "#6e7781", "#afb8c1"),
+    Status.UNTARGETED: StatusLook("◇", "filter_alt", "gray", "#6e7781", "#afb8c1"),
     Status.NO_DATA: StatusLook("⚪", "remove", "gray", "#6e7781", "#d0d7de"),
 }
 UNIT_LABELS = {

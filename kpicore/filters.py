@@ -56,6 +56,43 @@ class Filters:
         """'marketing channel: paid_social · segment: SMB, Mid-Market', or '' without filters."""
         return " · ".join(f"{LABELS[d]}: {', '.join(v)}" for d, v in self.chosen)
 
+    def single(self) -> tuple[str, str] | None:
+        """(dimension, value) when the view shows one slice: one value of one dimension."""
+        if len(self.chosen) == 1 and len(self.chosen[0][1]) == 1:
+            return self.chosen[0][0], self.chosen[0][1][0]
+        return None
+
+    def left_out(self, engine: object, schema: str) -> dict[str, str]:
+        """For each table a chosen filter applies to, the rows it cannot tell (no channel, no lead behind them),
+        which the filter leaves out: 'spend: 36 rows have no marketing channel'."""
+        found: dict[str, list[str]] = {}
+        for dimension, _ in self.chosen:
+            source_table, column = SOURCE[dimension]
+            for table, path in DIMENSIONS[dimension].items():
+                unknown = self._unknown(schema, path, source_table, column)
+                count = engine.execute(  # type: ignore[attr-defined]
+                    f"SELECT COUNT(*) FROM {quote(schema)}.{quote(table)} AS f WHERE {unknown}").fetchone()[0]
+                if count:
+                    found.setdefault(table, []).append(f"{count:,} {table} rows have no {LABELS[dimension]}")
+        return {table: "; ".join(parts) + " and are left out" for table, parts in found.items()}
+
+    @staticmethod
+    def _unknown(schema: str, path: str, source_table: str, column: str) -> str:
+        """SQL for a row of `f` whose value of the dimension cannot be told."""
+        source = f"{quote(schema)}.{quote(source_table)}"
+        if path == "own":
+            return f"f.{quote(column)} IS NULL"
+        if path == "lead":
+            return f"f.lead_id IS NULL OR f.lead_id NOT IN (SELECT lead_id FROM {source} WHERE {quote(column)} " \
+                   "IS NOT NULL AND lead_id IS NOT NULL)"
+        if path == "customer":
+            return f"f.customer_id IS NULL OR f.customer_id NOT IN (SELECT customer_id FROM {source} WHERE " \
+                   f"{quote(column)} IS NOT NULL AND customer_id IS NOT NULL)"
+        customers = f"{quote(schema)}.{quote('customers')}"
+        return (f"f.customer_id IS NULL OR f.customer_id NOT IN (SELECT c.customer_id FROM {customers} AS c JOIN "
+                f"{source} AS l ON l.lead_id = c.lead_id WHERE l.{quote(column)} IS NOT NULL "
+                "AND c.customer_id IS NOT NULL)")
+
     def unfiltered(self, tables: set[str]) -> list[str]:
         """Notes for tables that cannot be filtered by a chosen dimension."""
         return [f"{table} has no {LABELS[dimension]}, so it is not filtered by it"

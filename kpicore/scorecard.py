@@ -21,6 +21,7 @@ class Status(Enum):
     OFF_TRACK = "off track"
     MATURING = "maturing"
     PARTIAL = "partial period"
+    UNTARGETED = "no target for this slice"  # a company-wide count or sum in a filtered view
     STATUS_ONLY = "status-only"  # a share as of a status-only export's day, not a rate of the period
     NO_DATA = "no data"
 
@@ -93,6 +94,11 @@ class TeamScore:
     status: Status
     kpis: tuple[KpiResult, ...]
 
+    @property
+    def untargeted(self) -> int:
+        """Own KPIs left out of the score because a filtered view has no target for them."""
+        return sum(1 for r in self.kpis if r.status is Status.UNTARGETED)
+
 
 @dataclass(frozen=True)
 class Scorecard:
@@ -153,8 +159,12 @@ def kpi_result(kpi: Kpi, values: KpiValues, period: Period, comparison: Comparis
                       f"({period.label} is still maturing).")
     before = shown.compared(comparison)
     value = values.value(kpi.id, shown)
-    target = kpi.target_for(values.grain.value)
+    sliced = bool(values.filters) and kpi.sliced  # a company total: a slice only has a target of its own
+    single = values.filters.single()
+    target = (kpi.target_for(values.grain.value, single) if single else None) if sliced \
+        else kpi.target_for(values.grain.value)
     reached = attainment(kpi, value, target)
+    untargeted = sliced and target is None and kpi.target is not None and value is not None
     trend = tuple(
         TrendPoint(p, values.value(kpi.id, p), values.whole(kpi.id, p.compared(comparison)), p in maturing,
                    p in partial)
@@ -169,15 +179,21 @@ def kpi_result(kpi: Kpi, values: KpiValues, period: Period, comparison: Comparis
         comparison=values.whole(kpi.id, before),
         target=target,
         attainment=reached,
-        status=status_of(kpi, reached, shown in maturing, shown in partial,
-                         bool((covered := values.coverage.get(kpi.id)) and covered.status)),
+        status=Status.UNTARGETED if untargeted else
+        status_of(kpi, reached, shown in maturing, shown in partial,
+                  bool((covered := values.coverage.get(kpi.id)) and covered.status)),
         as_of=values.as_of.get(kpi.id),
         trend=trend,
         note=_joined(values.notes.get(kpi.id), _coverage_note(values, kpi.id, shown, value, before),
-                     _currency_note(values.currencies.get(kpi.id, ()), currency)),
+                     _currency_note(values.currencies.get(kpi.id, ()), currency),
+                     UNTARGETED_NOTE if untargeted else None),
         currency=_currency(values.currencies.get(kpi.id, ()), currency),
         cohort=cohort,
     )
+
+
+UNTARGETED_NOTE = ("Its target is for the whole company, not for this slice: not judged. A catalog target for the "
+                   "slice (target.slices) would judge it.")
 
 
 def _currency(found: tuple[str, ...], catalog: str) -> str | None:

@@ -234,16 +234,37 @@ def _target(entry: _Entry) -> Target | None:
     child = entry.child("target")
     if child is None:
         return None
-    child.check_keys({"value"}, {"at_risk", "week", "quarter", "year"})
+    child.check_keys({"value"}, {"at_risk", "week", "quarter", "year", "slices"})
     value = child.number("value")
     by_grain = tuple((grain, child.number(grain)) for grain in ("week", "quarter", "year") if grain in child.raw)
     at_risk = child.number("at_risk", 0.9, low=0)
     if at_risk is not None and at_risk > 1:
         child.problem("at_risk", "is the attainment (0 to 1) below which the KPI is off track; it cannot exceed 1.")
         return None
-    if value is None or at_risk is None or any(v is None for _, v in by_grain):
+    slices = _slices(child)
+    if value is None or at_risk is None or any(v is None for _, v in by_grain) or slices is None:
         return None
-    return Target(value, at_risk, by_grain)  # type: ignore[arg-type]
+    return Target(value, at_risk, by_grain, slices)  # type: ignore[arg-type]
+
+
+def _slices(entry: _Entry) -> tuple[tuple[str, str, float], ...] | None:
+    """`slices: [{channel: paid_social, value: 300}]`: monthly targets for one value of a filter dimension."""
+    from kpicore.filters import DIMENSIONS
+
+    raw = entry.raw.get("slices", [])
+    if not isinstance(raw, list):
+        entry.problem("slices", "must be a list like [{channel: paid_social, value: 300}].")
+        return None
+    found = []
+    for item in raw:
+        named = [k for k in item if k != "value"] if isinstance(item, dict) else []
+        if len(named) != 1 or named[0] not in DIMENSIONS or not isinstance(item.get("value"), int | float) \
+                or isinstance(item.get("value"), bool):
+            entry.problem("slices", f"{item!r} must name one of {', '.join(DIMENSIONS)} and a number 'value', "
+                                    "like {channel: paid_social, value: 300}.")
+            return None
+        found.append((named[0], str(item[named[0]]), float(item["value"])))
+    return tuple(found)
 
 
 def _formula(entry: _Entry) -> Formula | None:

@@ -90,9 +90,10 @@ def outcome_strip(ctx: Context, card: Scorecard) -> None:
 
 
 def score_line(team: TeamScore) -> str:
-    """'Score 94% (own KPIs 102%, customer outcomes 86%)'."""
+    """'Score 94% (own KPIs 102%, customer outcomes 86%)', and what a filter leaves out of it."""
+    left = f" · {team.untargeted} KPI(s) without a target for this slice not scored" if team.untargeted else ""
     return (f"Score **{format_score(team.score)}** · own KPIs {format_score(team.own_score)} · "
-            f"customer outcomes {format_score(team.customer_score)}")
+            f"customer outcomes {format_score(team.customer_score)}{left}")
 
 
 def trend(result: KpiResult, ctx: Context) -> None:

@@ -203,3 +203,71 @@ def test_clv_to_cac_uses_the_trailing_twelve_months(memory_conn, tiny_store, cat
     # August's window starts on 1 September 2025, two months early; September's one month early still counts
     assert parse_period("2026-08") in values.partial["clv_cac"]
     assert not {parse_period("2026-09"), october} & values.partial["clv_cac"]
+
+
+# --- filters that tell the truth -------------------------------------------------------------------------------
+
+
+SLICED_CATALOG = """
+teams: [{id: sales, label: Sales}]
+measures:
+  - {id: spend_all, label: Spend, description: d, unit: currency,
+     simple: {table: spend, time: month, agg: sum, column: amount}}
+  - {id: qualified, label: Qualified, description: d, unit: count,
+     simple: {table: leads, time: created_at, agg: count, where: [{column: qualified_at, op: not_null}]}}
+kpis:
+  - {id: leads, label: Leads, description: d, team: sales, unit: count, direction: up,
+     target: {value: 10, slices: [{channel: web, value: 4}]}, simple: {table: leads, time: created_at, agg: count}}
+  - {id: qualified_share, label: Qualified share, description: d, team: sales, unit: percent, direction: up,
+     target: {value: 0.5}, mature_days: 1, ratio: {numerator: qualified, denominator: leads}}
+  - {id: cost, label: Cost per lead, description: d, team: sales, unit: currency, direction: down,
+     target: {value: 100}, ratio: {numerator: spend_all, denominator: leads}}
+"""
+
+
+@pytest.fixture
+def sliced(memory_conn, tiny_store):
+    """Six leads in January (web, web, event, web, event, web; the first three qualified) and one web lead on the
+    31st, qualified on 2 February; web spend 300 and sales spend 200 that names no channel."""
+    schema = tiny_store({
+        "leads": [{"lead_id": f"L{i}", "created_at": ts(f"2026-01-{i + 1:02d} 09:00"), "channel": channel,
+                   "qualified_at": ts(f"2026-01-{i + 2:02d} 09:00") if i < 3 else None}
+                  for i, channel in enumerate(["web", "web", "event", "web", "event", "web"])]
+        + [{"lead_id": "L9", "created_at": ts("2026-01-31 09:00"), "channel": "web",
+            "qualified_at": ts("2026-02-02 09:00")}],  # the data runs on past January's one-day maturity
+        "spend": [{"month": month("2026-01"), "amount": 300.0, "team": "marketing", "channel": "web"},
+                  {"month": month("2026-01"), "amount": 200.0, "team": "sales"}],
+    })
+    return parse_catalog(SLICED_CATALOG), schema
+
+
+def test_a_filter_that_cannot_apply_to_some_rows_says_so(memory_conn, sliced):
+    from kpicore.filters import Filters
+
+    catalog, schema = sliced
+    values = compute(memory_conn, catalog, schema, Grain.MONTH, Filters((("channel", ("web",)),)))
+    january = parse_period("2026-01")
+    assert values.value("cost", january) == pytest.approx(300 / 5)  # web spend over the 5 web leads
+    assert "1 spend rows have no marketing channel and are left out" in values.notes["cost"]
+
+
+def test_a_slice_is_judged_only_against_a_target_of_its_own(memory_conn, sliced):
+    from kpicore.filters import Filters
+
+    catalog, schema = sliced
+    january = parse_period("2026-01")
+    web = compute(memory_conn, catalog, schema, Grain.MONTH, Filters((("channel", ("web",)),)))
+    leads = kpi_result(catalog.kpi("leads"), web, january, Comparison.PREVIOUS)
+    assert (leads.value, leads.target, leads.status) == (5, 4, Status.ON_TRACK)  # the web slice's own target
+    cost = kpi_result(catalog.kpi("cost"), web, january, Comparison.PREVIOUS)
+    assert cost.status is Status.UNTARGETED and cost.target is None and "not judged" in cost.note
+    share = kpi_result(catalog.kpi("qualified_share"), web, january, Comparison.PREVIOUS)
+    assert share.target == 0.5 and share.status.judged  # a rate keeps its target in a slice
+
+    event = compute(memory_conn, catalog, schema, Grain.MONTH, Filters((("channel", ("event",)),)))
+    card = build_scorecard(catalog, event, january, Comparison.PREVIOUS)
+    [team] = card.teams
+    assert {r.kpi.id: r.status for r in team.kpis}["leads"] is Status.UNTARGETED  # no target for the event slice
+    assert team.untargeted == 2  # leads and cost per lead: the score is the rate's alone
+    share = next(r for r in team.kpis if r.kpi.id == "qualified_share")
+    assert team.own_score == pytest.approx(min(share.attainment, 1.2))
