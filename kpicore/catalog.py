@@ -14,6 +14,7 @@ from kpicore.errors import CatalogError, CatalogIssue, UnknownTeam
 
 DEFAULT_CATALOG = Path(__file__).with_name("catalog.yaml")
 CUSTOMER = "customer"
+CUSTOMER_LABEL = "Customer outcome"  # the owner of the shared outcomes, as shown
 GRAIN_MONTHS = {"week": 7 / 30.4375, "month": 1.0, "quarter": 3.0, "year": 12.0}
 
 
@@ -252,6 +253,30 @@ class Scoring:
     at_risk: float = 0.9
 
 
+JOURNEY_STEPS = ("lead", "qualified", "opportunity", "customer", "retained", "promoter")
+
+
+@dataclass(frozen=True)
+class JourneySettings:
+    """How the Journey follows a lead cohort: the team owning each step (`customer` for the outcome), the days
+    after a cohort's period until a step's count stops growing, how long a customer must stay to count as
+    retained, the KPI whose window the early churn by channel uses, and the hand-off KPIs with the hand-over
+    each one measures."""
+
+    owners: tuple[tuple[str, str], ...] = (("lead", "marketing"), ("qualified", "marketing"),
+                                           ("opportunity", "sales"), ("customer", "sales"),
+                                           ("retained", "service"), ("promoter", CUSTOMER))
+    settle_days: tuple[tuple[str, int], ...] = (("qualified", 30), ("opportunity", 60), ("customer", 90))
+    retained_days: int = 365
+    early_churn: str | None = None
+    early_churn_days: int = 90  # the window of the `early_churn` KPI, so that the breakdown adds up to it
+    handoffs: tuple[tuple[str, str], ...] = ()
+
+    def owner(self, step: str) -> str:
+        """The team that owns a step."""
+        return dict(self.owners)[step]
+
+
 @dataclass(frozen=True)
 class Catalog:
     """A validated KPI catalog."""
@@ -263,6 +288,7 @@ class Catalog:
     scoring: Scoring = Scoring()
     parameters: dict[str, float] = field(default_factory=dict)
     currency: str = "EUR"
+    journey: JourneySettings = JourneySettings()
 
     def __hash__(self) -> int:
         return hash(self.fingerprint)
@@ -270,6 +296,10 @@ class Catalog:
     def kpi(self, kpi_id: str) -> Kpi:
         """The entry with id `kpi_id`."""
         return next(k for k in self.kpis if k.id == kpi_id)
+
+    def owner_label(self, owner: str) -> str:
+        """An owner as shown: a team's label, or "Customer outcome" for the shared outcomes."""
+        return CUSTOMER_LABEL if owner == CUSTOMER else self.team(owner).label
 
     def team(self, team_id: str) -> Team:
         """The team with id `team_id`."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
-from kpicore.catalog import Unit
+from kpicore.catalog import CUSTOMER, Unit
 from kpicore.compute import KpiValues
 from kpicore.display import CURRENCY_SYMBOLS, format_value
 from kpicore.journey import Journey, Step
@@ -146,7 +146,8 @@ def tension_chart(tension: Tension, values: KpiValues, currency: str = "EUR", pe
     return alt.layer(*layers).resolve_scale(y="independent").properties(height=260, width="container")
 
 
-OWNER_COLORS = {"marketing": "#8250df", "sales": "#1f6feb", "service": "#1a7f37", "customer": "#bc4c00"}
+TEAM_COLORS = ("#8250df", "#1f6feb", "#1a7f37", "#9a6700", "#bf3989", "#57606a")  # the journey's teams in order
+CUSTOMER_COLOR = "#bc4c00"
 MATURING = ("complete", "still maturing")
 
 
@@ -162,8 +163,8 @@ def funnel_frame(journey: Journey, owners: dict[str, str]) -> pd.DataFrame:
         else:
             label = f"{count.count:,} · {share} of previous step"
         rows.append({
-            "step": count.step.label,
-            "owner": owners[count.step.owner],
+            "step": count.label,
+            "owner": owners[count.owner],
             "count": count.count,
             "label": label,
             "state": MATURING[count.maturing],
@@ -179,8 +180,10 @@ def funnel_chart(journey: Journey, owners: dict[str, str], bar_height: int = 40)
     """The cohort's funnel: a bar per step coloured by the team that owns it, maturing steps pale and dashed."""
     frame = funnel_frame(journey, owners)
     steps = list(frame["step"])
-    present = list(dict.fromkeys(step.owner for step in Step))
-    owner_scale = alt.Scale(domain=[owners[o] for o in present], range=[OWNER_COLORS[o] for o in present])
+    present = list(dict.fromkeys(count.owner for count in journey.steps))
+    teams = [o for o in present if o != CUSTOMER]
+    colors = [CUSTOMER_COLOR if o == CUSTOMER else TEAM_COLORS[teams.index(o) % len(TEAM_COLORS)] for o in present]
+    owner_scale = alt.Scale(domain=[owners[o] for o in present], range=colors)
     y = alt.Y("step:N", sort=steps, title=None,
               axis=alt.Axis(labelFontSize=13, labelLimit=220, ticks=False, domain=False, labelPadding=8))
     # Room to the right of the widest bar for its label.

@@ -38,7 +38,7 @@ from kpicore.filters import NO_FILTERS, Filters
 from kpicore.lineage import atoms, columns_read, monthly, tables_of
 from kpicore.model import MONEY, TABLES
 from kpicore.periods import Grain, Period, add_months
-from kpicore.sql import percentile, quote
+from kpicore.sql import Params, percentile, quote
 
 
 @dataclass(frozen=True)
@@ -147,7 +147,7 @@ def build_query(catalog: Catalog, grain: Grain, periods: Iterable[Period], schem
                 filters: Filters = NO_FILTERS, months: Collection[tuple[str, str]] = ()) -> tuple[str, dict[str, Any]]:
     """One SQL query with a row per period and a column per KPI, and its parameters (`months`: time columns
     whose data holds months only, which have no value at week grain)."""
-    params = _Params()
+    params = Params()
     columns, rows = _calendar_rows(catalog, periods)
     values = ", ".join(f"({', '.join(_date_or_text(params, v) for v in row)})" for row in rows)
     ctes = [f"calendar AS (SELECT * FROM (VALUES {values}) AS v({', '.join(columns)}))"]
@@ -162,7 +162,7 @@ def build_query(catalog: Catalog, grain: Grain, periods: Iterable[Period], schem
     )
     sql = (f"WITH {', '.join(ctes)} SELECT calendar.period, {columns} "
            f"FROM calendar {joins} ORDER BY calendar.period_start")
-    return sql, params.values
+    return sql, params
 
 
 def _calendar_rows(catalog: Catalog, periods: Iterable[Period]) -> tuple[list[str], list[list[object]]]:
@@ -183,24 +183,12 @@ def _calendar_rows(catalog: Catalog, periods: Iterable[Period]) -> tuple[list[st
     return columns, rows
 
 
-def _date_or_text(params: _Params, value: object) -> str:
+def _date_or_text(params: Params, value: object) -> str:
     if isinstance(value, date):
         return f"CAST({params.bind(value)} AS DATE)"
     if value is None:
         return "CAST(NULL AS DATE)"
     return params.bind(value)
-
-
-class _Params:
-    """Named bound parameters, collected while SQL is written."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-
-    def bind(self, value: Any) -> str:
-        name = f"p{len(self.values)}"
-        self.values[name] = value
-        return f"${name}"
 
 
 _OPERATORS = {Op.EQ: "=", Op.NE: "<>", Op.GT: ">", Op.GE: ">=", Op.LT: "<", Op.LE: "<="}
@@ -209,7 +197,7 @@ _OPERATORS = {Op.EQ: "=", Op.NE: "<>", Op.GT: ">", Op.GE: ">=", Op.LT: "<", Op.L
 class _Compiler:
     """Writes the SQL of one KPI from its validated definition."""
 
-    def __init__(self, schema: str, grain: Grain, params: _Params, by_id: dict[str, Kpi],
+    def __init__(self, schema: str, grain: Grain, params: Params, by_id: dict[str, Kpi],
                  parameters: dict[str, float], filters: Filters, months: Collection[tuple[str, str]]) -> None:
         self.schema, self.grain, self.params = schema, grain, params
         self.by_id, self.parameters, self.filters, self.months = by_id, parameters, filters, months

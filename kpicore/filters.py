@@ -1,12 +1,10 @@
 """Filters by marketing channel, customer segment and region, applied to every table that can carry them."""
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from kpicore.sql import quote
-
-Bind = Callable[[object], str]
+from kpicore.sql import Bind, quote
 
 # How each table reaches a dimension: "own" (it has the column), "lead" (via lead_id), "customer"
 # (via customer_id), "customer_lead" (via customer_id -> customers.lead_id). Tables not listed are not filtered.

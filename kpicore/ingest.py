@@ -27,7 +27,7 @@ from kpicore.model import (
     ColumnType,
     Table,
 )
-from kpicore.sql import quote
+from kpicore.sql import Bind, Params, quote
 from kpicore.store import (
     Snapshot,
     Stored,
@@ -197,8 +197,8 @@ def _latest_date(raw: RawFile) -> ExportDate | None:
         order = date_order(sample) if sample else DateOrder.AMBIGUOUS
         if not sample or order is DateOrder.AMBIGUOUS or date_share(sample) < 0.8:
             continue
-        params: dict[str, object] = dict(raw.read_params())
-        formats = ", ".join(_Bind(params)(f) for f in _ISO_FORMATS + _ORDER_FORMATS[order])
+        params = Params(raw.read_params())
+        formats = ", ".join(params.bind(f) for f in _ISO_FORMATS + _ORDER_FORMATS[order])
         cleaned = f"regexp_replace(trim(c{i}), '(Z|[+-][0-9]{{2}}:?[0-9]{{2}})$', '')"
         found = duckdb.execute(f"SELECT MAX(try_strptime({cleaned}, [{formats}])) FROM {raw.read_sql()}",
                                params).fetchone()[0]
@@ -368,7 +368,7 @@ def staging_sql(raw: RawFile, plan: Plan, physical: str, as_of: date | None = No
     the date of the rows whose state implies it (see model.STATUS_DATES).
     """
     table = TABLES[plan.table]
-    params: dict[str, object] = dict(raw.read_params())
+    params = Params(raw.read_params())
     index = {name: i for i, name in enumerate(raw.columns)}
     for column in table.columns:
         if column.required and plan.source_of(column.name) is None and as_of is None:
@@ -463,19 +463,9 @@ def _mark_duplicates(conn: duckdb.DuckDBPyConnection, physical: str, table: Tabl
     return conn.execute("SELECT COUNT(*) FROM duplicate_rows WHERE physical = ?", [physical]).fetchone()[0]
 
 
-class _Bind:
-    def __init__(self, params: dict[str, object]) -> None:
-        self.params = params
-
-    def __call__(self, value: object) -> str:
-        name = f"v{len(self.params)}"
-        self.params[name] = value
-        return f"${name}"
-
-
-def _convert(column: Column, text: str, plan: Plan, params: dict[str, object], raw: RawFile | None = None) -> str:
+def _convert(column: Column, text: str, plan: Plan, params: Params, raw: RawFile | None = None) -> str:
     """SQL turning a text cell into the canonical type (NULL when it cannot be read)."""
-    bind = _Bind(params)
+    bind = params.bind
     kind = column.type
     if kind in (ColumnType.TIMESTAMP, ColumnType.MONTH):
         order = plan.date_orders.get(column.name, DateOrder.ISO)
@@ -556,7 +546,7 @@ def _leading_format(raw: RawFile, plan: Plan, column: Column, formats: list[str]
     return None
 
 
-def _vocabulary(column: Column, text: str, plan: Plan, bind: _Bind) -> str:
+def _vocabulary(column: Column, text: str, plan: Plan, bind: Bind) -> str:
     """CASE mapping a tool's values (user's mapping first, then the known words) onto canonical values."""
     branches = [f"WHEN {text} = {bind(source)} THEN {bind(value)}"
                 for source, value in plan.values.get(column.name, {}).items()]

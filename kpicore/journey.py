@@ -6,15 +6,14 @@ from datetime import date, timedelta
 from enum import Enum
 from typing import Any, NamedTuple
 
-from kpicore.catalog import CUSTOMER, Catalog, Kpi
+from kpicore.catalog import Catalog, JourneySettings, Kpi
 from kpicore.coverage import Engine, Span, table_spans
-from kpicore.filters import NO_FILTERS, Bind, Filters
+from kpicore.filters import NO_FILTERS, Filters
 from kpicore.periods import Period
-from kpicore.sql import percentile
+from kpicore.sql import Bind, Params, percentile
 
 COHORTS = 12  # cohorts shown over time, the selected one last
-RETENTION_DAYS = 365
-EARLY_CHURN_DAYS = 90  # as the catalog's early_churn_rate, so the channel breakdown adds up to the KPI
+DEFAULT_SETTINGS = JourneySettings()
 NO_LEAD = "no lead (existing base)"
 UNKNOWN_CHANNEL = "unknown channel"
 TABLES_READ = ("leads", "opportunities", "customers", "surveys")
@@ -38,11 +37,6 @@ class Step(Enum):
         return _LABELS[self]
 
     @property
-    def owner(self) -> str:
-        """The team that owns the step (`customer` for the shared outcome)."""
-        return _OWNERS[self]
-
-    @property
     def since(self) -> str | None:
         """What the step's median days are measured between (None: not measured)."""
         return _SINCE[self]
@@ -50,15 +44,9 @@ class Step(Enum):
 
 _LABELS = {Step.LEAD: "Lead", Step.QUALIFIED: "Qualified (MQL)", Step.OPPORTUNITY: "Opportunity",
            Step.CUSTOMER: "Customer", Step.RETAINED: "Retained 12 months", Step.PROMOTER: "Promoter (NPS 9-10)"}
-_OWNERS = {Step.LEAD: "marketing", Step.QUALIFIED: "marketing", Step.OPPORTUNITY: "sales", Step.CUSTOMER: "sales",
-           Step.RETAINED: "service", Step.PROMOTER: CUSTOMER}
 _SINCE = {Step.LEAD: None, Step.QUALIFIED: "lead created → qualified",
           Step.OPPORTUNITY: "qualified → first deal opened", Step.CUSTOMER: "first deal opened → customer",
           Step.RETAINED: None, Step.PROMOTER: "customer → first promoter answer"}
-# Days after a cohort's period ends until nearly all of its leads that will ever reach the step have
-# reached it (in the sample data 99% qualify within 10 days, open a deal within 25 and buy within 91);
-# customer matches the catalog's 90-day lead-to-customer window.
-_SETTLE_DAYS = {Step.QUALIFIED: 30, Step.OPPORTUNITY: 60, Step.CUSTOMER: 90}
 _REACH = {Step.QUALIFIED: "qualify", Step.OPPORTUNITY: "reach a deal", Step.CUSTOMER: "become customers"}
 
 
@@ -67,6 +55,8 @@ class StepCount:
     """One step of a cohort: how many reached it, and whether that number can still grow."""
 
     step: Step
+    label: str  # how the step is named on screen
+    owner: str  # the team that owns the step (`customer` for the shared outcome), as the catalog says
     count: int
     previous: int | None
     first: int
@@ -109,6 +99,7 @@ class Journey:
     as_of: date
     cohorts: tuple[Cohort, ...]
     notes: tuple[str, ...] = ()
+    settings: JourneySettings = JourneySettings()
 
     @property
     def cohort(self) -> Cohort:
@@ -123,7 +114,7 @@ class Journey:
     @property
     def early_churn_maturing(self) -> bool:
         """Whether some customers won in the period have not had their first 90 days by `as_of`."""
-        return self.period.end + timedelta(days=EARLY_CHURN_DAYS) > self.as_of + timedelta(days=1)
+        return self.period.end + timedelta(days=self.settings.early_churn_days) > self.as_of + timedelta(days=1)
 
 
 class ChannelChurn(NamedTuple):
@@ -135,27 +126,16 @@ class ChannelChurn(NamedTuple):
     share: float
 
 
-# The hand-off KPIs in journey order, with the hand-over each one measures.
-HANDOVERS: dict[str, str] = {
-    "onboarding_handoff": "Sales to service: did each new customer get an onboarding contact from service "
-                          "right after the won deal?",
-    "nurture_reach": "Sales back to marketing: does marketing still reach customers with content after "
-                     "the conversion?",
-    "early_ticket_share": "Sales to service: how much help do customers need in their first 90 days?",
-    "early_churn_rate": "Marketing and sales to the customer: did the customers won stay past their first "
-                        "90 days? By channel below.",
-}
-
-
-def handoffs(catalog: Catalog) -> tuple[Kpi, ...]:
-    """The catalog's hand-off KPIs in journey order (those it has)."""
+def handoffs(catalog: Catalog) -> tuple[tuple[Kpi, str], ...]:
+    """The catalog's hand-off KPIs in journey order, each with the hand-over it measures."""
     by_id = {k.id: k for k in catalog.kpis}
-    return tuple(by_id[kpi_id] for kpi_id in HANDOVERS if kpi_id in by_id)
+    return tuple((by_id[kpi_id], text) for kpi_id, text in catalog.journey.handoffs if kpi_id in by_id)
 
 
 def journey(engine: Engine, schema: str, period: Period, filters: Filters = NO_FILTERS,
-            as_of: date | None = None) -> Journey:
-    """The funnel of the leads created in `period` and in the periods before it, as known on `as_of`."""
+            as_of: date | None = None, settings: JourneySettings = DEFAULT_SETTINGS) -> Journey:
+    """The funnel of the leads created in `period` and in the periods before it, as known on `as_of`, with the
+    owners and windows the catalog gives (`settings`)."""
     spans = table_spans(engine, schema, SOURCES)
     if as_of is None:
         as_of = _data_as_of(spans) or period.end - timedelta(days=1)
@@ -163,23 +143,24 @@ def journey(engine: Engine, schema: str, period: Period, filters: Filters = NO_F
     periods = [p for p in (period.shift(n) for n in range(1 - COHORTS, 1))
                if p == period or (first_lead is not None and p.start >= first_lead.first)]
     until = as_of + timedelta(days=1)
-    params: dict[str, Any] = {}
-    rows = engine.execute(_journey_sql(schema, periods, until, filters, _binder(params)), params).fetchall()
-    cohorts = tuple(_cohort(p, row, until) for p, row in zip(periods, rows, strict=True))
+    params = Params()
+    sql = _journey_sql(schema, periods, until, filters, params.bind, settings.retained_days)
+    rows = engine.execute(sql, params).fetchall()
+    cohorts = tuple(_cohort(p, row, until, settings) for p, row in zip(periods, rows, strict=True))
     notes = tuple(f"Filters: {note}." for note in filters.unfiltered(set(TABLES_READ)))
-    return Journey(period, as_of, cohorts, notes)
+    return Journey(period, as_of, cohorts, notes, settings)
 
 
-def early_churn_by_channel(engine: Engine, schema: str, period: Period,
-                           filters: Filters = NO_FILTERS) -> list[ChannelChurn]:
-    """Customers acquired in `period` by the channel of their lead, and how many left within 90 days."""
-    params: dict[str, Any] = {}
-    bind = _binder(params)
+def early_churn_by_channel(engine: Engine, schema: str, period: Period, filters: Filters = NO_FILTERS,
+                           days: int = DEFAULT_SETTINGS.early_churn_days) -> list[ChannelChurn]:
+    """Customers acquired in `period` by the channel of their lead, and how many left within `days`."""
+    params = Params()
+    bind = params.bind
     customers, leads = filters.relation(schema, "customers", bind), filters.relation(schema, "leads", bind)
     sql = (
         f"SELECT CASE WHEN c.lead_id IS NULL THEN {bind(NO_LEAD)} ELSE COALESCE(l.channel, {bind(UNKNOWN_CHANNEL)}) "
         f"END AS channel, COUNT(*) AS customers, COUNT(CASE WHEN c.churned_at >= c.acquired_at "
-        f"AND c.churned_at < c.acquired_at + INTERVAL '{EARLY_CHURN_DAYS}' DAY THEN 1 END) AS churned "
+        f"AND c.churned_at < c.acquired_at + INTERVAL '{int(days)}' DAY THEN 1 END) AS churned "
         f"FROM {customers} AS c LEFT JOIN {leads} AS l ON l.lead_id = c.lead_id "
         f"WHERE c.acquired_at >= CAST({bind(period.start)} AS TIMESTAMP) "
         f"AND c.acquired_at < CAST({bind(period.end)} AS TIMESTAMP) GROUP BY 1"
@@ -189,30 +170,22 @@ def early_churn_by_channel(engine: Engine, schema: str, period: Period,
     return sorted(found, key=lambda c: (-c.share, -c.customers, c.channel))
 
 
-def _binder(params: dict[str, Any]) -> Bind:
-    """A function that binds a value as the next named parameter in `params` and returns its placeholder."""
-    def bind(value: object) -> str:
-        name = f"p{len(params)}"
-        params[name] = value
-        return f"${name}"
-
-    return bind
-
-
 def _days(start: str, end: str) -> str:
     """The median days between two timestamp columns."""
     return percentile(f"CAST(date_diff('second', {start}, {end}) AS DOUBLE) / 86400.0", 0.5)
 
 
-def _journey_sql(schema: str, periods: list[Period], until: date, filters: Filters, bind: Bind) -> str:
-    """One query: a row per cohort with each step's count, the customers still under 12 months, and the medians."""
+def _journey_sql(schema: str, periods: list[Period], until: date, filters: Filters, bind: Bind,
+                 retained_days: int) -> str:
+    """One query: a row per cohort with each step's count, the customers not yet `retained_days` old, and the
+    medians."""
     calendar = ", ".join(
         f"({bind(p.label)}, CAST({bind(p.start)} AS TIMESTAMP), CAST({bind(p.end)} AS TIMESTAMP))" for p in periods
     )
     leads, deals = filters.relation(schema, "leads", bind), filters.relation(schema, "opportunities", bind)
     customers, surveys = filters.relation(schema, "customers", bind), filters.relation(schema, "surveys", bind)
     cutoff = f"CAST({bind(until)} AS TIMESTAMP)"
-    year = f"INTERVAL '{RETENTION_DAYS}' DAY"
+    year = f"INTERVAL '{int(retained_days)}' DAY"
     not_flagged = "NOT COALESCE(w.churned, FALSE)"
     return (
         f"WITH calendar AS (SELECT * FROM (VALUES {calendar}) AS v(period, period_start, period_end)), "
@@ -245,33 +218,47 @@ def _journey_sql(schema: str, periods: list[Period], until: date, filters: Filte
     )
 
 
-def _cohort(period: Period, row: tuple[Any, ...], until: date) -> Cohort:
+def _cohort(period: Period, row: tuple[Any, ...], until: date, settings: JourneySettings) -> Cohort:
     """A cohort from its query row."""
     _, leads, qualified, opportunity, customer, retained, promoter, undecided, *medians = row
     counts = dict(zip(Step, (leads, qualified, opportunity, customer, retained, promoter), strict=True))
     days = dict(zip((Step.QUALIFIED, Step.OPPORTUNITY, Step.CUSTOMER, Step.PROMOTER), medians, strict=True))
-    notes = _maturing_notes(period, until, customer, undecided)
+    notes = _maturing_notes(period, until, customer, undecided, settings)
     steps, previous = [], None
     for step in Step:
-        steps.append(StepCount(step, counts[step], previous, leads, days.get(step), notes.get(step)))
+        label = retained_label(settings.retained_days) if step is Step.RETAINED else step.label
+        steps.append(StepCount(step, label, settings.owner(step.value), counts[step], previous, leads,
+                               days.get(step), notes.get(step)))
         previous = counts[step]
     return Cohort(period, tuple(steps))
 
 
-def _maturing_notes(period: Period, until: date, customers: int, undecided: int) -> dict[Step, str]:
+def _maturing_notes(period: Period, until: date, customers: int, undecided: int,
+                    settings: JourneySettings) -> dict[Step, str]:
     """Why a step's count can still grow, for the steps the cohort has not had enough time for."""
     age = (until - period.end).days
-    notes = {step: f"Leads get {days} days after their period to {_REACH[step]}; the {period.label} leads have had "
-                   f"{max(age, 0)}."
-             for step, days in _SETTLE_DAYS.items() if age < days}
+    notes = {Step(step): f"Leads get {days} days after their period to {_REACH[Step(step)]}; the {period.label} "
+                         f"leads have had {max(age, 0)}."
+             for step, days in settings.settle_days if age < days}
     if Step.CUSTOMER in notes:
         notes[Step.RETAINED] = notes[Step.PROMOTER] = "The cohort can still bring new customers."
     elif undecided:
-        notes[Step.RETAINED] = (f"{undecided} of the cohort's {customers} customers are not 12 months old yet "
-                                "and may still be retained.")
-        notes[Step.PROMOTER] = (f"{undecided} of the cohort's {customers} customers are not 12 months old yet "
-                                "and may still answer as promoters.")
+        young = f"{undecided} of the cohort's {customers} customers are not {_age(settings.retained_days)} old yet"
+        notes[Step.RETAINED] = f"{young} and may still be retained."
+        notes[Step.PROMOTER] = f"{young} and may still answer as promoters."
     return notes
+
+
+def retained_label(days: int) -> str:
+    """The name of the retained step for a retention window."""
+    return f"Retained {_age(days)}"
+
+
+def _age(days: int) -> str:
+    """A retention window in words: 12 months, whole years, or days."""
+    if days == 365:
+        return "12 months"
+    return f"{days // 365} years" if days % 365 == 0 else f"{days} days"
 
 
 def _data_as_of(spans: dict[tuple[str, str], Span]) -> date | None:

@@ -1,6 +1,10 @@
 """SQL building blocks shared by every query kpicore writes (kept portable for other engines)."""
 from __future__ import annotations
 
+from collections.abc import Callable
+
+Bind = Callable[[object], str]  # binds a value as a named parameter and returns its placeholder
+
 
 def quote(name: str) -> str:
     """A SQL identifier, double-quoted."""
@@ -10,3 +14,15 @@ def quote(name: str) -> str:
 def percentile(expr: str, fraction: float) -> str:
     """The one building block for medians and percentiles (standard SQL)."""
     return f"PERCENTILE_CONT({fraction!r}) WITHIN GROUP (ORDER BY {expr})"
+
+
+class Params(dict[str, object]):
+    """The named parameters of one statement, collected while its SQL is written."""
+
+    def bind(self, value: object) -> str:
+        """Add `value` as the next parameter and return its placeholder."""
+        name = f"p{len(self)}"
+        while name in self:
+            name += "_"
+        self[name] = value
+        return f"${name}"

@@ -88,7 +88,7 @@ def find_tensions(catalog: Catalog, values: KpiValues, period: Period, compariso
                 bonus = max((STATUS_BONUS.get(s, 1.0) for s in statuses), default=1.0)
                 sentence = _sentence(catalog, kind, pair, (good, bad), stake, comparison, windows[kind],
                                      min(BASELINE, index - trailing + 1))
-                labels = (_team_label(catalog, kpi), _team_label(catalog, counterweight))
+                labels = (catalog.owner_label(kpi.team or ""), catalog.owner_label(counterweight.team or ""))
                 found.append(Tension(kind, kpi, counterweight, period, good.change, bad.change,
                                      min(good.z, -bad.z) * bonus, stake, sentence, windows[kind], labels))
     return sorted(found, key=lambda t: -t.severity)
@@ -203,16 +203,11 @@ def _at_stake(catalog: Catalog, kpi: Kpi, counterweight: Kpi) -> tuple[Kpi, ...]
     return tuple(sorted(reached, key=rank))
 
 
-def _team_label(catalog: Catalog, kpi: Kpi) -> str:
-    """The owner of a KPI as shown: a team's label, or "Customer outcome" for the shared outcomes."""
-    return "Customer outcome" if kpi.team == CUSTOMER else catalog.team(kpi.team or "").label
-
-
 def _owned(catalog: Catalog, kpi: Kpi) -> str:
     """A KPI named with its owner: "Sales' Win rate", "the customer outcome Churn rate"."""
     if kpi.team == CUSTOMER:
         return f"the customer outcome {kpi.label}"
-    team = _team_label(catalog, kpi)
+    team = catalog.owner_label(kpi.team or "")
     return f"{team}' {kpi.label}" if team.endswith("s") else f"{team}'s {kpi.label}"
 
 

@@ -11,7 +11,7 @@ from enum import StrEnum
 import altair as alt
 import pandas as pd
 
-from kpicore.catalog import CUSTOMER, Catalog, Kpi
+from kpicore.catalog import CUSTOMER, CUSTOMER_LABEL, Catalog, Kpi
 from kpicore.display import STATUS_LOOKS
 from kpicore.scorecard import Status
 
@@ -379,7 +379,7 @@ def tree_chart(catalog: Catalog, statuses: dict[str, Status], links: dict[str, s
     plan = layout(catalog)
     canvas = _Canvas.of(plan, width, height)
     label = {n.kpi_id: n.label for n in plan.nodes}
-    team_label = {t.id: t.label for t in catalog.teams} | {CUSTOMER: "Customer outcome"}
+    team_label = {t.id: t.label for t in catalog.teams} | {CUSTOMER: CUSTOMER_LABEL}
     nodes = pd.DataFrame([{
         "kpi_id": n.kpi_id, "label": n.label, "team_id": n.team, "team": team_label.get(n.team, n.team),
         "status": statuses.get(n.kpi_id, Status.NO_DATA).value, "href": links.get(n.kpi_id),

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 from kpicore.catalog import (
     CUSTOMER,
     FORMULA_KEYS,
+    JOURNEY_STEPS,
     Agg,
     Catalog,
     Condition,
@@ -17,6 +18,7 @@ from kpicore.catalog import (
     Derived,
     Direction,
     Formula,
+    JourneySettings,
     Kpi,
     NetRetention,
     Op,
@@ -32,7 +34,7 @@ from kpicore.catalog import (
 from kpicore.errors import CatalogIssue
 from kpicore.model import TABLES, ColumnType
 
-TOP_KEYS = {"version", "currency", "scoring", "parameters", "teams", "measures", "kpis"}
+TOP_KEYS = {"version", "currency", "scoring", "parameters", "teams", "measures", "kpis", "journey"}
 MEASURE_KEYS = {"id", "label", "description", "unit", *FORMULA_KEYS}
 KPI_KEYS = MEASURE_KEYS | {"team", "direction", "target", "weight", "counterweights", "drives", "aliases", "score",
                            "mature_days"}
@@ -142,8 +144,57 @@ def build_catalog(document: Any, source: str, fingerprint: str) -> tuple[Catalog
     for rule in RULES:
         rule(context)
     currency = top.text("currency") or "EUR"
-    catalog = Catalog(source, fingerprint, tuple(teams), tuple(kpis), scoring or Scoring(), parameters, currency)
+    journey = _journey(top.child("journey"), teams, kpis) if "journey" in document else JourneySettings()
+    catalog = Catalog(source, fingerprint, tuple(teams), tuple(kpis), scoring or Scoring(), parameters, currency,
+                      journey or JourneySettings())
     return catalog, report.issues
+
+
+def _journey(entry: _Entry | None, teams: list[Team], kpis: list[Kpi]) -> JourneySettings | None:
+    """The `journey:` section: owners and windows of the funnel's steps, the early churn KPI and the hand-offs."""
+    if entry is None:
+        return None
+    entry.check_keys(set(), {"owners", "settle_days", "retained_days", "early_churn", "handoffs"})
+    default = JourneySettings()
+    owners = dict(default.owners) | _mapping(entry, "owners")
+    allowed = {t.id for t in teams} | {CUSTOMER}
+    for step, owner in owners.items():
+        if step not in JOURNEY_STEPS:
+            entry.problem("owners", f"'{step}' is not a step of the journey ({', '.join(JOURNEY_STEPS)}).")
+        elif owner not in allowed:
+            entry.problem("owners", f"{step}: '{owner}' is not a team ({', '.join(sorted(allowed))}).")
+    settle = dict(default.settle_days) | _mapping(entry, "settle_days")
+    for step, days in settle.items():
+        if step not in ("qualified", "opportunity", "customer") or isinstance(days, bool) or not isinstance(days, int) \
+                or days <= 0:
+            entry.problem("settle_days", f"{step}: {days!r} must be a whole number of days for qualified, "
+                                         "opportunity or customer.")
+    retained = _whole(entry, "retained_days") if "retained_days" in entry.raw else default.retained_days
+    by_id = {k.id: k for k in kpis}
+    early = entry.text("early_churn") if "early_churn" in entry.raw else None
+    window = default.early_churn_days
+    if early is not None and not isinstance(formula := getattr(by_id.get(early), "formula", None), Conversion):
+        entry.problem("early_churn", f"'{early}' must be a conversion KPI of the catalog (customers to their churn).")
+    elif early is not None:
+        window = formula.window_days
+    handoffs = []
+    for item in entry.raw.get("handoffs", []) or []:
+        if not isinstance(item, dict) or set(item) != {"kpi", "hand_over"} or item["kpi"] not in by_id:
+            entry.problem("handoffs", f"{item!r} must be {{kpi: <a KPI id>, hand_over: <what it measures>}}.")
+            continue
+        handoffs.append((item["kpi"], str(item["hand_over"])))
+    if retained is None:
+        return None
+    return JourneySettings(tuple((s, owners[s]) for s in JOURNEY_STEPS if s in owners), tuple(settle.items()),
+                           retained, early, window, tuple(handoffs))
+
+
+def _mapping(entry: _Entry, key: str) -> dict[str, Any]:
+    value = entry.raw.get(key, {})
+    if not isinstance(value, dict):
+        entry.problem(key, "must be a mapping of step to value.")
+        return {}
+    return {str(k): v for k, v in value.items()}
 
 
 def _list(document: dict[str, Any], key: str, report: _Report) -> list[tuple[dict[str, Any], bool]]:

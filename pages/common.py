@@ -13,7 +13,7 @@ import duckdb
 import streamlit as st
 
 from kpicore import store
-from kpicore.catalog import CUSTOMER, Catalog, catalog_path, load_catalog
+from kpicore.catalog import CUSTOMER, Catalog, JourneySettings, catalog_path, load_catalog
 from kpicore.compute import KpiValues, compute
 from kpicore.errors import CatalogError, KpiError
 from kpicore.filters import DIMENSIONS, Filters, checked
@@ -317,12 +317,15 @@ def kpi_links(ctx: Context) -> dict[str, str]:
 
 
 @st.cache_data(show_spinner="Following the lead cohorts…", max_entries=64)
-def _journey(db: str, schema: str, period: Period, filters: Filters) -> tuple[Journey, list[ChannelChurn]]:
-    """A period's journey and early churn by channel, cached per database, snapshot, period and filters."""
+def _journey(db: str, schema: str, period: Period, filters: Filters,
+             settings: JourneySettings) -> tuple[Journey, list[ChannelChurn]]:
+    """A period's journey and early churn by channel, cached per database, snapshot, period, filters and the
+    catalog's journey settings."""
     cursor = connection()
-    return journey(cursor, schema, period, filters), early_churn_by_channel(cursor, schema, period, filters)
+    return (journey(cursor, schema, period, filters, settings=settings),
+            early_churn_by_channel(cursor, schema, period, filters, settings.early_churn_days))
 
 
 def journey_of(ctx: Context) -> tuple[Journey, list[ChannelChurn]]:
     """The journey of the period shown, and its new customers' early churn by channel, as filtered."""
-    return _journey(str(store.db_path()), ctx.snapshot.schema, ctx.period, ctx.view.filters)
+    return _journey(str(store.db_path()), ctx.snapshot.schema, ctx.period, ctx.view.filters, ctx.catalog.journey)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from kpicore.charts import funnel_chart
-from kpicore.journey import EARLY_CHURN_DAYS, HANDOVERS, handoffs
+from kpicore.journey import Step, handoffs
 from kpicore.scorecard import kpi_result
 from kpicore.texts import NO_LEADS
 from pages import common, widgets
@@ -20,16 +20,17 @@ if not ctx.tables["leads"].rows:
     st.page_link(common.data_page(), label="Load a leads export on the Data page", icon=":material/upload_file:")
     st.stop()
 found, churn = common.journey_of(ctx)
+early_days = ctx.catalog.journey.early_churn_days
 owners = widgets.owner_labels(ctx)
 
 st.subheader(f"Funnel of the {period} leads",
              help="Each step counts the cohort's leads that reached it by the data's last day, whenever that was. "
-                  "Retained: still a customer 12 months after buying. Promoter: answered 9 or 10 in an NPS survey "
-                  "after buying.")
+                  f"{found.cohort.step(Step.RETAINED).label}: still a customer that long after buying. "
+                  "Promoter: answered 9 or 10 in an NPS survey after buying.")
 st.altair_chart(funnel_chart(found, owners))
 st.dataframe(widgets.journey_steps(found, owners), hide_index=True, width="stretch",
              column_config={"Median days": st.column_config.Column(help=widgets.median_days_help())})
-maturing = [f"**{s.step.label}**: {s.maturing_note}" for s in found.steps if s.maturing]
+maturing = [f"**{s.label}**: {s.maturing_note}" for s in found.steps if s.maturing]
 if maturing:
     st.caption(":material/hourglass_top: Still maturing, the counts can still grow:  \n" + "  \n".join(maturing))
 for note in found.notes:
@@ -45,21 +46,21 @@ st.subheader("Hand-offs", help="KPIs of the care after each hand-over between te
                                 "count in their owners' scores.")
 kpis = handoffs(ctx.catalog)
 if kpis:
-    for column, kpi in zip(st.columns(len(kpis)), kpis, strict=True):
+    for column, (kpi, hand_over) in zip(st.columns(len(kpis)), kpis, strict=True):
         with column:
             widgets.metric(kpi_result(kpi, ctx.values, ctx.period, ctx.view.comparison,
                                       ctx.catalog.currency), ctx)
-            st.markdown(HANDOVERS[kpi.id])
+            st.markdown(hand_over)
 else:
     st.info("The KPI catalog defines no hand-off KPIs.", icon=":material/info:")
 
 st.subheader(f"Early churn of the customers won in {period}, by channel",
-             help=f"Customers who started paying in {period} and left within {EARLY_CHURN_DAYS} days, by the "
+             help=f"Customers who started paying in {period} and left within {early_days} days, by the "
                   "marketing channel of the lead they came from.")
 if churn:
     st.dataframe(widgets.early_churn_table(churn), hide_index=True, width="content")
 else:
     st.info(f"No customer was won in {period}.", icon=":material/info:")
 if found.early_churn_maturing:
-    st.caption(f":material/hourglass_top: Some of these customers have not had {EARLY_CHURN_DAYS} days yet: "
+    st.caption(f":material/hourglass_top: Some of these customers have not had {early_days} days yet: "
                "the numbers can still grow.")

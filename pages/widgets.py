@@ -187,9 +187,7 @@ def _tension(ctx: Context, tension: Tension, index: int, here: str | None) -> No
 
 def owner_labels(ctx: Context) -> dict[str, str]:
     """The label of each journey step's owner: its team, or 'Customer outcome'."""
-    teams = {t.id: t.label for t in ctx.catalog.teams}
-    return {s.owner: "Customer outcome" if s.owner == CUSTOMER else teams.get(s.owner, s.owner.capitalize())
-            for s in Step}
+    return {owner: ctx.catalog.owner_label(owner) for _, owner in ctx.catalog.journey.owners}
 
 
 def _share(value: float | None) -> str:
@@ -199,8 +197,8 @@ def _share(value: float | None) -> str:
 def journey_steps(found: Journey, owners: dict[str, str]) -> pd.io.formats.style.Styler:
     """The selected cohort's steps as a table, the maturing ones greyed."""
     frame = pd.DataFrame([{
-        "Step": s.step.label + (" (maturing)" if s.maturing else ""),
-        "Owner": owners[s.step.owner],
+        "Step": s.label + (" (maturing)" if s.maturing else ""),
+        "Owner": owners[s.owner],
         "Count": s.count,
         "From previous": _share(s.conversion),
         "Of the leads": _share(s.from_first),
@@ -216,7 +214,7 @@ def journey_cohorts(found: Journey) -> pd.io.formats.style.Styler:
     for cohort in reversed(found.cohorts):
         row: dict[str, object] = {"Cohort": cohort.period.label, "Leads": cohort.step(Step.LEAD).count}
         for s in cohort.steps[1:]:
-            row[s.step.label] = f"{s.count:,} so far" if s.maturing else f"{s.count:,} · {_share(s.conversion)}"
+            row[s.label] = f"{s.count:,} so far" if s.maturing else f"{s.count:,} · {_share(s.conversion)}"
         row["Lead → customer"] = _share(cohort.step(Step.CUSTOMER).from_first)
         rows.append(row)
     return pd.DataFrame(rows).style.format({"Leads": "{:,}"})

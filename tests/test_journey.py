@@ -10,12 +10,12 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from kpicore import store
-from kpicore.catalog import Catalog
+from kpicore.catalog import Catalog, JourneySettings, parse_catalog
 from kpicore.charts import funnel_chart, funnel_frame
 from kpicore.compute import compute
+from kpicore.errors import CatalogError
 from kpicore.filters import Filters
 from kpicore.journey import (
-    HANDOVERS,
     NO_LEAD,
     UNKNOWN_CHANNEL,
     ChannelChurn,
@@ -113,7 +113,7 @@ def test_old_cohort_step_by_step(tiny_store, memory_conn) -> None:
     assert [s.from_first for s in found.steps] == pytest.approx([1, 4 / 6, 3 / 6, 3 / 6, 2 / 6, 2 / 6])
     assert [s.median_days for s in found.steps] == [None, 5.0, 4.0, 40.0, None, 46.5]
     assert not any(s.maturing for s in found.steps)
-    assert [s.step.owner for s in found.steps] == ["marketing", "marketing", "sales", "sales", "service", "customer"]
+    assert [s.owner for s in found.steps] == ["marketing", "marketing", "sales", "sales", "service", "customer"]
 
 
 def test_young_cohort_is_maturing_step_by_step(tiny_store, memory_conn) -> None:
@@ -210,13 +210,93 @@ def test_early_churn_by_channel(tiny_store, memory_conn) -> None:
     assert early_churn_by_channel(memory_conn, schema, parse_period("2025-12")) == []
 
 
+def test_the_early_churn_window_is_the_catalogs(tiny_store, memory_conn) -> None:
+    """With 91 days B (left after exactly 90) is early too; with 30 days only D (7 days) is, A (55) is not."""
+    schema = tiny_store(CHURN_ROWS)
+    longer = {c.channel: (c.customers, c.churned) for c in
+              early_churn_by_channel(memory_conn, schema, parse_period("2026-01"), days=91)}
+    assert longer == {NO_LEAD: (1, 1), "paid_social": (2, 2), "organic": (1, 0), UNKNOWN_CHANNEL: (1, 0)}
+    shorter = {c.channel: (c.customers, c.churned) for c in
+               early_churn_by_channel(memory_conn, schema, parse_period("2026-01"), days=30)}
+    assert shorter == {NO_LEAD: (1, 1), "paid_social": (2, 0), "organic": (1, 0), UNKNOWN_CHANNEL: (1, 0)}
+
+
+# The same tiny tables with a catalog that gives qualified leads to sales, lets deals settle in 30 days and
+# customers in 50, and counts a customer as retained after 400 days:
+# 2025-01: C1 (bought 2025-02-07, stays) passes 400 days on 2026-03-14: retained; C3 (bought 2025-03-22) left
+#   2026-03-25, before its 400 days: not retained, and decided; C2 left in June. Retained 1 of 3, nothing maturing.
+# 2026-01 (59 days old): 30 days for deals and 50 for customers have passed, so those steps are complete;
+#   C8 (bought 2026-02-01) is not 400 days old, so retained and promoter are maturing.
+SETTINGS = JourneySettings(
+    owners=(("lead", "marketing"), ("qualified", "sales"), ("opportunity", "sales"), ("customer", "sales"),
+            ("retained", "service"), ("promoter", "customer")),
+    settle_days=(("qualified", 30), ("opportunity", 30), ("customer", 50)), retained_days=400)
+
+
+def test_the_journey_follows_the_catalogs_owners_and_windows(tiny_store, memory_conn) -> None:
+    schema = tiny_store(ROWS)
+    old = journey(memory_conn, schema, parse_period("2025-01"), as_of=AS_OF, settings=SETTINGS)
+    assert counts(old.cohort) == [6, 4, 3, 3, 1, 2]
+    assert not any(s.maturing for s in old.steps)
+    assert [s.owner for s in old.steps] == ["marketing", "sales", "sales", "sales", "service", "customer"]
+    assert old.cohort.step(Step.RETAINED).label == "Retained 400 days"
+    young = journey(memory_conn, schema, parse_period("2026-01"), as_of=AS_OF, settings=SETTINGS)
+    assert [s.maturing for s in young.steps] == [False, False, False, False, True, True]
+    assert young.cohort.step(Step.RETAINED).maturing_note == (
+        "1 of the cohort's 1 customers are not 400 days old yet and may still be retained.")
+
+
+JOURNEY_SECTION = """\
+journey:
+  owners: {qualified: sales, promoter: customer}
+  settle_days: {opportunity: 30}
+  retained_days: 730
+  early_churn: early_churn_rate
+  handoffs:
+    - {kpi: onboarding_handoff, hand_over: "Did service call every new customer?"}
+"""
+
+
+def test_a_catalog_journey_section_is_read(tmp_path: Path) -> None:
+    text = (ROOT / "kpicore" / "catalog.yaml").read_text(encoding="utf-8")
+    start, end = text.index("journey:"), text.index("teams:")
+    edited = text[:start] + JOURNEY_SECTION + "\n" + text[end:]
+    key = "      key: customer_id\n      window_days: "
+    edited = edited.replace(key + "90", key + "60")
+    found = parse_catalog(edited, "team.yaml").journey
+    assert found.owner("qualified") == "sales" and found.owner("lead") == "marketing"  # the rest as before
+    assert dict(found.settle_days) == {"qualified": 30, "opportunity": 30, "customer": 90}
+    assert found.retained_days == 730
+    assert found.early_churn == "early_churn_rate" and found.early_churn_days == 60  # the KPI's own window
+    assert found.handoffs == (("onboarding_handoff", "Did service call every new customer?"),)
+
+
+@pytest.mark.parametrize(("section", "field", "message"), [
+    ("journey:\n  owners: {purchase: sales}\n", "journey.owners", "'purchase' is not a step of the journey"),
+    ("journey:\n  owners: {lead: growth}\n", "journey.owners", "lead: 'growth' is not a team"),
+    ("journey:\n  settle_days: {lead: 10}\n", "journey.settle_days", "lead: 10 must be a whole number of days"),
+    ("journey:\n  settle_days: {customer: -5}\n", "journey.settle_days", "customer: -5 must be a whole number"),
+    ("journey:\n  retained_days: a year\n", "journey.retained_days", ""),
+    ("journey:\n  early_churn: churn_rate\n", "journey.early_churn", "'churn_rate' must be a conversion KPI"),
+    ("journey:\n  handoffs: [{kpi: nothing, hand_over: x}]\n", "journey.handoffs", "must be {kpi: <a KPI id>"),
+    ("journey:\n  stages: []\n", "journey.stages", "is not a known field"),
+])
+def test_a_bad_journey_section_is_reported(section: str, field: str, message: str) -> None:
+    text = (ROOT / "kpicore" / "catalog.yaml").read_text(encoding="utf-8")
+    start, end = text.index("journey:"), text.index("teams:")
+    with pytest.raises(CatalogError) as caught:
+        parse_catalog(text[:start] + section + "\n" + text[end:])
+    found = [i for i in caught.value.issues if i.field == field]
+    assert found and message in found[0].message, caught.value.issues
+
+
 def test_handoffs_in_journey_order(catalog: Catalog) -> None:
-    ids = [k.id for k in handoffs(catalog)]
+    ids = [k.id for k, _ in handoffs(catalog)]
     assert ids == ["onboarding_handoff", "nurture_reach", "early_ticket_share", "early_churn_rate"]
-    assert all(k.team in {"marketing", "sales", "service"} and k.target is not None for k in handoffs(catalog))
-    assert all(HANDOVERS[i] for i in ids)
+    assert all(k.team in {"marketing", "sales", "service"} and k.target is not None for k, _ in handoffs(catalog))
+    assert all(text.endswith("?") or text.endswith(".") for _, text in handoffs(catalog))
     fewer = replace(catalog, kpis=tuple(k for k in catalog.kpis if k.id != "nurture_reach"))
-    assert [k.id for k in handoffs(fewer)] == ["onboarding_handoff", "early_ticket_share", "early_churn_rate"]
+    assert [k.id for k, _ in handoffs(fewer)] == ["onboarding_handoff", "early_ticket_share", "early_churn_rate"]
 
 
 def test_funnel_chart_marks_owners_and_maturing_steps(tiny_store, memory_conn) -> None:
@@ -301,10 +381,13 @@ def journey_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def run_journey(db: Path, monkeypatch: pytest.MonkeyPatch, **params: str) -> AppTest:
-    """Open the Journey page with `params` in the URL."""
+def run_journey(db: Path, monkeypatch: pytest.MonkeyPatch, catalog: Path | None = None, **params: str) -> AppTest:
+    """Open the Journey page with `params` in the URL (and `catalog` as the KPI catalog)."""
     monkeypatch.setenv("KPI_DB", str(db))
-    monkeypatch.delenv("KPI_CATALOG", raising=False)
+    if catalog is None:
+        monkeypatch.delenv("KPI_CATALOG", raising=False)
+    else:
+        monkeypatch.setenv("KPI_CATALOG", str(catalog))
     at = AppTest.from_file(str(APP), default_timeout=60)
     at.run()
     at.query_params.clear()
@@ -326,7 +409,7 @@ def test_journey_page(journey_db: Path, catalog: Catalog, monkeypatch: pytest.Mo
     labels = [m.label for m in at.metric]
     outcomes = [k.label for k in catalog.outcomes]
     assert labels[:len(outcomes)] == outcomes
-    assert labels[len(outcomes):] == [k.label for k in handoffs(catalog)]
+    assert labels[len(outcomes):] == [k.label for k, _ in handoffs(catalog)]
     steps = at.dataframe[0].value
     assert list(steps["Step"].str.replace(" (maturing)", "", regex=False)) == [s.label for s in Step]
     assert list(steps["Owner"]) == ["Marketing", "Marketing", "Sales", "Sales", "Service", "Customer outcome"]
@@ -351,3 +434,20 @@ def test_journey_page_honours_the_period_and_filters(journey_db: Path, sample_db
     filtered = run_journey(journey_db, monkeypatch, period="2025-06", channel="paid_social")
     assert list(filtered.dataframe[0].value["Count"]) == counts(paid.cohort)
     assert counts(paid.cohort)[0] < counts(june.cohort)[0]
+
+
+def test_the_journey_page_follows_the_catalog(journey_db: Path, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A catalog that calls marketing "Growth", gives qualified leads to sales and keeps customers two years."""
+    text = (ROOT / "kpicore" / "catalog.yaml").read_text(encoding="utf-8")
+    text = text.replace("  - id: marketing\n    label: Marketing\n", "  - id: marketing\n    label: Growth\n")
+    text = text.replace("qualified: marketing,", "qualified: sales,")
+    text = text.replace("retained_days: 365", "retained_days: 730")
+    text = text.replace("Sales to service: did each new customer", "Handed over: did each new customer")
+    path = tmp_path / "catalog.yaml"
+    path.write_text(text, encoding="utf-8")
+    at = run_journey(journey_db, monkeypatch, catalog=path, period="2024-01")
+    steps = at.dataframe[0].value
+    assert list(steps["Owner"]) == ["Growth", "Sales", "Sales", "Sales", "Service", "Customer outcome"]
+    assert "Retained 2 years" in list(steps["Step"].str.replace(" (maturing)", "", regex=False))
+    assert any(m.value.startswith("Handed over: did each new customer") for m in at.markdown)
