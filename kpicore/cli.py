@@ -229,8 +229,8 @@ def _tensions(args: argparse.Namespace) -> int:
     for tension in found:
         teams = " vs ".join(dict.fromkeys(tension.team_labels))
         stake = ", ".join(o.label for o in tension.at_stake) or "–"
-        print(f"\n[{tension.kind.value}, severity {tension.severity:.1f}] {tension.kpi.label} vs "
-              f"{tension.counterweight.label} ({teams}); at stake: {stake}\n  {tension.sentence}")
+        print(f"\n[{tension.kind.value}] {tension.kpi.label} vs {tension.counterweight.label} ({teams}); "
+              f"at stake: {stake}\n  {tension.sentence}\n  {tension.rarity}")
     return 0
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ast
+import math
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -60,6 +61,9 @@ class KpiValues:
     tables: dict[str, Coverage] = field(default_factory=dict)  # the days each table with rows covers
     currencies: dict[str, tuple[str, ...]] = field(default_factory=dict)  # those of the money a KPI reads
     filters: Filters = NO_FILTERS  # the filters the values were computed under
+    # the sampling standard error of each value, where its formula has one (counts, averages, medians, shares
+    # of counted rows): how much the value would vary by chance with the same underlying rates (docs/tensions.md)
+    errors: dict[str, tuple[float | None, ...]] = field(default_factory=dict)
 
     def value(self, kpi_id: str, period: Period) -> float | None:
         """The value of a KPI in a period (None where there is no data)."""
@@ -67,6 +71,13 @@ class KpiValues:
             return self.values[kpi_id][self.periods.index(period)]
         except ValueError:
             return None
+
+    def error(self, kpi_id: str, period: Period) -> float | None:
+        """The sampling standard error of a KPI's value in a period (None where its formula has none)."""
+        series = self.errors.get(kpi_id)
+        if series is None or period not in self.periods:
+            return None
+        return series[self.periods.index(period)]
 
     def whole(self, kpi_id: str, period: Period) -> float | None:
         """The value of a KPI in a period its data covers entirely (None where there is none, or part of it)."""
@@ -130,23 +141,31 @@ def compute(engine: Engine, catalog: Catalog, schema: str, grain: Grain, filters
                          {k.id: frozenset() for k in catalog.kpis}, notes, coverage, partial, tables, currencies,
                          filters)
     sql, params = build_query(catalog, grain, periods, schema, filters, months)
+    sampled = sampled_atoms(catalog)
     rows = engine.execute(sql, params).fetchall()
-    values = {}
+    values, errors = {}, {}
+    width = len(catalog.kpis)
     for column, kpi in enumerate(catalog.kpis, start=1):
         covered = coverage[kpi.id]
-        values[kpi.id] = tuple(
-            None if covered is None or not covered.covers(period) or row[column] is None else float(row[column])
-            for period, row in zip(periods, rows, strict=True)
-        )
+        shown = [covered is not None and covered.covers(period) and row[column] is not None
+                 for period, row in zip(periods, rows, strict=True)]
+        values[kpi.id] = tuple(float(row[column]) if ok else None for ok, row in zip(shown, rows, strict=True))
+        if kpi.id in sampled:
+            at = width + 1 + sampled.index(kpi.id)
+            errors[kpi.id] = tuple(None if not ok or row[at] is None else float(row[at])
+                                   for ok, row in zip(shown, rows, strict=True))
+    errors |= {k.id: shares for k in catalog.kpis if (shares := _share_errors(k, by_id, values))}
     maturing = {k.id: _maturing(k, by_id, periods, spans, c) if (c := coverage[k.id]) else frozenset()
                 for k in catalog.kpis}
-    return KpiValues(grain, periods, values, as_of, maturing, notes, coverage, partial, tables, currencies, filters)
+    return KpiValues(grain, periods, values, as_of, maturing, notes, coverage, partial, tables, currencies, filters,
+                     errors)
 
 
 def build_query(catalog: Catalog, grain: Grain, periods: Iterable[Period], schema: str,
                 filters: Filters = NO_FILTERS, months: Collection[tuple[str, str]] = ()) -> tuple[str, dict[str, Any]]:
-    """One SQL query with a row per period and a column per KPI, and its parameters (`months`: time columns
-    whose data holds months only, which have no value at week grain)."""
+    """One SQL query with a row per period and a column per KPI, then one per sampled atom with its standard
+    error (`sampled_atoms`), and its parameters (`months`: time columns whose data holds months only, which have
+    no value at week grain)."""
     params = Params()
     columns, rows = _calendar_rows(catalog, periods)
     values = ", ".join(f"({', '.join(_date_or_text(params, v) for v in row)})" for row in rows)
@@ -156,7 +175,8 @@ def build_query(catalog: Catalog, grain: Grain, periods: Iterable[Period], schem
     compiler = _Compiler(schema, grain, params, by_id, catalog.parameters, filters, months)
     for kpi in atoms:
         ctes.append(f"{quote('m_' + kpi.id)} AS ({compiler.atom(kpi)})")
-    columns = ", ".join(f"{compiler.expression(k.id)} AS {quote(k.id)}" for k in catalog.kpis)
+    columns = ", ".join([f"{compiler.expression(k.id)} AS {quote(k.id)}" for k in catalog.kpis]
+                        + [f"{quote('m_' + k)}.se AS {quote('se_' + k)}" for k in sampled_atoms(catalog)])
     joins = " ".join(
         f"LEFT JOIN {quote('m_' + k.id)} ON {quote('m_' + k.id)}.period = calendar.period" for k in atoms
     )
@@ -227,7 +247,7 @@ class _Compiler:
     def atom(self, kpi: Kpi) -> str:
         formula = kpi.formula
         if self.grain is Grain.WEEK and monthly(formula, self.months):
-            return "SELECT period, CAST(NULL AS DOUBLE) AS value FROM calendar"
+            return "SELECT period, CAST(NULL AS DOUBLE) AS value, CAST(NULL AS DOUBLE) AS se FROM calendar"
         if isinstance(formula, Simple):
             return self.simple(formula, kpi.unit)
         if isinstance(formula, Stock):
@@ -252,9 +272,21 @@ class _Compiler:
             Agg.AVG: f"AVG({measured})",
             Agg.MEDIAN: percentile(measured, 0.5),
         }[f.agg]
+        # sampling errors: a count varies like a Poisson count, a mean by its spread over the root of its rows,
+        # a median by 1.2533 sigma (sigma = IQR / 1.349) over the root of its rows; with fewer than MIN_ROWS rows
+        # the spread is unknown (NULL)
+        rows = f"CAST(COUNT({measured}) AS DOUBLE)"
+        error = {
+            Agg.COUNT: f"SQRT({aggregate})",
+            Agg.COUNT_DISTINCT: f"SQRT({aggregate})",
+            Agg.AVG: f"CASE WHEN {rows} >= {MIN_ROWS} THEN STDDEV_SAMP({measured}) / SQRT({rows}) END",
+            Agg.MEDIAN: f"CASE WHEN {rows} >= {MIN_ROWS} THEN {MEDIAN_ERROR!r} * ({percentile(measured, 0.75)} - "
+                        f"{percentile(measured, 0.25)}) / SQRT({rows}) END",
+        }.get(f.agg, "NULL")
         window = f"trail_{f.trailing_months}" if f.trailing_months else "period_start"
         return (
-            f"SELECT calendar.period, CAST({aggregate} AS DOUBLE) AS value FROM calendar "
+            f"SELECT calendar.period, CAST({aggregate} AS DOUBLE) AS value, CAST({error} AS DOUBLE) AS se "
+            f"FROM calendar "
             f"LEFT JOIN {self.relation(f.table)} AS t ON {self.in_period('t', f.time, window)}"
             f"{self.conditions('t', f.where)} GROUP BY calendar.period"
         )
@@ -267,7 +299,7 @@ class _Compiler:
         if f.at == "left":  # active at the start, gone before the end
             active = f"({start} IS NULL OR {start} < {moment}) AND {end} >= {moment} AND {end} < calendar.period_end"
         return (
-            f"SELECT calendar.period, CAST(COUNT({row}) AS DOUBLE) AS value FROM calendar "
+            f"SELECT calendar.period, CAST(COUNT({row}) AS DOUBLE) AS value, CAST(NULL AS DOUBLE) AS se FROM calendar "
             f"LEFT JOIN {self.relation(f.table)} AS t ON {active}"
             f"{self.conditions('t', f.where)} GROUP BY calendar.period"
         )
@@ -280,12 +312,16 @@ class _Compiler:
             within = f"{target_time} <= {source_time} AND {target_time} > {source_time} - {window}"
         else:
             within = f"{target_time} >= {source_time} AND {target_time} < {source_time} + {window}"
+        sources = f"NULLIF(COUNT(DISTINCT s.{row}), 0)"
         if f.value is None:
             reached = f"CAST(COUNT(DISTINCT CASE WHEN x.{key} IS NOT NULL THEN s.{row} END) AS DOUBLE)"
+            share = f"(({reached} + 1) / ({sources} + 2))"  # the binomial error, away from 0 and 1 (Agresti-Coull)
+            error = f"SQRT({share} * (1 - {share}) / {sources})"
         else:
             reached = f"CAST(COALESCE(SUM(x.{quote(f.value)}), 0) AS DOUBLE)"
+            error = "NULL"
         return (
-            f"SELECT calendar.period, {reached} / NULLIF(COUNT(DISTINCT s.{row}), 0) AS value FROM calendar "
+            f"SELECT calendar.period, {reached} / {sources} AS value, CAST({error} AS DOUBLE) AS se FROM calendar "
             f"LEFT JOIN {self.relation(f.source.table)} AS s ON {self.in_period('s', f.source.time)}"
             f"{self.conditions('s', f.source.where)} "
             f"LEFT JOIN {self.relation(f.target.table)} AS x ON x.{key} = s.{key} AND {within}"
@@ -298,7 +334,8 @@ class _Compiler:
         monthly = (f"SELECT t.{quote(f.time)} AS month, t.{quote(f.key)} AS entity, SUM(t.{quote(f.value)}) AS "
                    f"amount FROM {self.relation(f.table)} AS t GROUP BY 1, 2")
         return (
-            f"SELECT calendar.period, CAST(SUM(cur.amount) AS DOUBLE) / NULLIF(SUM(was.amount), 0) AS value "
+            f"SELECT calendar.period, CAST(SUM(cur.amount) AS DOUBLE) / NULLIF(SUM(was.amount), 0) AS value, "
+            f"CAST(NULL AS DOUBLE) AS se "
             f"FROM calendar LEFT JOIN ({monthly}) AS was ON was.month = calendar.{base} "
             f"LEFT JOIN ({monthly}) AS cur ON cur.month = calendar.last_month AND cur.entity = was.entity "
             f"GROUP BY calendar.period"
@@ -328,6 +365,45 @@ class _Compiler:
         if node.id in self.by_id:
             return self.expression(node.id)
         return f"CAST({self.params.bind(self.parameters[node.id])} AS DOUBLE)"
+
+
+MEDIAN_ERROR = 1.2533 / 1.349  # standard error of a median per IQR over the root of n, for Gaussian rows
+MIN_ROWS = 3  # an average or median of fewer rows has no measurable spread: its sampling error is unknown
+
+
+def sampled_atoms(catalog: Catalog) -> list[str]:
+    """The atoms whose values carry a sampling error: counts, averages, medians and shares of counted sources."""
+    return [k.id for k in catalog.kpis if _sampled(k.formula)]
+
+
+def _sampled(formula: object) -> bool:
+    if isinstance(formula, Simple):
+        return formula.agg in (Agg.COUNT, Agg.COUNT_DISTINCT, Agg.AVG, Agg.MEDIAN)
+    return isinstance(formula, Conversion) and formula.value is None
+
+
+def _counted(kpi: Kpi) -> bool:
+    """A KPI whose value is a number of rows (a count or a stock)."""
+    formula = kpi.formula
+    counts = (Agg.COUNT, Agg.COUNT_DISTINCT)
+    return isinstance(formula, Stock) or (isinstance(formula, Simple) and formula.agg in counts)
+
+
+def _share_errors(kpi: Kpi, by_id: dict[str, Kpi], values: dict[str, tuple[float | None, ...]]
+                  ) -> tuple[float | None, ...] | None:
+    """The binomial error of a ratio of two counts that is a share (numerator within the denominator), per period;
+    None for any other KPI."""
+    formula = kpi.formula
+    if not (isinstance(formula, Ratio) and _counted(by_id[formula.numerator]) and _counted(by_id[formula.denominator])):
+        return None
+    errors: list[float | None] = []
+    for part, whole, shown in zip(values[formula.numerator], values[formula.denominator], values[kpi.id], strict=True):
+        if shown is None or part is None or not whole or not 0 <= part <= whole:
+            errors.append(None)
+            continue
+        share = (part + 1) / (whole + 2)  # Agresti-Coull: a share of 0 of 5 is no certainty
+        errors.append(math.sqrt(share * (1 - share) / whole))
+    return tuple(errors)
 
 
 def _divide(numerator: str, denominator: str) -> str:

@@ -10,16 +10,16 @@ from statistics import fmean, median
 from kpicore.catalog import CUSTOMER, Catalog, Direction, Kpi, Unit
 from kpicore.compute import KpiValues
 from kpicore.display import format_value
-from kpicore.periods import Comparison, Period
+from kpicore.periods import Comparison, Grain, Period
 from kpicore.scorecard import Status, kpi_result
 
 THRESHOLD = 2.5  # both KPIs must move at least this many noise units, each in its own direction (docs/tensions.md)
-HISTORY = 24  # periods before a change whose period-to-period steps give the KPI's noise
-MIN_HISTORY = 8  # with fewer complete periods before a change there is no verdict
+HISTORY = 36  # at most this many k-step changes before a change give the usual size of a k-step change
+MIN_CHANGES = 8  # with fewer complete k-step changes before a change there is no verdict on it
 BASELINE = 12  # periods before the trailing window whose mean the window's mean is compared with
 MIN_BASELINE = 6
 MIN_WINDOW = 3  # complete periods a trailing window needs (a cohort KPI's newest ones may be maturing)
-NOISE_FLOOR = 0.01  # noise is at least 1% of the usual level, so a flat series does not alarm on crumbs
+NOISE_FLOOR = 0.01  # one value's noise is at least 1% of the usual level, so a flat series does not alarm on crumbs
 MAD_TO_SIGMA = 1.4826  # median absolute deviation to standard deviation, for Gaussian noise
 STATUS_BONUS = {Status.OFF_TRACK: 1.5, Status.AT_RISK: 1.25}
 
@@ -41,11 +41,12 @@ class Tension:
     period: Period
     kpi_change: float  # MOVE: value - comparison value; TREND: trailing mean - mean of the baseline before it
     counterweight_change: float
-    severity: float
+    severity: float  # the smaller of the two moves in noise units, raised when an outcome at stake is in trouble
     at_stake: tuple[Kpi, ...]
     sentence: str
     window: tuple[Period, ...]  # MOVE: (comparison period, period); TREND: the trailing periods
     team_labels: tuple[str, str]  # as shown: "Marketing", "Sales", "Customer outcome"
+    rarity: str = ""  # how unusual the smaller move is: "Even the smaller of the two moves happens about once in ..."
 
     @property
     def teams(self) -> tuple[str, str]:
@@ -71,6 +72,7 @@ def find_tensions(catalog: Catalog, values: KpiValues, period: Period, compariso
     windows = {TensionKind.MOVE: (compared, period),
                TensionKind.TREND: values.periods[max(0, index - trailing + 1):index + 1]}
     series = {k.id: _complete(values, k) for k in catalog.kpis if not k.is_measure}
+    errors = {k.id: values.errors.get(k.id) or (None,) * len(values.periods) for k in catalog.kpis}
     found: list[Tension] = []
     for kpi in catalog.kpis:
         for counterweight in (catalog.kpi(c) for c in kpi.counterweights):
@@ -78,8 +80,8 @@ def find_tensions(catalog: Catalog, values: KpiValues, period: Period, compariso
                     values.value(kpi.id, period), values.value(counterweight.id, period)):
                 continue
             pair = (kpi, counterweight)
-            shifts = {TensionKind.MOVE: [_move(k, series[k.id], index, before) for k in pair],
-                      TensionKind.TREND: [_trend(k, series[k.id], index, trailing) for k in pair]}
+            shifts = {TensionKind.MOVE: [_move(k, series[k.id], errors[k.id], index, before) for k in pair],
+                      TensionKind.TREND: [_trend(k, series[k.id], errors[k.id], index, trailing) for k in pair]}
             for kind, (good, bad) in shifts.items():
                 if good is None or bad is None or min(good.z, -bad.z) < THRESHOLD:
                     continue
@@ -89,8 +91,9 @@ def find_tensions(catalog: Catalog, values: KpiValues, period: Period, compariso
                 sentence = _sentence(catalog, kind, pair, (good, bad), stake, comparison, windows[kind],
                                      min(BASELINE, index - trailing + 1))
                 labels = (catalog.owner_label(kpi.team or ""), catalog.owner_label(counterweight.team or ""))
-                found.append(Tension(kind, kpi, counterweight, period, good.change, bad.change,
-                                     min(good.z, -bad.z) * bonus, stake, sentence, windows[kind], labels))
+                weaker = min(good.z, -bad.z)
+                found.append(Tension(kind, kpi, counterweight, period, good.change, bad.change, weaker * bonus,
+                                     stake, sentence, windows[kind], labels, rarity(kind, weaker, values.grain)))
     return sorted(found, key=lambda t: -t.severity)
 
 
@@ -120,32 +123,41 @@ def as_record(tension: Tension) -> dict[str, object]:
         "counterweight_change": tension.counterweight_change,
         "at_stake": [o.id for o in tension.at_stake],
         "severity": tension.severity,
+        "rarity": tension.rarity,
         "window": [p.label for p in tension.window],
         "sentence": tension.sentence,
     }
 
 
 def _complete(values: KpiValues, kpi: Kpi) -> list[float | None]:
-    """The KPI's values, None where there is no data, the cohort is still maturing or the period is partial."""
+    """The KPI's values, None where there is no data, the cohort is still maturing, the period is partial, or
+    the value has a sampling error that its few rows cannot measure (an average of two deals)."""
     raw = values.values.get(kpi.id) or (None,) * len(values.periods)
     unfinished = values.maturing.get(kpi.id, frozenset()) | values.partial.get(kpi.id, frozenset())
-    return [None if p in unfinished else v for p, v in zip(values.periods, raw, strict=True)]
+    errors = values.errors.get(kpi.id)
+    unknown = {i for i, e in enumerate(errors) if e is None} if errors else set()
+    return [None if p in unfinished or i in unknown else v
+            for i, (p, v) in enumerate(zip(values.periods, raw, strict=True))]
 
 
-def _spread(numbers: list[float]) -> float:
-    """Robust standard deviation: the median absolute deviation, scaled for Gaussian noise."""
-    centre = median(numbers)
-    return MAD_TO_SIGMA * median(abs(n - centre) for n in numbers)
-
-
-def _noise(series: list[float | None], end: int) -> float | None:
-    """The typical noise of one period's value, from the steps between the complete periods before `end`."""
-    history = [v for v in series[max(0, end - HISTORY):end] if v is not None]
-    if len(history) < MIN_HISTORY:
+def _usual_square(series: list[float | None], end: int, lag: int) -> float | None:
+    """The usual square of a `lag`-step change among the complete values before `end` (a robust estimate of
+    the variogram: median absolute change, scaled for Gaussian noise, then squared; the usual drift included)."""
+    changes = []
+    for t in range(end - 1, lag - 1, -1):
+        if series[t] is not None and series[t - lag] is not None:
+            changes.append(abs(series[t] - series[t - lag]))  # type: ignore[operator]
+            if len(changes) == HISTORY:
+                break
+    if len(changes) < MIN_CHANGES:
         return None
-    steps = [b - a for a, b in zip(history, history[1:], strict=False)]
-    # A step is the difference of two noisy values: its spread is sqrt(2) times one value's.
-    return max(_spread(steps) / math.sqrt(2), NOISE_FLOOR * abs(median(history)), 1e-12)
+    return (MAD_TO_SIGMA * median(changes)) ** 2
+
+
+def _level(series: list[float | None], end: int) -> float:
+    """The usual size of the values before `end`."""
+    history = [abs(v) for v in series[max(0, end - HISTORY):end] if v is not None]
+    return median(history) if history else 0.0
 
 
 def _good(kpi: Kpi) -> int:
@@ -153,28 +165,88 @@ def _good(kpi: Kpi) -> int:
     return 1 if kpi.direction is Direction.UP else -1
 
 
-def _move(kpi: Kpi, series: list[float | None], index: int, before: int | None) -> _Shift | None:
-    """The change against the comparison period, in units of the noise of such a change."""
-    noise = _noise(series, index)
+def _move(kpi: Kpi, series: list[float | None], errors: tuple[float | None, ...], index: int,
+          before: int | None) -> _Shift | None:
+    """The change against the comparison period, in units of the usual change over as many periods (or of the
+    two values' sampling errors, if those are larger)."""
     now, then = series[index], None if before is None else series[before]
-    if now is None or then is None or noise is None:
+    if now is None or then is None or before is None:
         return None
-    return _Shift(now - then, then, _good(kpi) * (now - then) / (noise * math.sqrt(2)))
+    usual = _usual_square(series, index, index - before)
+    if usual is None:
+        return None
+    sampling = (errors[index] or 0.0) ** 2 + (errors[before] or 0.0) ** 2
+    floor = 2 * (NOISE_FLOOR * _level(series, index)) ** 2
+    return _Shift(now - then, then, _good(kpi) * (now - then) / math.sqrt(max(usual, sampling, floor, 1e-24)))
 
 
-def _trend(kpi: Kpi, series: list[float | None], index: int, trailing: int) -> _Shift | None:
-    """The trailing window's mean against the baseline's mean, in units of the noise of that difference."""
+def _trend(kpi: Kpi, series: list[float | None], errors: tuple[float | None, ...], index: int,
+           trailing: int) -> _Shift | None:
+    """The trailing window's mean against the baseline's mean, in units of the noise of that difference.
+
+    The difference is a contrast of the values (weights 1/n on the window, -1/m on the baseline); for a series
+    whose k-step changes have the usual square V(k), its variance is -1/2 sum_ij w_i w_j V(|i - j|), which holds
+    for autocorrelated and wandering series alike. V comes from the history before the window.
+    """
     start = index - trailing + 1
-    noise = _noise(series, start) if start >= 0 else None
-    window = [v for v in series[max(0, start):index + 1] if v is not None]
-    baseline = [v for v in series[max(0, start - BASELINE):max(0, start)] if v is not None]
-    if noise is None or len(window) < min(MIN_WINDOW, trailing) or len(baseline) < MIN_BASELINE:
+    if start < 1:
         return None
-    # A baseline that wanders more than its steps suggest (slow drift) widens the noise.
-    noise = max(noise, _spread(baseline))
-    base = fmean(baseline)
-    change = fmean(window) - base
-    return _Shift(change, base, _good(kpi) * change / (noise * math.sqrt(1 / len(window) + 1 / len(baseline))))
+    window = [i for i in range(start, index + 1) if series[i] is not None]
+    baseline = [i for i in range(max(0, start - BASELINE), start) if series[i] is not None]
+    if len(window) < min(MIN_WINDOW, trailing) or len(baseline) < MIN_BASELINE:
+        return None
+    usual = _variogram(series, start, window[-1] - baseline[0], trailing)
+    if usual is None:
+        return None
+    weights = {i: 1 / len(window) for i in window} | {i: -1 / len(baseline) for i in baseline}
+    spread = -0.5 * sum(wi * wj * usual[abs(i - j)] for i, wi in weights.items() for j, wj in weights.items())
+    sampling = sum(w * w * (errors[i] or 0.0) ** 2 for i, w in weights.items())
+    floor = (NOISE_FLOOR * _level(series, start)) ** 2 * sum(w * w for w in weights.values())
+    base = fmean(series[i] for i in baseline)  # type: ignore[misc]
+    change = fmean(series[i] for i in window) - base  # type: ignore[misc]
+    return _Shift(change, base, _good(kpi) * change / math.sqrt(max(spread, sampling, floor, 1e-24)))
+
+
+def _variogram(series: list[float | None], end: int, lags: int, needed: int) -> list[float] | None:
+    """The usual square of k-step changes before `end` for k = 0..lags, None unless the history shows enough
+    changes over each of 1..`needed` steps (a short history of a slowly wandering KPI has not shown its range).
+
+    The estimates are made non-decreasing in k by pooling neighbours that fall (isotonic regression: the variance
+    of a change rarely shrinks with its length, and a single low estimate should not make a trend look large);
+    longer lags with too few changes take the last estimate.
+    """
+    estimates: list[float] = []
+    for lag in range(1, lags + 1):
+        usual = _usual_square(series, end, lag)
+        if usual is None:
+            if lag <= needed:
+                return None
+            break
+        estimates.append(usual)
+    pooled = _increasing(estimates)
+    return [0.0, *pooled, *[pooled[-1]] * (lags - len(pooled))]
+
+
+def _increasing(numbers: list[float]) -> list[float]:
+    """The closest non-decreasing sequence (pool adjacent violators: a falling neighbour is averaged in)."""
+    blocks: list[list[float]] = []  # [mean, count]
+    for number in numbers:
+        blocks.append([number, 1.0])
+        while len(blocks) > 1 and blocks[-2][0] > blocks[-1][0]:
+            (mean, count), (last, weight) = blocks[-2], blocks.pop()
+            blocks[-1] = [(mean * count + last * weight) / (count + weight), count + weight]
+    return [mean for mean, count in blocks for _ in range(int(count))]
+
+
+def rarity(kind: TensionKind, z: float, grain: Grain) -> str:
+    """How often ordinary data moves `z` noise units in one direction (one-sided Gaussian chance, one check per
+    period), in words: "Even the smaller of the two moves happens about once in 13 years of ordinary months."."""
+    chance = 0.5 * math.erfc(z / math.sqrt(2))
+    per_year = 12 / grain.months if grain.months else 52
+    years = 1 / (chance * per_year) if chance > 0 else math.inf
+    what = "moves" if kind is TensionKind.MOVE else "shifts"
+    often = "less than once a century" if years >= 100 else f"about once in {years:.0f} years"
+    return f"Even the smaller of the two {what} happens {often} of ordinary {grain.value}s."
 
 
 def _reach(catalog: Catalog, start: Kpi) -> dict[str, int]:

@@ -160,7 +160,8 @@ def tensions(ctx: Context, team: str | None = None, limit: int = 4) -> None:
     for index, tension in enumerate(found[:limit]):
         _tension(ctx, tension, index, team)
     if len(found) > limit:
-        with st.expander(f"{len(found) - limit} more tension(s) of lower severity"):
+        more = len(found) - limit
+        with st.expander(f"{more} more {'tension' if more == 1 else 'tensions'}, less unusual"):
             for index, tension in enumerate(found[limit:], start=limit):
                 _tension(ctx, tension, index, team)
 
@@ -175,9 +176,9 @@ def _tension(ctx: Context, tension: Tension, index: int, here: str | None) -> No
             who = f"within {first}" if first == second else f"{first} vs {second}"
             when = (f"trend over {len(tension.window)} {ctx.view.grain.value}s" if tension.kind is TensionKind.TREND
                     else f"{ctx.period.label} vs {tension.window[0].label}")
-            st.markdown(f":red-badge[:material/compare_arrows: {who}] :gray-badge[{when}] "
-                        f":gray-badge[severity {tension.severity:.1f}]")
+            st.markdown(f":red-badge[:material/compare_arrows: {who}] :gray-badge[{when}]")
             st.markdown(tension.sentence)
+            st.caption(tension.rarity)
             for team_id in dict.fromkeys(tension.teams):
                 if team_id not in (CUSTOMER, here):
                     team_link(ctx, team_id, f"Open {ctx.catalog.team(team_id).label}")

@@ -356,6 +356,9 @@ def test_overview_tension_panel_names_both_stories_with_their_teams():
     assert "Marketing's Leads improved" in text and "Sales' Win rate worsened" in text
     assert "Service's Resolution time improved" in text and "Service's Reopen rate worsened" in text
     assert "Marketing vs Sales" in text
+    rarities = [c.value for c in at.caption if c.value.startswith("Even the smaller of the two")]
+    assert rarities and all("of ordinary months." in r for r in rarities)
+    assert "severity" not in text
 
 
 def test_a_team_page_shows_only_the_tensions_its_team_is_part_of():

@@ -234,6 +234,13 @@ def test_tensions_json_names_the_campaign_story_with_both_teams(capsys, sample_d
     assert story["kpi_change"] > 0 and story["counterweight_change"] < 0  # more leads, lower win rate
     assert "lead_to_customer_rate" in story["at_stake"]
     assert "Marketing's Leads" in story["sentence"] and "Sales' Win rate" in story["sentence"]
+    assert story["rarity"].startswith("Even the smaller of the two shifts happens ")
+
+
+def test_tensions_table_says_how_unusual_each_is_in_words(capsys, sample_db):
+    code, out, _ = run(capsys, "--db", str(sample_db), "tensions", "--period", "2026-10")
+    assert code == 0 and "severity" not in out
+    assert out.count("Even the smaller of the two shifts happens ") == int(out.split(": ")[1].split()[0])
 
 
 def test_tensions_table_says_when_a_period_is_calm(capsys, sample_db):
