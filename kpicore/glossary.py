@@ -92,6 +92,31 @@ def _expression(node: ast.expr, labels: dict[str, str]) -> str:
     return labels.get(node.id, node.id.replace("_", " "))
 
 
+def rules(kpi: Kpi, catalog: Catalog) -> tuple[str, ...]:
+    """How a KPI is judged beyond its target, in words: when its periods mature, whether it is scored, and the
+    targets of slices."""
+    found = []
+    formula = kpi.formula
+    if isinstance(formula, Conversion) and not formula.lookback:
+        found.append(f"A cohort KPI: the {formula.source.table} of a period have {formula.window_days} days to reach "
+                     f"{formula.target.table}, so a period is maturing until the data reaches {formula.window_days} "
+                     "days past its end (shown hollow, not scored, not compared, no tension).")
+    if kpi.mature_days:
+        found.append(f"Matures for {kpi.mature_days} days: its numerator happens after its denominator, so a period "
+                     f"is maturing until the data reaches {kpi.mature_days} days past its end (shown hollow, not "
+                     "scored, not compared, no tension).")
+    if not kpi.scored and kpi.target is not None:
+        found.append("Shown with its status, not counted in any score (its description says why).")
+    if kpi.target is not None and kpi.sliced and kpi.target.slices and kpi.direction is not None:
+        sign = "≥" if kpi.direction.value == "up" else "≤"
+        found.append("Targets in a filtered view: " + "; ".join(
+            f"{dimension} = {value}: {sign} {format_value(target, kpi.unit, catalog.currency)} per month"
+            for dimension, value, target in kpi.target.slices) + "; other slices show no status for this KPI.")
+    elif kpi.target is not None and kpi.sliced and kpi.direction is not None:
+        found.append("In a filtered view it shows no status: its target is for the whole company.")
+    return tuple(found)
+
+
 GAMEABLE_UNITS = (Unit.COUNT, Unit.HOURS, Unit.DAYS)  # volume and speed KPIs are the easy ones to game
 
 
@@ -109,6 +134,7 @@ class Entry:
     formula: str
     target: str
     bands: str
+    rules: tuple[str, ...] = ()  # how the KPI is judged beyond its target: maturing, not scored, slice targets
 
     def matches(self, query: str) -> bool:
         """Whether a search text occurs in the id, label, aliases, description, owner or formula."""
@@ -135,7 +161,7 @@ def entries(catalog: Catalog, query: str = "") -> list[Entry]:
             band = f"{kpi.target.at_risk * 100:g}%"
             bands = f"on track at 100% of target, at risk from {band}, off track below {band}"
         owner = owners.get(kpi.team or "", "Building block")
-        entry = Entry(kpi, owner, formula_text(kpi.formula, catalog), target, bands)
+        entry = Entry(kpi, owner, formula_text(kpi.formula, catalog), target, bands, rules(kpi, catalog))
         if entry.matches(query):
             found.append(entry)
     return found

@@ -45,6 +45,8 @@ for entry in found:
             facts.append(f"**Good direction:** {'up' if kpi.direction.value == 'up' else 'down'}")
         facts += [f"**Target:** {entry.target}", f"**Bands:** {entry.bands}"]
         st.markdown(" · ".join(facts))
+        for rule in entry.rules:
+            st.markdown(f"**Judged:** {rule}")
         if not kpi.is_measure:
             st.markdown(widgets.relations(ctx.catalog, kpi))
         if kpi.aliases:

@@ -73,14 +73,16 @@ def metric(result: KpiResult, ctx: Context) -> None:
             delta_description=f"vs {result.comparison_period.label}" if delta else None,
         )
         cohort = f" · cohort {result.period.label}" if result.period != ctx.period else ""
-        st.caption(f"{status_badge(result.status)} Target {target}{as_of}{cohort}")
+        unscored = "" if kpi.scored else " :gray-badge[shown, not scored]"
+        st.caption(f"{status_badge(result.status)}{unscored} Target {target}{as_of}{cohort}")
         if result.note:
             st.caption(f":material/info: {result.note}")
 
 
 def outcome_strip(ctx: Context, card: Scorecard) -> None:
     """The shared customer outcomes, on top of every page."""
-    st.subheader("Customer outcomes", help="Shared by every team and counted in every team's score.")
+    st.subheader("Customer outcomes", help="Shared by every team and counted in every team's score (except those "
+                                           "marked 'shown, not scored': see the Glossary).")
     per_row = 4
     for start in range(0, len(card.outcomes), per_row):
         columns = st.columns(per_row)

@@ -138,6 +138,8 @@ def test_overview_shows_every_team_scorecard() -> None:
     assert markdown.count("Score") >= 3
     assert len(at.dataframe) == 3
     assert metric_labels(at) == OUTCOMES
+    # retention and 12-month NRR (score: false in the catalog) say they are shown, not scored; nothing else does
+    assert sum("shown, not scored" in c.value for c in at.caption) == 2
 
 
 # --- glossary -------------------------------------------------------------------------------------
@@ -161,6 +163,7 @@ def test_glossary_lists_every_definition() -> None:
         assert label in headings
     assert "**Formula:**" in texts(at)
     assert any(f"{len(headings)} of {len(headings)} definitions" in c.value for c in at.caption)
+    assert "**Judged:** Matures for 14 days" in texts(at)  # the MQL rate's maturity is stated
 
 
 def test_glossary_status_bands_are_distinct_thresholds() -> None:

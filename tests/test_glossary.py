@@ -211,3 +211,28 @@ def test_unguarded_marks_gameable_team_kpis_without_a_counterweight(kpi_id, expe
 
 def test_the_shipped_catalog_leaves_no_gameable_kpi_unguarded(catalog):
     assert [k.id for k in catalog.kpis if unguarded(k)] == []
+
+
+def test_the_glossary_says_how_each_changed_kpi_is_judged(catalog):
+    rules = {e.kpi.id: e.rules for e in entries(catalog)}
+    assert any("Matures for 14 days" in r for r in rules["mql_rate"])
+    assert any("tickets of a period" in r or "leads of a period have 90 days to reach customers" in r
+               for r in rules["lead_to_customer_rate"])
+    for unscored in ("retention_rate", "net_revenue_retention_12m"):
+        assert "Shown with its status, not counted in any score (its description says why)." in rules[unscored]
+    assert not any("not counted" in r for r in rules["churn_rate"])
+    assert "In a filtered view it shows no status: its target is for the whole company." in rules["leads"]
+    assert not any("filtered view" in r for r in rules["win_rate"])  # a rate keeps its target in a slice
+
+
+def test_a_slice_target_is_stated_in_the_glossary():
+    sliced = parse_catalog("""
+teams: [{id: marketing, label: Marketing}]
+kpis:
+  - {id: leads, label: Leads, description: d, team: marketing, unit: count, direction: up,
+     target: {value: 1000, slices: [{channel: paid_social, value: 300}]},
+     simple: {table: leads, time: created_at, agg: count}}
+""")
+    [entry] = entries(sliced)
+    assert entry.rules == ("Targets in a filtered view: channel = paid_social: ≥ 300 per month; other slices show no "
+                           "status for this KPI.",)
