@@ -6,6 +6,7 @@ import math
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from functools import cached_property
 from typing import Any
 
 from kpicore.catalog import (
@@ -39,7 +40,7 @@ from kpicore.filters import NO_FILTERS, Filters
 from kpicore.lineage import atoms, columns_read, monthly, tables_of
 from kpicore.model import MONEY, TABLES
 from kpicore.periods import Grain, Period, add_months
-from kpicore.sql import Params, percentile, quote
+from kpicore.sql import Params, day, percentile, period_start, quote
 
 
 @dataclass(frozen=True)
@@ -65,19 +66,20 @@ class KpiValues:
     # of counted rows): how much the value would vary by chance with the same underlying rates (docs/tensions.md)
     errors: dict[str, tuple[float | None, ...]] = field(default_factory=dict)
 
+    @cached_property
+    def positions(self) -> dict[Period, int]:
+        """Each period's place in `periods` (looked up for every value a page shows)."""
+        return {period: place for place, period in enumerate(self.periods)}
+
     def value(self, kpi_id: str, period: Period) -> float | None:
         """The value of a KPI in a period (None where there is no data)."""
-        try:
-            return self.values[kpi_id][self.periods.index(period)]
-        except ValueError:
-            return None
+        place = self.positions.get(period)
+        return None if place is None else self.values[kpi_id][place]
 
     def error(self, kpi_id: str, period: Period) -> float | None:
         """The sampling standard error of a KPI's value in a period (None where its formula has none)."""
-        series = self.errors.get(kpi_id)
-        if series is None or period not in self.periods:
-            return None
-        return series[self.periods.index(period)]
+        series, place = self.errors.get(kpi_id), self.positions.get(period)
+        return None if series is None or place is None else series[place]
 
     def whole(self, kpi_id: str, period: Period) -> float | None:
         """The value of a KPI in a period its data covers entirely (None where there is none, or part of it)."""
@@ -173,12 +175,28 @@ def build_query(catalog: Catalog, grain: Grain, periods: Iterable[Period], schem
     by_id = {k.id: k for k in catalog.kpis}
     atoms = [k for k in catalog.kpis if not isinstance(k.formula, (Ratio, Derived))]
     compiler = _Compiler(schema, grain, params, by_id, catalog.parameters, filters, months)
+    # Atoms counted in one period each (no trailing window) share one pass over their table and time column:
+    # every row is put in its period by truncating its date, then all their aggregates are taken at once.
+    groups: dict[tuple[str, str], list[Kpi]] = {}
     for kpi in atoms:
-        ctes.append(f"{quote('m_' + kpi.id)} AS ({compiler.atom(kpi)})")
-    columns = ", ".join([f"{compiler.expression(k.id)} AS {quote(k.id)}" for k in catalog.kpis]
-                        + [f"{quote('m_' + k)}.se AS {quote('se_' + k)}" for k in sampled_atoms(catalog)])
+        if compiler.bucketed(kpi):
+            groups.setdefault((kpi.formula.table, kpi.formula.time), []).append(kpi)  # type: ignore[union-attr]
+        else:
+            ctes.append(f"{quote('m_' + kpi.id)} AS ({compiler.atom(kpi)})")
+            compiler.refs[kpi.id] = (quote("m_" + kpi.id), "value", "se", False)
+    for number, ((table, time), members) in enumerate(groups.items()):
+        name = quote(f"g_{number}")
+        ctes.append(f"{name} AS ({compiler.grouped(table, time, members)})")
+        for kpi in members:
+            additive = kpi.formula.agg in (Agg.COUNT, Agg.COUNT_DISTINCT, Agg.SUM)  # type: ignore[union-attr]
+            compiler.refs[kpi.id] = (name, quote("v_" + kpi.id), quote("se_" + kpi.id), additive)
+    ctes[1:1] = [f"{name} AS MATERIALIZED ({sql})" for name, sql in compiler.shared.values()]
+    errors = [f"{compiler.reference(k, error=True)} AS {quote('se_' + k)}" for k in sampled_atoms(catalog)]
+    columns = ", ".join([f"{compiler.expression(k.id)} AS {quote(k.id)}" for k in catalog.kpis] + errors)
+    joined = dict.fromkeys(ref[0] for ref in compiler.refs.values())
     joins = " ".join(
-        f"LEFT JOIN {quote('m_' + k.id)} ON {quote('m_' + k.id)}.period = calendar.period" for k in atoms
+        f"LEFT JOIN {name} ON {name}.period = calendar.period" if name.startswith('"m_') else
+        f"LEFT JOIN {name} ON {name}.period_start = calendar.period_start" for name in joined
     )
     sql = (f"WITH {', '.join(ctes)} SELECT calendar.period, {columns} "
            f"FROM calendar {joins} ORDER BY calendar.period_start")
@@ -221,6 +239,35 @@ class _Compiler:
                  parameters: dict[str, float], filters: Filters, months: Collection[tuple[str, str]]) -> None:
         self.schema, self.grain, self.params = schema, grain, params
         self.by_id, self.parameters, self.filters, self.months = by_id, parameters, filters, months
+        # where each atom's value and error are: (relation, value column, error column, 0 when no rows)
+        self.refs: dict[str, tuple[str, str, str, bool]] = {}
+        self.shared: dict[tuple[str, ...], tuple[str, str]] = {}  # intermediate results several atoms read
+
+    def bucketed(self, kpi: Kpi) -> bool:
+        """Whether an atom is counted in the one period its time column falls in (a simple KPI without a
+        trailing window), so that it can share one pass over its table with the others."""
+        formula = kpi.formula
+        return (isinstance(formula, Simple) and not formula.trailing_months
+                and not (self.grain is Grain.WEEK and monthly(formula, self.months)))
+
+    def reference(self, kpi_id: str, error: bool = False) -> str:
+        """SQL for an atom's value (or its sampling error) in the joined query."""
+        relation, value, se, additive = self.refs[kpi_id]
+        column = f"{relation}.{se if error else value}"
+        return f"COALESCE({column}, 0)" if additive else column
+
+    def grouped(self, table: str, time: str, members: list[Kpi]) -> str:
+        """One pass over a table: each row in its period (its date truncated), every member's aggregates."""
+        columns = []
+        for kpi in members:
+            formula = kpi.formula
+            assert isinstance(formula, Simple)
+            only = f" FILTER (WHERE TRUE{self.conditions('t', formula.where)})" if formula.where else ""
+            value, error = self.aggregates(formula, kpi.unit, only)
+            columns += [f"CAST({value} AS DOUBLE) AS {quote('v_' + kpi.id)}",
+                        f"CAST({error} AS DOUBLE) AS {quote('se_' + kpi.id)}"]
+        return (f"SELECT {period_start(f't.{quote(time)}', self.grain.value)} AS period_start, {', '.join(columns)} "
+                f"FROM {self.relation(table)} AS t GROUP BY 1")
 
     def relation(self, table: str) -> str:
         return self.filters.relation(self.schema, table, self.params.bind)
@@ -258,7 +305,9 @@ class _Compiler:
             return self.net_retention(formula)
         raise TypeError(f"{kpi.id} is not an atomic formula")
 
-    def simple(self, f: Simple, unit: Unit) -> str:
+    def aggregates(self, f: Simple, unit: Unit, only: str = "") -> tuple[str, str]:
+        """A simple KPI's aggregate over the rows `t` and its sampling error, each aggregate restricted by `only`
+        (a FILTER clause, or nothing when the rows are already the KPI's)."""
         if f.duration is not None:
             seconds = 3600.0 if unit is Unit.HOURS else 86400.0
             start, end = (f"t.{quote(c)}" for c in f.duration)
@@ -266,43 +315,74 @@ class _Compiler:
         else:
             measured = f"t.{quote(f.column or f.time)}"
         aggregate = {
-            Agg.COUNT: f"COUNT(t.{quote(f.time)})",
-            Agg.COUNT_DISTINCT: f"COUNT(DISTINCT {measured})",
-            Agg.SUM: f"COALESCE(SUM({measured}), 0)",
-            Agg.AVG: f"AVG({measured})",
-            Agg.MEDIAN: percentile(measured, 0.5),
+            Agg.COUNT: f"COUNT(t.{quote(f.time)}){only}",
+            Agg.COUNT_DISTINCT: f"COUNT(DISTINCT {measured}){only}",
+            Agg.SUM: f"SUM({measured}){only}",
+            Agg.AVG: f"AVG({measured}){only}",
+            Agg.MEDIAN: percentile(measured, 0.5) + only,
         }[f.agg]
         # sampling errors: a count varies like a Poisson count, a mean by its spread over the root of its rows,
         # a median by 1.2533 sigma (sigma = IQR / 1.349) over the root of its rows; with fewer than MIN_ROWS rows
         # the spread is unknown (NULL)
-        rows = f"CAST(COUNT({measured}) AS DOUBLE)"
+        rows = f"CAST(COUNT({measured}){only} AS DOUBLE)"
+        spread = f"({percentile(measured, 0.75)}{only} - {percentile(measured, 0.25)}{only})"
         error = {
             Agg.COUNT: f"SQRT({aggregate})",
             Agg.COUNT_DISTINCT: f"SQRT({aggregate})",
-            Agg.AVG: f"CASE WHEN {rows} >= {MIN_ROWS} THEN STDDEV_SAMP({measured}) / SQRT({rows}) END",
-            Agg.MEDIAN: f"CASE WHEN {rows} >= {MIN_ROWS} THEN {MEDIAN_ERROR!r} * ({percentile(measured, 0.75)} - "
-                        f"{percentile(measured, 0.25)}) / SQRT({rows}) END",
+            Agg.AVG: f"CASE WHEN {rows} >= {MIN_ROWS} THEN STDDEV_SAMP({measured}){only} / SQRT({rows}) END",
+            Agg.MEDIAN: f"CASE WHEN {rows} >= {MIN_ROWS} THEN {MEDIAN_ERROR!r} * {spread} / SQRT({rows}) END",
         }.get(f.agg, "NULL")
+        return aggregate, error
+
+    def simple(self, f: Simple, unit: Unit) -> str:
+        """A simple KPI over a trailing window (or any other that is not bucketed): rows joined to the periods
+        whose window they fall in; counts and sums are first added up per day, which the windows' bounds
+        (whole days) keep exact."""
         window = f"trail_{f.trailing_months}" if f.trailing_months else "period_start"
+        if f.agg in (Agg.COUNT, Agg.SUM) and f.duration is None:
+            value, _ = self.aggregates(f, unit)
+            daily = (f"SELECT {day(f't.{quote(f.time)}')} AS day, {value} AS amount FROM {self.relation(f.table)} "
+                     f"AS t WHERE TRUE{self.conditions('t', f.where)} GROUP BY 1")
+            total = "COALESCE(SUM(d.amount), 0)"
+            error = f"SQRT({total})" if f.agg is Agg.COUNT else "NULL"
+            return (f"SELECT calendar.period, CAST({total} AS DOUBLE) AS value, CAST({error} AS DOUBLE) AS se "
+                    f"FROM calendar LEFT JOIN ({daily}) AS d ON d.day >= calendar.{window} "
+                    f"AND d.day < calendar.period_end GROUP BY calendar.period")
+        value, error = self.aggregates(f, unit)
+        if f.agg is Agg.SUM:
+            value = f"COALESCE({value}, 0)"
         return (
-            f"SELECT calendar.period, CAST({aggregate} AS DOUBLE) AS value, CAST({error} AS DOUBLE) AS se "
+            f"SELECT calendar.period, CAST({value} AS DOUBLE) AS value, CAST({error} AS DOUBLE) AS se "
             f"FROM calendar "
             f"LEFT JOIN {self.relation(f.table)} AS t ON {self.in_period('t', f.time, window)}"
             f"{self.conditions('t', f.where)} GROUP BY calendar.period"
         )
 
     def stock(self, f: Stock) -> str:
+        """Rows active at a moment of each period, counted without joining every row to every period."""
         start, end = f"t.{quote(f.start)}", f"t.{quote(f.end)}"
         row = f"t.{quote(TABLES[f.table].key or f.start)}"  # a start left empty (status-only export) still counts
-        moment = "calendar.period_start" if f.at in ("start", "left") else "calendar.period_end"
-        active = f"({start} IS NULL OR {start} < {moment}) AND ({end} IS NULL OR {end} >= {moment})"
-        if f.at == "left":  # active at the start, gone before the end
-            active = f"({start} IS NULL OR {start} < {moment}) AND {end} >= {moment} AND {end} < calendar.period_end"
-        return (
-            f"SELECT calendar.period, CAST(COUNT({row}) AS DOUBLE) AS value, CAST(NULL AS DOUBLE) AS se FROM calendar "
-            f"LEFT JOIN {self.relation(f.table)} AS t ON {active}"
-            f"{self.conditions('t', f.where)} GROUP BY calendar.period"
-        )
+        kept = f"{row} IS NOT NULL{self.conditions('t', f.where)}"
+        if f.at == "left":  # active at the start, gone before the end: counted in the period its end falls in
+            leaves = period_start(end, self.grain.value)
+            gone = (f"SELECT {leaves} AS period_start, COUNT(*) AS n FROM {self.relation(f.table)} AS t "
+                    f"WHERE {end} IS NOT NULL AND ({start} IS NULL OR {start} < {leaves}) AND {kept} GROUP BY 1")
+            return (f"SELECT calendar.period, CAST(COALESCE(g.n, 0) AS DOUBLE) AS value, CAST(NULL AS DOUBLE) AS se "
+                    f"FROM calendar LEFT JOIN ({gone}) AS g ON g.period_start = calendar.period_start")
+        # Active at moment m: started before m (or no start), less those of them that also ended before m, which
+        # are the rows whose later day of start and end is before m. Both are sums of daily counts (m is a day).
+        moment = "c.period_start" if f.at == "start" else "c.period_end"
+        began = f"SELECT {day(start)} AS day, COUNT(*) AS n FROM {self.relation(f.table)} AS t WHERE {kept} GROUP BY 1"
+        later = f"CASE WHEN {start} IS NULL THEN {end} ELSE GREATEST({start}, {end}) END"
+        ended = (f"SELECT {day(later)} AS day, COUNT(*) AS n FROM {self.relation(f.table)} AS t "
+                 f"WHERE {end} IS NOT NULL AND {kept} GROUP BY 1")
+        before = (f"SELECT c.period, SUM(d.n) AS n FROM calendar AS c JOIN ({began}) AS d "
+                  f"ON d.day IS NULL OR d.day < {moment} GROUP BY c.period")
+        after = (f"SELECT c.period, SUM(d.n) AS n FROM calendar AS c JOIN ({ended}) AS d "
+                 f"ON d.day < {moment} GROUP BY c.period")
+        return (f"SELECT calendar.period, CAST(COALESCE(b.n, 0) - COALESCE(e.n, 0) AS DOUBLE) AS value, "
+                f"CAST(NULL AS DOUBLE) AS se FROM calendar LEFT JOIN ({before}) AS b ON b.period = calendar.period "
+                f"LEFT JOIN ({after}) AS e ON e.period = calendar.period")
 
     def conversion(self, f: Conversion) -> str:
         key, row = quote(f.key), quote(TABLES[f.source.table].key or f.key)
@@ -312,32 +392,40 @@ class _Compiler:
             within = f"{target_time} <= {source_time} AND {target_time} > {source_time} - {window}"
         else:
             within = f"{target_time} >= {source_time} AND {target_time} < {source_time} + {window}"
-        sources = f"NULLIF(COUNT(DISTINCT s.{row}), 0)"
+        sources = "NULLIF(COUNT(DISTINCT c.source), 0)"
         if f.value is None:
-            reached = f"CAST(COUNT(DISTINCT CASE WHEN x.{key} IS NOT NULL THEN s.{row} END) AS DOUBLE)"
+            reached = "CAST(COUNT(DISTINCT CASE WHEN c.reached IS NOT NULL THEN c.source END) AS DOUBLE)"
             share = f"(({reached} + 1) / ({sources} + 2))"  # the binomial error, away from 0 and 1 (Agresti-Coull)
             error = f"SQRT({share} * (1 - {share}) / {sources})"
+            worth = "CAST(NULL AS DOUBLE)"
         else:
-            reached = f"CAST(COALESCE(SUM(x.{quote(f.value)}), 0) AS DOUBLE)"
+            reached = "CAST(COALESCE(SUM(c.worth), 0) AS DOUBLE)"
             error = "NULL"
+            worth = f"x.{quote(f.value)}"
+        # the cohort: each source row in its period (its date truncated), joined once to what it reached
+        cohort = (f"SELECT {period_start(source_time, self.grain.value)} AS period_start, s.{row} AS source, "
+                  f"x.{key} AS reached, {worth} AS worth FROM {self.relation(f.source.table)} AS s "
+                  f"LEFT JOIN {self.relation(f.target.table)} AS x ON x.{key} = s.{key} AND {within}"
+                  f"{self.conditions('x', f.target.where)} WHERE TRUE{self.conditions('s', f.source.where)}")
         return (
             f"SELECT calendar.period, {reached} / {sources} AS value, CAST({error} AS DOUBLE) AS se FROM calendar "
-            f"LEFT JOIN {self.relation(f.source.table)} AS s ON {self.in_period('s', f.source.time)}"
-            f"{self.conditions('s', f.source.where)} "
-            f"LEFT JOIN {self.relation(f.target.table)} AS x ON x.{key} = s.{key} AND {within}"
-            f"{self.conditions('x', f.target.where)} GROUP BY calendar.period"
+            f"LEFT JOIN ({cohort}) AS c ON c.period_start = calendar.period_start GROUP BY calendar.period"
         )
 
     def net_retention(self, f: NetRetention) -> str:
         """Revenue in the period's last month from the keys that paid in the base month, over theirs then."""
         base = f"base_{f.months}" if f.months else "base_month"
-        monthly = (f"SELECT t.{quote(f.time)} AS month, t.{quote(f.key)} AS entity, SUM(t.{quote(f.value)}) AS "
-                   f"amount FROM {self.relation(f.table)} AS t GROUP BY 1, 2")
+        shape = (f.table, f.key, f.time, f.value)
+        if shape not in self.shared:  # each key's amount per month, computed once for every NRR reading it
+            self.shared[shape] = (quote(f"r_{len(self.shared)}"), (
+                f"SELECT t.{quote(f.time)} AS month, t.{quote(f.key)} AS entity, SUM(t.{quote(f.value)}) AS "
+                f"amount FROM {self.relation(f.table)} AS t GROUP BY 1, 2"))
+        monthly = self.shared[shape][0]
         return (
             f"SELECT calendar.period, CAST(SUM(cur.amount) AS DOUBLE) / NULLIF(SUM(was.amount), 0) AS value, "
             f"CAST(NULL AS DOUBLE) AS se "
-            f"FROM calendar LEFT JOIN ({monthly}) AS was ON was.month = calendar.{base} "
-            f"LEFT JOIN ({monthly}) AS cur ON cur.month = calendar.last_month AND cur.entity = was.entity "
+            f"FROM calendar LEFT JOIN {monthly} AS was ON was.month = calendar.{base} "
+            f"LEFT JOIN {monthly} AS cur ON cur.month = calendar.last_month AND cur.entity = was.entity "
             f"GROUP BY calendar.period"
         )
 
@@ -348,7 +436,7 @@ class _Compiler:
             return _divide(self.expression(formula.numerator), self.expression(formula.denominator))
         if isinstance(formula, Derived):
             return self.derived(ast.parse(formula.expr, mode="eval").body)
-        return f"{quote('m_' + kpi_id)}.value"
+        return self.reference(kpi_id)
 
     def derived(self, node: ast.expr) -> str:
         if isinstance(node, ast.BinOp):

@@ -16,6 +16,16 @@ def percentile(expr: str, fraction: float) -> str:
     return f"PERCENTILE_CONT({fraction!r}) WITHIN GROUP (ORDER BY {expr})"
 
 
+def period_start(expr: str, unit: str) -> str:
+    """The first day of the week (ISO, Monday), month, quarter or year containing a date or timestamp, as a DATE."""
+    return f"CAST(date_trunc('{unit}', {expr}) AS DATE)"
+
+
+def day(expr: str) -> str:
+    """The calendar day of a date or timestamp, as a DATE."""
+    return f"CAST({expr} AS DATE)"
+
+
 class Params(dict[str, object]):
     """The named parameters of one statement, collected while its SQL is written."""
 
