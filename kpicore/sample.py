@@ -153,13 +153,15 @@ class _Window:
                    months=np.arange(first, last + 1))
 
 
-def generate(seed: int = 7, end: date = date(2026, 10, 31), months: int = 36) -> dict[str, pd.DataFrame]:
-    """Generate every sample table for the `months` months up to and including `end`."""
+def generate(seed: int = 7, end: date = date(2026, 10, 31), months: int = 36,
+             scale: float = 1.0) -> dict[str, pd.DataFrame]:
+    """Generate every sample table for the `months` months up to and including `end`; `scale` multiplies the
+    company's size (leads, the initial customer base and spend; about 40,000 leads at 1), for benchmarks."""
     rng = np.random.default_rng(seed)
     window = _Window.ending(end, months)
-    leads = _leads(rng, window)
+    leads = _leads(rng, window, scale)
     opportunities = _opportunities(rng, leads, window)
-    customers = _customers(rng, opportunities, window)
+    customers = _customers(rng, opportunities, window, scale)
     opportunities["customer_id"] = _customer_of(opportunities["opportunity_id"], customers)
     leads["customer_id"] = _customer_of(leads["lead_id"], customers)
     active = _customer_months(customers, window)
@@ -172,7 +174,7 @@ def generate(seed: int = 7, end: date = date(2026, 10, 31), months: int = 36) ->
         "tickets": tickets,
         "surveys": _surveys(rng, active),
         "touches": _touches(rng, customers, active, window),
-        "spend": _spend(rng, leads, window),
+        "spend": _spend(rng, leads, window, scale),
         "team_metrics": _team_metrics(rng, leads, opportunities, window),
     }
     return {name: tables[name].loc[:, list(columns)].reset_index(drop=True)
@@ -212,13 +214,13 @@ def _csv_cells(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(cells)
 
 
-def _leads(rng: np.random.Generator, window: _Window) -> pd.DataFrame:
+def _leads(rng: np.random.Generator, window: _Window, scale: float = 1.0) -> pd.DataFrame:
     """Leads from the warm-up start to the end, with ids only for those inside the window."""
     days = np.arange(window.warmup_start, window.stop, DAY).astype("datetime64[D]")
     month = days.astype("datetime64[M]")
     month_numbers, month_of_day = np.unique(month, return_inverse=True)
     years = (month - window.start.astype("datetime64[M]")).astype(int) / 12
-    level = (BASE_LEADS_PER_MONTH * (1 + LEAD_GROWTH_PER_YEAR) ** years
+    level = (scale * BASE_LEADS_PER_MONTH * (1 + LEAD_GROWTH_PER_YEAR) ** years
              * np.array(SEASONALITY)[month.astype(int) % 12]
              * rng.lognormal(0.0, MONTHLY_NOISE, len(month_numbers))[month_of_day])
     weekday = (days.astype(int) + 3) % 7
@@ -306,10 +308,11 @@ def _opportunities(rng: np.random.Generator, leads: pd.DataFrame, window: _Windo
     return opportunities
 
 
-def _customers(rng: np.random.Generator, opportunities: pd.DataFrame, window: _Window) -> pd.DataFrame:
+def _customers(rng: np.random.Generator, opportunities: pd.DataFrame, window: _Window,
+               scale: float = 1.0) -> pd.DataFrame:
     """The initial base plus a customer per won deal, each with its churn moment if it came."""
     won = opportunities[opportunities["stage"] == "won"]
-    n_initial = INITIAL_CUSTOMERS
+    n_initial = round(INITIAL_CUSTOMERS * scale)
     initial_from = np.datetime64(INITIAL_ACQUIRED_FROM, "s")
     initial_span = (window.start - initial_from).astype(int)
     initial_segment = _pick(rng, SEGMENT_MIX, n_initial)
@@ -480,7 +483,7 @@ def _touches(rng: np.random.Generator, customers: pd.DataFrame, active: pd.DataF
     return touches.sort_values(["occurred_at", "customer_id"], kind="stable")
 
 
-def _spend(rng: np.random.Generator, leads: pd.DataFrame, window: _Window) -> pd.DataFrame:
+def _spend(rng: np.random.Generator, leads: pd.DataFrame, window: _Window, scale: float = 1.0) -> pd.DataFrame:
     """Monthly marketing spend per channel (the campaign paid per lead) and sales spend."""
     months = window.months
     n = len(months)
@@ -490,9 +493,10 @@ def _spend(rng: np.random.Generator, leads: pd.DataFrame, window: _Window) -> pd
     for channel, base in MARKETING_SPEND.items():
         season = np.array(EVENT_SEASON)[months.astype(int) % 12] if channel == "events" else 1.0
         extra = campaign_cost if channel == CAMPAIGN_CHANNEL else 0.0
-        amount = base * season * rng.lognormal(0, SPEND_NOISE, n) + extra
+        amount = scale * base * season * rng.lognormal(0, SPEND_NOISE, n) + extra
         parts.append(pd.DataFrame({"month": month_start, "amount": amount, "team": "marketing", "channel": channel}))
-    sales = SALES_SPEND * (1 + SALES_SPEND_GROWTH_PER_MONTH) ** np.arange(n) * rng.lognormal(0, SPEND_NOISE / 2, n)
+    sales = (scale * SALES_SPEND * (1 + SALES_SPEND_GROWTH_PER_MONTH) ** np.arange(n)
+             * rng.lognormal(0, SPEND_NOISE / 2, n))
     parts.append(pd.DataFrame({"month": month_start, "amount": sales, "team": "sales",
                                "channel": pd.Series([None] * n, dtype="str")}))
     spend = pd.concat(parts, ignore_index=True)

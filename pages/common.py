@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import runpy
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlencode
 
+import altair as alt
 import duckdb
 import streamlit as st
 
@@ -22,6 +23,7 @@ from kpicore.filters import options as filter_options
 from kpicore.journey import ChannelChurn, Journey, early_churn_by_channel, journey
 from kpicore.periods import Comparison, Grain, Period
 from kpicore.scorecard import Scorecard, build_scorecard
+from kpicore.tensions import Tension, find_tensions, spread_over_teams
 from kpicore.view import View
 
 VIEW_KEYS = ("grain", "period", "comparison", "snapshot", *DIMENSIONS)
@@ -101,6 +103,32 @@ def catalog() -> Catalog:
         raise
 
 
+@st.cache_resource(max_entries=256)
+def _scorecard(view: tuple[object, ...], _ctx: Context) -> Scorecard:
+    """The scorecard of a view, shared by every rerun and session showing it (it is never changed)."""
+    assert _ctx.period is not None
+    return build_scorecard(_ctx.catalog, _ctx.values, _ctx.period, _ctx.view.comparison)
+
+
+@st.cache_resource(max_entries=256)
+def _tensions(view: tuple[object, ...], _ctx: Context) -> tuple[Tension, ...]:
+    """The tensions of a view, shared by every rerun and session showing it."""
+    assert _ctx.period is not None
+    return tuple(spread_over_teams(find_tensions(_ctx.catalog, _ctx.values, _ctx.period, _ctx.view.comparison)))
+
+
+@st.cache_data(max_entries=512)
+def _chart_spec(view: tuple[object, ...], what: str, _build: Callable[[], alt.TopLevelMixin]) -> dict[str, object]:
+    """A chart's Vega-Lite spec, built and validated once per view (`view`, `what` say which chart it is)."""
+    return _build().to_dict()
+
+
+def chart(ctx: Context, what: str, build: Callable[[], alt.TopLevelMixin], **options: object) -> None:
+    """Draw an Altair chart that is built once per view and drawn from its spec on every rerun (building and
+    validating Altair specs was most of a rerun's time). `what` names the chart uniquely within the view."""
+    st.vega_lite_chart(_chart_spec(ctx.key, what, build), **options)  # type: ignore[arg-type]
+
+
 @dataclass(frozen=True)
 class Context:
     """What every page works from in one run."""
@@ -115,9 +143,19 @@ class Context:
     tables: dict[str, store.SnapshotTable]
 
     def scorecard(self) -> Scorecard:
-        """Customer outcomes and team scorecards for the period shown."""
+        """Customer outcomes and team scorecards for the period shown (worked out once per view)."""
         assert self.period is not None, "no period without data: pages check Context.empty first"
-        return build_scorecard(self.catalog, self.values, self.period, self.view.comparison)
+        return _scorecard(self.key, self)
+
+    def tensions(self) -> tuple[Tension, ...]:
+        """The period's tensions, the worst of each pair of teams first (worked out once per view)."""
+        assert self.period is not None, "no period without data: pages check Context.empty first"
+        return _tensions(self.key, self)
+
+    @property
+    def key(self) -> tuple[object, ...]:
+        """What identifies the numbers this view shows: the database, snapshot, catalog version, view and period."""
+        return str(store.db_path()), self.snapshot, self.catalog.fingerprint, self.view, self.period
 
     @property
     def empty(self) -> bool:

@@ -14,8 +14,8 @@ with st.expander("KPI tree: how team KPIs feed the customer outcomes", expanded=
     st.caption("Solid lines: a KPI drives another. Dashed purple: a counterweight guards a KPI that can be gamed. "
                "Colours: status in the period shown. Click a KPI to open it on its team page.")
     statuses = {} if ctx.empty else widgets.kpi_statuses(ctx.scorecard())
-    chart = tree_chart(ctx.catalog, statuses, common.kpi_links(ctx), width=800)
-    st.altair_chart(chart, width="content")
+    links = common.kpi_links(ctx)
+    common.chart(ctx, "kpi-tree", lambda: tree_chart(ctx.catalog, statuses, links, width=800), width="content")
 gaps = [k for k in ctx.catalog.kpis if unguarded(k)]
 if gaps:
     st.warning("These KPIs can be gamed (volume or speed) but no KPI guards them: "

@@ -27,7 +27,7 @@ st.subheader(f"Funnel of the {period} leads",
              help="Each step counts the cohort's leads that reached it by the data's last day, whenever that was. "
                   f"{found.cohort.step(Step.RETAINED).label}: still a customer that long after buying. "
                   "Promoter: answered 9 or 10 in an NPS survey after buying.")
-st.altair_chart(funnel_chart(found, owners))
+common.chart(ctx, "funnel", lambda: funnel_chart(found, owners))
 st.dataframe(widgets.journey_steps(found, owners), hide_index=True, width="stretch",
              column_config={"Median days": st.column_config.Column(help=widgets.median_days_help())})
 maturing = [f"**{s.label}**: {s.maturing_note}" for s in found.steps if s.maturing]

@@ -12,9 +12,9 @@ from kpicore.display import STATUS_LOOKS, format_change, format_score, format_va
 from kpicore.glossary import formula_text
 from kpicore.journey import ChannelChurn, Journey, Step
 from kpicore.scorecard import KpiResult, Scorecard, Status, TeamScore
-from kpicore.tensions import Tension, TensionKind, find_tensions, spread_over_teams
+from kpicore.tensions import Tension, TensionKind
 from kpicore.texts import SAMPLE_LINE, WELCOME_HERE, WELCOME_TEXT, WELCOME_TITLE
-from pages.common import Context, data_page, team_link
+from pages.common import Context, chart, data_page, team_link
 
 
 def page_header(ctx: Context, title: str, period: bool = True) -> None:
@@ -100,7 +100,8 @@ def score_line(team: TeamScore) -> str:
 
 def trend(result: KpiResult, ctx: Context) -> None:
     """The KPI's trend chart."""
-    st.altair_chart(trend_chart(result, ctx.view.comparison.label.capitalize(), result.currency))
+    chart(ctx, f"trend-{result.kpi.id}",
+          lambda: trend_chart(result, ctx.view.comparison.label.capitalize(), result.currency))
 
 
 def score_table(results: tuple[KpiResult, ...], ctx: Context) -> pd.DataFrame:
@@ -150,7 +151,7 @@ def kpi_statuses(card: Scorecard) -> dict[str, Status]:
 
 def tensions(ctx: Context, team: str | None = None, limit: int = 4) -> None:
     """The tension panel: KPIs pulling against their counterweights, most severe first (a team's own, if given)."""
-    found = spread_over_teams(find_tensions(ctx.catalog, ctx.values, ctx.period, ctx.view.comparison))
+    found = list(ctx.tensions())
     if team is not None:
         found = [t for t in found if team in t.teams]
     st.subheader("Tensions", help="A KPI that improved while a KPI guarding it worsened, beyond their usual noise "
@@ -172,7 +173,7 @@ def _tension(ctx: Context, tension: Tension, index: int, here: str | None) -> No
     """One tension: who pulls against whom, the sentence, links to the teams, both series in one chart."""
     key = f"tension-{tension.kpi.id}-{tension.counterweight.id}-{tension.kind.value}"
     with st.container(border=True, key=key):
-        text, chart = st.columns([2, 3])
+        text, picture = st.columns([2, 3])
         with text:
             first, second = tension.team_labels
             who = f"within {first}" if first == second else f"{first} vs {second}"
@@ -184,8 +185,9 @@ def _tension(ctx: Context, tension: Tension, index: int, here: str | None) -> No
             for team_id in dict.fromkeys(tension.teams):
                 if team_id not in (CUSTOMER, here):
                     team_link(ctx, team_id, f"Open {ctx.catalog.team(team_id).label}")
-        with chart:
-            st.altair_chart(tension_chart(tension, ctx.values, ctx.catalog.currency), key=f"tension-chart-{index}")
+        with picture:
+            chart(ctx, f"tension-{key}-{tension.period.label}",
+                  lambda: tension_chart(tension, ctx.values, ctx.catalog.currency), key=f"tension-chart-{index}")
 
 
 def owner_labels(ctx: Context) -> dict[str, str]:

@@ -25,3 +25,19 @@ def test_the_import_benchmark_runs_on_a_small_file(tmp_path):
     assert counts and int(counts.group(1)) == read
     assert int(counts.group(2)) + int(counts.group(3)) < read
     assert "ours / duckdb time" in done.stdout and "stage: CREATE TABLE AS" in done.stdout
+
+
+def test_the_benchmark_suite_runs_quick_and_its_implementations_agree(tmp_path):
+    # errors only: the quick run imports, computes the catalog against the pandas reference and the floor, times
+    # the pages, and exits 1 if anything failed or disagreed; the timings themselves are never judged
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--runs", "1", "--workdir",
+         str(tmp_path / "work"), "--out", str(tmp_path / "results")],
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert re.search(r"catalog month vs pandas .* \((\d+) values agree\)", done.stdout), done.stdout
+    assert "DISAGREE" not in done.stdout
+    for line in ("import vs duckdb", "overview rerun vs replay", "team rerun vs replay"):
+        assert line in done.stdout
+    [results] = (tmp_path / "results").glob("*.json")
+    assert '"disagreements": []' in results.read_text()
