@@ -40,7 +40,7 @@ from kpicore.filters import NO_FILTERS, Filters
 from kpicore.lineage import atoms, columns_read, monthly, tables_of
 from kpicore.model import MONEY, TABLES
 from kpicore.periods import Grain, Period, add_months
-from kpicore.sql import Params, day, percentile, period_start, quote
+from kpicore.sql import Params, day, materialized, percentile, period_start, quote
 
 
 @dataclass(frozen=True)
@@ -183,21 +183,18 @@ def build_query(catalog: Catalog, grain: Grain, periods: Iterable[Period], schem
             groups.setdefault((kpi.formula.table, kpi.formula.time), []).append(kpi)  # type: ignore[union-attr]
         else:
             ctes.append(f"{quote('m_' + kpi.id)} AS ({compiler.atom(kpi)})")
-            compiler.refs[kpi.id] = (quote("m_" + kpi.id), "value", "se", False)
+            compiler.refs[kpi.id] = _Ref(quote("m_" + kpi.id), "value", "se", "period", zero_when_empty=False)
     for number, ((table, time), members) in enumerate(groups.items()):
         name = quote(f"g_{number}")
         ctes.append(f"{name} AS ({compiler.grouped(table, time, members)})")
         for kpi in members:
-            additive = kpi.formula.agg in (Agg.COUNT, Agg.COUNT_DISTINCT, Agg.SUM)  # type: ignore[union-attr]
-            compiler.refs[kpi.id] = (name, quote("v_" + kpi.id), quote("se_" + kpi.id), additive)
-    ctes[1:1] = [f"{name} AS MATERIALIZED ({sql})" for name, sql in compiler.shared.values()]
+            counted = kpi.formula.agg in (Agg.COUNT, Agg.COUNT_DISTINCT, Agg.SUM)  # type: ignore[union-attr]
+            compiler.refs[kpi.id] = _Ref(name, quote("v_" + kpi.id), quote("se_" + kpi.id), "period_start", counted)
+    ctes[1:1] = [materialized(name, sql) for name, sql in compiler.shared.values()]
     errors = [f"{compiler.reference(k, error=True)} AS {quote('se_' + k)}" for k in sampled_atoms(catalog)]
     columns = ", ".join([f"{compiler.expression(k.id)} AS {quote(k.id)}" for k in catalog.kpis] + errors)
-    joined = dict.fromkeys(ref[0] for ref in compiler.refs.values())
-    joins = " ".join(
-        f"LEFT JOIN {name} ON {name}.period = calendar.period" if name.startswith('"m_') else
-        f"LEFT JOIN {name} ON {name}.period_start = calendar.period_start" for name in joined
-    )
+    joined = dict.fromkeys((ref.relation, ref.on) for ref in compiler.refs.values())
+    joins = " ".join(f"LEFT JOIN {name} ON {name}.{on} = calendar.{on}" for name, on in joined)
     sql = (f"WITH {', '.join(ctes)} SELECT calendar.period, {columns} "
            f"FROM calendar {joins} ORDER BY calendar.period_start")
     return sql, params
@@ -229,6 +226,18 @@ def _date_or_text(params: Params, value: object) -> str:
     return params.bind(value)
 
 
+@dataclass(frozen=True)
+class _Ref:
+    """Where the joined query finds an atom: its relation, value and error columns, the calendar column the
+    relation joins on, and whether no rows in a period mean 0 (counts and sums) rather than no value."""
+
+    relation: str
+    value: str
+    error: str
+    on: str
+    zero_when_empty: bool
+
+
 _OPERATORS = {Op.EQ: "=", Op.NE: "<>", Op.GT: ">", Op.GE: ">=", Op.LT: "<", Op.LE: "<="}
 
 
@@ -239,8 +248,7 @@ class _Compiler:
                  parameters: dict[str, float], filters: Filters, months: Collection[tuple[str, str]]) -> None:
         self.schema, self.grain, self.params = schema, grain, params
         self.by_id, self.parameters, self.filters, self.months = by_id, parameters, filters, months
-        # where each atom's value and error are: (relation, value column, error column, 0 when no rows)
-        self.refs: dict[str, tuple[str, str, str, bool]] = {}
+        self.refs: dict[str, _Ref] = {}  # where each atom's value and error are
         self.shared: dict[tuple[str, ...], tuple[str, str]] = {}  # intermediate results several atoms read
 
     def bucketed(self, kpi: Kpi) -> bool:
@@ -252,9 +260,9 @@ class _Compiler:
 
     def reference(self, kpi_id: str, error: bool = False) -> str:
         """SQL for an atom's value (or its sampling error) in the joined query."""
-        relation, value, se, additive = self.refs[kpi_id]
-        column = f"{relation}.{se if error else value}"
-        return f"COALESCE({column}, 0)" if additive else column
+        ref = self.refs[kpi_id]
+        column = f"{ref.relation}.{ref.error if error else ref.value}"
+        return f"COALESCE({column}, 0)" if ref.zero_when_empty else column
 
     def grouped(self, table: str, time: str, members: list[Kpi]) -> str:
         """One pass over a table: each row in its period (its date truncated), every member's aggregates."""

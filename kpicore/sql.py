@@ -16,6 +16,11 @@ def percentile(expr: str, fraction: float) -> str:
     return f"PERCENTILE_CONT({fraction!r}) WITHIN GROUP (ORDER BY {expr})"
 
 
+def materialized(name: str, query: str) -> str:
+    """A common table expression computed once however often the statement reads it."""
+    return f"{name} AS MATERIALIZED ({query})"
+
+
 def period_start(expr: str, unit: str) -> str:
     """The first day of the week (ISO, Monday), month, quarter or year containing a date or timestamp, as a DATE."""
     return f"CAST(date_trunc('{unit}', {expr}) AS DATE)"

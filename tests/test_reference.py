@@ -653,29 +653,54 @@ def same(expected: object, got: object) -> bool:
 
 # ---- fixtures and tests ----
 
+# The bundled sample, and the same seeded generator at about a million leads (`kpicore sample --scale 26`, run as
+# a program like everything else here), loaded into an empty database through `kpicore load`.
+DATASETS = [pytest.param("sample", id="sample"), pytest.param("1m", id="1m-leads", marks=pytest.mark.scale)]
+SCALES = {"1m": 26.0}
+
+
+def run_cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
+    environment = {name: value for name, value in os.environ.items() if name not in ("KPI_DB", "KPI_CATALOG")}
+    environment["KPI_MAX_UPLOAD_MB"] = "100000"
+    result = subprocess.run([sys.executable, "-c", CLI, *args], capture_output=True, text=True, cwd=ROOT,
+                            env=environment, timeout=timeout, check=False)
+    assert result.returncode == 0, result.stderr or result.stdout
+    return result
+
+
+@pytest.fixture(scope="module", params=DATASETS)
+def dataset(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(folder of the CSVs, database holding exactly them)."""
+    folder = tmp_path_factory.mktemp(f"reference-{request.param}")
+    database = folder / "kpi.duckdb"
+    if request.param == "sample":
+        return ROOT / "sample_data", database  # a fresh database starts with the bundled sample
+    csvs = folder / "csv"
+    run_cli("sample", "--scale", str(SCALES[request.param]), "--out", str(csvs))
+    run_cli("--db", str(database), "init", "--empty")
+    run_cli("--db", str(database), "load", *sorted(str(p) for p in csvs.glob("*.csv")), timeout=1200)
+    return csvs, database
+
+
 @pytest.fixture(scope="module")
-def data() -> Data:
-    """The bundled sample CSVs, read once with their date columns parsed."""
+def data(dataset: tuple[Path, Path]) -> Data:
+    """The dataset's CSVs, read once with their date columns parsed."""
     return {
-        table: pd.read_csv(ROOT / "sample_data" / f"{table}.csv", parse_dates=columns)
+        table: pd.read_csv(dataset[0] / f"{table}.csv", parse_dates=columns)
         for table, columns in DATE_COLUMNS.items()
     }
 
 
 @pytest.fixture(scope="module")
-def program(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, str, str], dict[str, dict]]:
-    """`kpicore kpis` as JSON rows by KPI id, on a fresh sample database, run once per grain/period/comparison."""
-    database = tmp_path_factory.mktemp("reference") / "kpi.duckdb"
-    environment = {name: value for name, value in os.environ.items() if name not in ("KPI_DB", "KPI_CATALOG")}
+def program(dataset: tuple[Path, Path]) -> Callable[[str, str, str], dict[str, dict]]:
+    """`kpicore kpis` as JSON rows by KPI id, run once per grain/period/comparison on the dataset's database."""
+    database = dataset[1]
     runs: dict[tuple[str, str, str], dict[str, dict]] = {}
 
     def rows(grain: str, label: str, comparison: str) -> dict[str, dict]:
         if (grain, label, comparison) not in runs:
-            command = [sys.executable, "-c", CLI, "--db", str(database), "kpis", "--grain", grain,
-                       "--period", label, "--comparison", comparison, "--format", "json"]
-            result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=environment,
-                                    timeout=120, check=False)
-            assert result.returncode == 0, result.stderr
+            result = run_cli("--db", str(database), "kpis", "--grain", grain, "--period", label, "--comparison",
+                             comparison, "--format", "json")
             runs[grain, label, comparison] = {row["id"]: row for row in json.loads(result.stdout)}
         return runs[grain, label, comparison]
 
