@@ -236,7 +236,7 @@ TEXT = {"markdown", "caption", "title", "header", "subheader", "success", "info"
 
 def record(at: Any) -> list[tuple[str, Any]]:
     """The elements a page drew, in order, as (kind, arguments) a replay page can draw again from constants."""
-    import pyarrow as pa
+    from streamlit import dataframe_util
 
     drawn: list[tuple[str, Any]] = []
 
@@ -256,7 +256,7 @@ def record(at: Any) -> list[tuple[str, Any]]:
             drawn.append(("dataframe", node.value))
         elif kind == "vega_lite_chart":
             spec = json.loads(node.proto.spec)
-            spec["datasets"] = {d.name: pa.ipc.open_stream(d.data.data).read_pandas().to_dict("records")
+            spec["datasets"] = {d.name: dataframe_util.convert_arrow_bytes_to_pandas_df(d.data.data).to_dict("records")
                                 for d in node.proto.datasets}
             drawn.append(("chart", json.dumps(spec, default=str)))
         elif kind in ("selectbox", "radio", "multiselect"):

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 from enum import Enum
+from functools import cached_property
 
 from kpicore.errors import UnknownPeriod
 
@@ -52,9 +53,9 @@ class Period:
     start: date
     grain: Grain
 
-    @property
+    @cached_property
     def end(self) -> date:
-        """First day after the period."""
+        """First day after the period (asked for thousands of times per computation, so kept once known)."""
         return self.shift(1).start
 
     @property

@@ -112,7 +112,7 @@ def test_navigating_to_a_team_keeps_the_view(app_page: Page, app_url: str) -> No
     assert url_params(app_page) == {"grain": "month", "period": "2026-07", "comparison": "year_ago", "snapshot": "1"}
 
     app_page.get_by_test_id("stTopNavLink").filter(has_text="Overview").click()
-    app_page.get_by_role("link", name=re.compile("Open Service")).click()
+    app_page.get_by_role("link", name=re.compile("Open Service")).first.click()  # one per Service tension shown
     expect(app_page).to_have_url(re.compile(r"/service\?"))
     expect(app_page.get_by_test_id("stMetricLabel").filter(has_text="Reopen rate")).to_have_count(1)
     assert url_params(app_page) == {"grain": "month", "period": "2026-07", "comparison": "year_ago", "snapshot": "1"}

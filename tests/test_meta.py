@@ -155,6 +155,7 @@ def _third_party_imports(paths: list[Path]) -> dict[str, set[str]]:
     """Top-level modules imported by these files that are neither the standard library nor the project's own."""
     local = {p.stem for p in ROOT.glob("*.py")} | {p.name for p in ROOT.iterdir() if p.is_dir()}
     local |= {p.stem for p in (ROOT / "tests").rglob("*.py")}  # test helpers import each other by name
+    local |= {p.stem for p in (ROOT / "benchmarks").rglob("*.py")}  # so do the benchmark's parts
     found: dict[str, set[str]] = {}
     for path in paths:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
