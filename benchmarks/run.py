@@ -44,6 +44,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
+import browser  # noqa: E402
 import duckdb  # noqa: E402
 import pandas as pd  # noqa: E402
 import pandas_reference  # noqa: E402
@@ -52,6 +53,7 @@ from kpicore import store  # noqa: E402
 from kpicore.catalog import load_catalog  # noqa: E402
 from kpicore.cli import main as cli  # noqa: E402
 from kpicore.compute import compute  # noqa: E402
+from kpicore.filters import Filters  # noqa: E402
 from kpicore.periods import Grain  # noqa: E402
 from kpicore.sample import generate, write_csvs  # noqa: E402
 from kpicore.sql import period_start, quote  # noqa: E402
@@ -60,6 +62,7 @@ LEADS_AT_SCALE_1 = 38_370  # leads the sample generator makes at scale 1
 QUICK_SIZE = "40k"
 PAGES = {"overview": "overview", "team": "sales"}
 TOLERANCE = 1e-9
+CHANNEL = Filters((("channel", ("paid_social",)),))  # the filter change timed: one marketing channel
 
 
 # --- measuring ---------------------------------------------------------------------------------------------------
@@ -212,6 +215,7 @@ import streamlit as st
 
 with open({path!r}, "rb") as recorded:
     elements = pickle.load(recorded)
+chosen = None
 for kind, args in elements:
     if kind == "metric":
         label, value, delta, trend, explained = args
@@ -224,11 +228,13 @@ for kind, args in elements:
     elif kind == "dataframe":
         st.dataframe(args)
     elif kind in ("selectbox", "radio"):
-        getattr(st.sidebar, kind)(args[0], args[1])
+        picked = getattr(st.sidebar, kind)(args[0], args[1])
+        chosen = picked if args[0] == "Period" else chosen
     elif kind == "multiselect":
         st.sidebar.multiselect(args[0], args[1])
     else:
         getattr(st, kind)(args)
+st.caption(f"Replayed for {{chosen}}")
 '''
 
 TEXT = {"markdown", "caption", "title", "header", "subheader", "success", "info", "warning", "error"}
@@ -338,6 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     out = args.out / f"{results['date']}.json"
     out.write_text(json.dumps(results, indent=1, default=str))
+    out.with_suffix(".md").write_text(markdown(results))
     print(f"\nRaw runs: {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
     return 1 if failed else 0
 
@@ -357,6 +364,7 @@ def bench_size(folder: Path, files: list[Path], catalog: Any, grains: list[Grain
         row["leads"] = conn.execute(f"SELECT COUNT(*) FROM {quote(schema)}.leads").fetchone()[0]
         frames = {t: conn.execute(f"SELECT * FROM {quote(schema)}.{quote(t)}").fetchdf()
                   for t in ("leads", "opportunities", "customers", "tickets", "surveys", "revenue", "spend")}
+        row["latest"] = compute(conn.cursor(), catalog, schema, Grain.MONTH).latest()
         for grain in grains:
             row["compute"][grain.value] = bench_grain(conn, catalog, schema, frames, grain, runs)
             row["failed"] |= bool(row["compute"][grain.value]["disagreements"])
@@ -368,6 +376,9 @@ def bench_size(folder: Path, files: list[Path], catalog: Any, grains: list[Grain
             timings = page_runs(db, page, runs, folder)
             row["failed"] |= bool(timings["errors"])
             row["pages"][label] = timings
+        latest = row["latest"]
+        labels = [latest.shift(-k).label for k in range(runs + 1)]
+        row["browser"] = browser.period_changes(db, folder, labels, folder / "replay_overview.py")
     return row
 
 
@@ -375,6 +386,7 @@ def bench_grain(conn: duckdb.DuckDBPyConnection, catalog: Any, schema: str, fram
                 grain: Grain, runs: int) -> dict[str, Any]:
     """The whole catalog at one grain, the pandas reference and the floor, checked against each other."""
     ours = measure(lambda: compute(conn.cursor(), catalog, schema, grain), runs)
+    filtered = measure(lambda: compute(conn.cursor(), catalog, schema, grain, CHANNEL), runs)
     values = ours["result"]
     starts = [p.start for p in values.periods]
     reference = measure(lambda: pandas_reference.compute(frames, grain.value, starts), runs)
@@ -384,8 +396,66 @@ def bench_grain(conn: duckdb.DuckDBPyConnection, catalog: Any, schema: str, fram
     wrong = wrong_pandas + wrong_floor
     for line in wrong[:10]:
         print(f"DISAGREE {grain.value}: {line}")
-    return {"ours": strip(ours), "pandas": strip(reference), "floor": strip(floor),
+    return {"ours": strip(ours), "filtered": strip(filtered), "pandas": strip(reference), "floor": strip(floor),
             "checks": {"pandas": checked_pandas, "floor": checked_floor}, "disagreements": wrong[:50]}
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The run as the README's table: each figure beside its reference, the ratio and the goal, MET or MISSED."""
+    m = results["machine"]
+    lines = [f"Latest run ({results['date']}, {m['cpus']} shared cores, Python {m['python']}, DuckDB {m['duckdb']}, "
+             f"pandas {m['pandas']}; wall seconds, CPU seconds in brackets; goals from issue 10):", "",
+             "| leads | what | ours | reference | ratio | goal |", "|---|---|---|---|---|---|"]
+
+    def f(x: dict[str, Any]) -> str:
+        return f"{x['wall']:.2f} ({x['cpu']:.2f})" if "cpu" in x else f"{x['wall']:.2f}"
+
+    def judged(value: float, limit: float, below: bool) -> str:
+        met = value <= limit if below else value >= limit
+        return f"{'≤' if below else '≥'} {limit:g}x {'MET' if met else 'MISSED'}"
+
+    for row in results["sizes"].values():
+        n, im = f"{row['leads']:,}", row["import"]
+        ratio = im["ours"]["wall"] / im["duckdb"]["wall"]
+        lines.append(f"| {n} | import, vs DuckDB `read_csv` | {f(im['ours'])} | {f(im['duckdb'])} | {ratio:.2f}x | "
+                     f"{judged(ratio, 1.3, True)} |")
+        ratio = im["pandas"]["wall"] / im["ours"]["wall"]
+        lines.append(f"| {n} | import, vs pandas `read_csv` + write | {f(im['ours'])} | {f(im['pandas'])} | "
+                     f"pandas/ours {ratio:.2f}x | {judged(ratio, 1.0, False)} |")
+        for grain, c in row["compute"].items():
+            ratio = c["pandas"]["wall"] / c["ours"]["wall"]
+            lines.append(f"| {n} | whole catalog, {grain}, vs pandas ({c['checks']['pandas']} values agree) | "
+                         f"{f(c['ours'])} | {f(c['pandas'])} | {ratio:.2f}x faster | {judged(ratio, 3.0, False)} |")
+            ratio = c["ours"]["wall"] / c["floor"]["wall"]
+            lines.append(f"| {n} | whole catalog, {grain}, vs the floor | {f(c['ours'])} | {f(c['floor'])} | "
+                         f"{ratio:.2f}x | {judged(ratio, 1.5, True)} |")
+            wanted = ("< 4 s " + ("MET" if c["filtered"]["wall"] < 4 else "MISSED")) if row["leads"] > 5e6 else ""
+            lines.append(f"| {n} | whole catalog, {grain}, one channel (a filter change) | {f(c['filtered'])} | | | "
+                         f"{wanted} |")
+        for label, p in row.get("pages", {}).items():
+            name = {"overview": "Overview", "team": "Sales page"}[label]
+            limit = 4.0 if row["leads"] > 5_000_000 else 1.0
+            first = p["page"]["first"]["wall"]
+            lines.append(f"| {n} | {name}, first view (bare page beside it) | {f(p['page']['first'])} | "
+                         f"{f(p['bare']['first'])} | | < {limit:g} s {'MET' if first < limit else 'MISSED'} |")
+            ratio = p["page"]["rerun"]["wall"] / p["replay"]["rerun"]["wall"]
+            lines.append(f"| {n} | {name}, rerun vs its replay page | {f(p['page']['rerun'])} | "
+                         f"{f(p['replay']['rerun'])} | {ratio:.2f}x | {judged(ratio, 1.5, True)} |")
+        if "browser" in row:
+            seen = row["browser"]
+            ratio = seen["app"]["wall"] / seen["replay"]["wall"]
+            lines.append(f"| {n} | period change in Chromium, Overview vs its replay | {f(seen['app'])} | "
+                         f"{f(seen['replay'])} | {ratio:.2f}x | {judged(ratio, 2.0, True)} |")
+            wanted = ("< 1,024 " + ("MET" if seen["peak_memory_mb"] < 1024 else "MISSED")) if row["leads"] > 5e6 else ""
+            lines.append(f"| {n} | app server peak memory (MB) | {seen['peak_memory_mb']:.0f} | | | {wanted} |")
+    sizes = list(results["sizes"].values())
+    if len(sizes) > 1:
+        for grain in sizes[0]["compute"]:
+            per = [f"{r['compute'][grain]['ours']['wall'] / r['leads'] * 1e6:.2f}"
+                   for r in sizes if grain in r["compute"]]
+            lines.append(f"\nWhole catalog at {grain} grain, seconds per million leads from the smallest size to the "
+                         f"largest: {' → '.join(per)} (linear growth keeps it flat or falling).")
+    return "\n".join(lines) + "\n"
 
 
 def strip(measured: dict[str, Any]) -> dict[str, Any]:
@@ -421,6 +491,7 @@ def report(size: str, row: dict[str, Any]) -> None:
               f"  faster ({found['checks']['pandas']} values {agreed})")
         print(f"{'catalog ' + grain + ' vs floor':28} {figure(ours)} {figure(floor)} "
               f"{ours['wall'] / floor['wall']:7.2f}x  of the floor ({found['checks']['floor']} values checked)")
+        print(f"{'catalog ' + grain + ', one channel':28} {figure(found['filtered'])}  (a filter change)")
     for label, found in row.get("pages", {}).items():
         page, replay, bare = found["page"], found["replay"], found["bare"]
         print(f"{label + ' first view':28} {figure(page['first'])} {figure(bare['first'])} (bare page)")
@@ -428,6 +499,11 @@ def report(size: str, row: dict[str, Any]) -> None:
               f"{page['rerun']['wall'] / replay['rerun']['wall']:7.2f}x")
         if found["errors"]:
             print(f"  page errors: {found['errors']}")
+    if "browser" in row:
+        seen = row["browser"]
+        print(f"{'period change in Chromium':28} {seen['app']['wall']:7.2f} s {'':12} {seen['replay']['wall']:7.2f} s "
+              f"{'':12} {seen['app']['wall'] / seen['replay']['wall']:7.2f}x of its replay")
+        print(f"{'app server peak memory':28} {seen['peak_memory_mb']:7.0f} MB")
     print()
     print(goal("import / DuckDB read_csv", imports["ours"]["wall"] / imports["duckdb"]["wall"], 1.3, "below"))
     print(goal("pandas read_csv+write / import", imports["pandas"]["wall"] / imports["ours"]["wall"], 1.0, "above"))
@@ -437,6 +513,9 @@ def report(size: str, row: dict[str, Any]) -> None:
     for label, found in row.get("pages", {}).items():
         print(goal(f"{label} rerun / replay", found["page"]["rerun"]["wall"] / found["replay"]["rerun"]["wall"],
                    1.5, "below"))
+    if "browser" in row:
+        seen = row["browser"]
+        print(goal("period change in Chromium / replay", seen["app"]["wall"] / seen["replay"]["wall"], 2.0, "below"))
 
 
 if __name__ == "__main__":

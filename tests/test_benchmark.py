@@ -37,7 +37,10 @@ def test_the_benchmark_suite_runs_quick_and_its_implementations_agree(tmp_path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert re.search(r"catalog month vs pandas .* \((\d+) values agree\)", done.stdout), done.stdout
     assert "DISAGREE" not in done.stdout
-    for line in ("import vs duckdb", "overview rerun vs replay", "team rerun vs replay"):
+    for line in ("import vs duckdb", "overview rerun vs replay", "team rerun vs replay", "one channel",
+                 "period change in Chromium", "app server peak memory"):
         assert line in done.stdout
     [results] = (tmp_path / "results").glob("*.json")
     assert '"disagreements": []' in results.read_text()
+    table = results.with_suffix(".md").read_text()  # the README's table
+    assert "| whole catalog, month, vs pandas (" in table and "period change in Chromium" in table
