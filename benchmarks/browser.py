@@ -2,15 +2,10 @@
 the real app and on a replay page that draws the same elements from constants, and the server's peak memory."""
 from __future__ import annotations
 
-import os
 import re
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,41 +14,17 @@ from typing import Any
 from playwright.sync_api import Page, sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
-TIMEOUT_MS = 300_000
+sys.path.insert(0, str(ROOT / "tests"))
+from browser_support import CHROMIUM, CHROMIUM_ARGS, running_app  # noqa: E402
+
+TIMEOUT_MS = 300_000  # a first view at 10M leads takes tens of seconds
 
 
 @contextmanager
 def server(script: Path, db: Path, log: Path) -> Iterator[tuple[str, int]]:
-    """`streamlit run script` on a free port: its URL and process id while it runs."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "KPI_DB": str(db)}
-    command = [sys.executable, "-m", "streamlit", "run", str(script), "--server.headless", "true",
-               "--server.port", str(port), "--browser.gatherUsageStats", "false"]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1)
-                break
-            except OSError as error:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"streamlit did not start: {log.read_text(errors='replace')}") from error
-                time.sleep(0.2)
-        yield f"http://127.0.0.1:{port}", proc.pid
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    """`streamlit run script` on a free port (the browser tests' launcher): its URL and process id while it runs."""
+    with running_app(script, db, log) as (url, proc):
+        yield url, proc.pid
 
 
 def peak_memory_mb(pid: int) -> float:
@@ -85,7 +56,7 @@ def period_changes(db: Path, folder: Path, labels: list[str], replay: Path) -> d
     """Median seconds of a period change on the real Overview and on its replay page, and the app's peak memory."""
     found: dict[str, Any] = {}
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         try:
             with server(ROOT / "dashboard.py", db, folder / "server.log") as (url, pid):
                 page = browser.new_page(viewport={"width": 1280, "height": 800})

@@ -30,14 +30,19 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+class AppDidNotStart(RuntimeError):
+    """`streamlit run` exited or did not answer in time."""
+
+
 @contextmanager
-def streamlit_server(db: Path, log: Path, python: str = sys.executable, app: Path = ROOT) -> Iterator[str]:
-    """`streamlit run dashboard.py` (from `app`, with `python`) on a free port, its base URL while it runs;
-    stopped afterwards."""
+def running_app(script: str | Path, db: Path, log: Path, python: str = sys.executable,
+                app: Path = ROOT) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`streamlit run script` (from `app`, with `python`, on `db`) on a free port: its base URL and process while
+    it runs (the benchmark reads its memory); stopped afterwards. AppDidNotStart if it does not come up."""
     port = _free_port()
     env = {**os.environ, "KPI_DB": str(db)}
     env.pop("KPI_CATALOG", None)
-    command = [python, "-m", "streamlit", "run", "dashboard.py", "--server.headless", "true",
+    command = [python, "-m", "streamlit", "run", str(script), "--server.headless", "true",
                "--server.port", str(port), "--browser.gatherUsageStats", "false"]
     with log.open("wb") as out:
         proc = subprocess.Popen(command, cwd=app, env=env, stdout=out, stderr=subprocess.STDOUT,
@@ -48,11 +53,12 @@ def streamlit_server(db: Path, log: Path, python: str = sys.executable, app: Pat
             try:
                 urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1)
                 break
-            except OSError:
+            except OSError as error:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"streamlit did not come up on port {port}:\n{log.read_text(errors='replace')}")
+                    raise AppDidNotStart(f"streamlit did not come up on port {port}:\n"
+                                         f"{log.read_text(errors='replace')}") from error
                 time.sleep(0.2)
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", proc
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -61,6 +67,16 @@ def streamlit_server(db: Path, log: Path, python: str = sys.executable, app: Pat
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
 
+
+@contextmanager
+def streamlit_server(db: Path, log: Path, python: str = sys.executable, app: Path = ROOT) -> Iterator[str]:
+    """`streamlit run dashboard.py` (from `app`, with `python`) on a free port, its base URL while it runs;
+    stopped afterwards."""
+    try:
+        with running_app("dashboard.py", db, log, python, app) as (url, _):
+            yield url
+    except AppDidNotStart as error:
+        pytest.fail(str(error))
 
 
 @contextmanager
