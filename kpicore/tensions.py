@@ -71,8 +71,17 @@ def find_tensions(catalog: Catalog, values: KpiValues, period: Period, compariso
     before = values.periods.index(compared) if compared in values.periods else None
     windows = {TensionKind.MOVE: (compared, period),
                TensionKind.TREND: values.periods[max(0, index - trailing + 1):index + 1]}
-    series = {k.id: _complete(values, k) for k in catalog.kpis if not k.is_measure}
-    errors = {k.id: values.errors.get(k.id) or (None,) * len(values.periods) for k in catalog.kpis}
+    measured: dict[str, dict[TensionKind, _Shift | None]] = {}
+
+    def shifts(kpi: Kpi) -> dict[TensionKind, _Shift | None]:
+        """A KPI's move and trend, worked out once however many pairs it is part of."""
+        if kpi.id not in measured:
+            series = _complete(values, kpi)
+            errors = values.errors.get(kpi.id) or (None,) * len(values.periods)
+            measured[kpi.id] = {TensionKind.MOVE: _move(kpi, series, errors, index, before),
+                                TensionKind.TREND: _trend(kpi, series, errors, index, trailing)}
+        return measured[kpi.id]
+
     found: list[Tension] = []
     for kpi in catalog.kpis:
         for counterweight in (catalog.kpi(c) for c in kpi.counterweights):
@@ -80,9 +89,8 @@ def find_tensions(catalog: Catalog, values: KpiValues, period: Period, compariso
                     values.value(kpi.id, period), values.value(counterweight.id, period)):
                 continue
             pair = (kpi, counterweight)
-            shifts = {TensionKind.MOVE: [_move(k, series[k.id], errors[k.id], index, before) for k in pair],
-                      TensionKind.TREND: [_trend(k, series[k.id], errors[k.id], index, trailing) for k in pair]}
-            for kind, (good, bad) in shifts.items():
+            for kind in TensionKind:
+                good, bad = shifts(kpi)[kind], shifts(counterweight)[kind]
                 if good is None or bad is None or min(good.z, -bad.z) < THRESHOLD:
                     continue
                 stake = _at_stake(catalog, kpi, counterweight)
