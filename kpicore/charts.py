@@ -1,6 +1,9 @@
 """Altair charts of KPI results (specs only: the app decides where they are drawn)."""
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import altair as alt
 import pandas as pd
 
@@ -11,6 +14,8 @@ from kpicore.journey import Journey, Step
 from kpicore.scorecard import KpiResult
 from kpicore.tensions import Tension
 
+Spec = dict[str, Any]  # a Vega-Lite spec
+VEGA_LITE = "https://vega.github.io/schema/vega-lite/v6.json"
 VALUE_COLOR = "#1f6feb"
 COMPARISON_COLOR = "#9aa4b2"
 TARGET_COLOR = "#d1242f"
@@ -48,64 +53,64 @@ def trend_frame(result: KpiResult, comparison_label: str, currency: str | None =
 
 
 def trend_chart(result: KpiResult, comparison_label: str, currency: str | None = "EUR",
-                height: int = 220) -> alt.LayerChart:
+                height: int = 220) -> Spec:
     """Value over time, the comparison period dashed, and the target as a rule."""
     frame = trend_frame(result, comparison_label, currency)
     fmt = AXIS_FORMATS[result.kpi.unit]
-    x = alt.X("period:O", title=None, sort=None, axis=alt.Axis(labelAngle=-45))
-    y = alt.Y("value:Q", title=_axis_title(result, currency), axis=alt.Axis(format=fmt), scale=alt.Scale(zero=False))
-    color = alt.Color(
-        "series:N",
-        scale=alt.Scale(domain=["Value", comparison_label], range=[VALUE_COLOR, COMPARISON_COLOR]),
-        legend=alt.Legend(title=None, orient="bottom"),
-    )
-    tooltip = [alt.Tooltip("period:O", title="Period"), alt.Tooltip("series:N", title="Series"),
-               alt.Tooltip("shown:N", title=result.kpi.label), alt.Tooltip("maturing:N", title="Data")]
-    base = alt.Chart(frame).encode(x=x, y=y, color=color, tooltip=tooltip)
-    dashes = alt.Scale(domain=["Value", comparison_label], range=[[1, 0], [4, 3]])
-    lines = base.mark_line(point=alt.OverlayMarkDef(filled=True, size=40)).encode(
-        strokeDash=alt.StrokeDash("series:N", scale=dashes, legend=None),
-    )
-    maturing = base.transform_filter(  # a maturing cohort or a partial period: hollow, not a full value yet
-        (alt.datum.series == "Value") & (alt.datum.maturing != "complete")
-    ).mark_point(filled=True, color="white", stroke=VALUE_COLOR, size=60, opacity=1)
-    layers: list[alt.Chart] = [lines, maturing]
+    x = {"field": "period", "type": "ordinal", "title": None, "sort": None, "axis": {"labelAngle": -45}}
+    y = {"field": "value", "type": "quantitative", "title": _axis_title(result, currency), "axis": {"format": fmt},
+         "scale": {"zero": False}}
+    series = ["Value", comparison_label]
+    color = {"field": "series", "type": "nominal",
+             "scale": {"domain": series, "range": [VALUE_COLOR, COMPARISON_COLOR]},
+             "legend": {"title": None, "orient": "bottom"}}
+    tooltip = [_tip("period", "ordinal", "Period"), _tip("series", "nominal", "Series"),
+               _tip("shown", "nominal", result.kpi.label), _tip("maturing", "nominal", "Data")]
+    base = {"x": x, "y": y, "color": color, "tooltip": tooltip}
+    lines = {"data": {"name": "trend"}, "mark": {"type": "line", "point": {"filled": True, "size": 40}},
+             "encoding": base | {"strokeDash": {"field": "series", "type": "nominal", "legend": None,
+                                                "scale": {"domain": series, "range": [[1, 0], [4, 3]]}}}}
+    maturing = {  # a maturing cohort or a partial period: hollow, not a full value yet
+        "data": {"name": "trend"},
+        "transform": [{"filter": "datum.series === 'Value' && datum.maturing !== 'complete'"}],
+        "mark": {"type": "point", "filled": True, "color": "white", "stroke": VALUE_COLOR, "size": 60, "opacity": 1},
+        "encoding": base,
+    }
+    layers = [lines, maturing]
+    datasets = {"trend": _records(frame)}
     if result.target is not None:
         label = f"Target {format_value(result.target, result.kpi.unit, currency)}"
-        target = pd.DataFrame([{"target": result.target, "label": label}])
-        rule = alt.Chart(target).mark_rule(color=TARGET_COLOR, strokeDash=[6, 4]).encode(
-            y="target:Q", tooltip=[alt.Tooltip("label:N", title="Target")]
-        )
-        text = alt.Chart(target).mark_text(align="left", dx=4, dy=-6, color=TARGET_COLOR, fontSize=11).encode(
-            y="target:Q", x=alt.value(0), text="label:N"
-        )
-        layers += [rule, text]
-    return alt.layer(*layers).properties(height=height, width="container")
+        datasets["target"] = [{"target": result.target, "label": label}]
+        target_y = {"field": "target", "type": "quantitative"}
+        layers.append({"data": {"name": "target"}, "mark": {"type": "rule", "color": TARGET_COLOR,
+                                                              "strokeDash": [6, 4]},
+                       "encoding": {"y": target_y, "tooltip": [_tip("label", "nominal", "Target")]}})
+        layers.append({"data": {"name": "target"}, "mark": {"type": "text", "align": "left", "dx": 4, "dy": -6,
+                                                              "color": TARGET_COLOR, "fontSize": 11},
+                       "encoding": {"y": target_y, "x": {"value": 0}, "text": {"field": "label", "type": "nominal"}}})
+    return _top({"layer": layers, "datasets": datasets, "height": height, "width": "container"})
 
 
-def sparkline(result: KpiResult, height: int = 48) -> alt.Chart:
+def sparkline(result: KpiResult, height: int = 48) -> Spec:
     """A small line of the KPI's recent values, without axes."""
-    frame = pd.DataFrame(
-        [{"period": p.period.label, "value": p.value} for p in result.trend if p.value is not None]
-    )
-    return (
-        alt.Chart(frame)
-        .mark_line(color=VALUE_COLOR, strokeWidth=2)
-        .encode(
-            x=alt.X("period:O", axis=None, sort=None),
-            y=alt.Y("value:Q", axis=None, scale=alt.Scale(zero=False)),
-            tooltip=[alt.Tooltip("period:O", title="Period"),
-                     alt.Tooltip("value:Q", title=result.kpi.label, format=AXIS_FORMATS[result.kpi.unit])],
-        )
-        .properties(height=height, width="container")
-        .configure_view(strokeWidth=0)
-    )
+    values = [{"period": p.period.label, "value": p.value} for p in result.trend if p.value is not None]
+    return _top({
+        "data": {"values": values},
+        "mark": {"type": "line", "color": VALUE_COLOR, "strokeWidth": 2},
+        "encoding": {
+            "x": {"field": "period", "type": "ordinal", "axis": None, "sort": None},
+            "y": {"field": "value", "type": "quantitative", "axis": None, "scale": {"zero": False}},
+            "tooltip": [_tip("period", "ordinal", "Period"),
+                        _tip("value", "quantitative", result.kpi.label) | {"format": AXIS_FORMATS[result.kpi.unit]}],
+        },
+        "height": height, "width": "container", "config": {"view": {"strokeWidth": 0}},
+    })
 
 
 TENSION_COLOR = "#bc4c00"
 
 
-def tension_chart(tension: Tension, values: KpiValues, currency: str = "EUR", periods: int = 12) -> alt.LayerChart:
+def tension_chart(tension: Tension, values: KpiValues, currency: str = "EUR", periods: int = 12) -> Spec:
     """Both KPIs of a tension over the recent periods, each on its own axis (left, right), its window shaded.
 
     The axes have no titles (long rotated titles squeeze the plot): the legend names each line and each
@@ -116,34 +121,55 @@ def tension_chart(tension: Tension, values: KpiValues, currency: str = "EUR", pe
     names = [f"{k.label} ({team})" for k, team in zip((tension.kpi, tension.counterweight), tension.team_labels,
                                                          strict=True)]
     colors = [VALUE_COLOR, TENSION_COLOR]
-    x = alt.X("period:O", title=None, sort=labels, scale=alt.Scale(domain=labels), axis=alt.Axis(labelAngle=-45))
-    color = alt.Color("series:N", scale=alt.Scale(domain=names, range=colors),
-                      legend=alt.Legend(title=None, orient="bottom", columns=1, labelLimit=320))
-    window = pd.DataFrame([{"period": p.label, "note": f"{tension.kind.value} window"}
-                           for p in tension.window if p in shown])
-    layers: list[alt.LayerChart | alt.Chart] = [
-        alt.Chart(window).mark_rect(color=COMPARISON_COLOR, opacity=0.2).encode(x=x, tooltip=["note:N"])
-    ]
-    for kpi, name, side, line_color in zip((tension.kpi, tension.counterweight), names, ("left", "right"), colors,
-                                           strict=True):
+    x = {"field": "period", "type": "ordinal", "title": None, "sort": labels, "scale": {"domain": labels},
+         "axis": {"labelAngle": -45}}
+    color = {"field": "series", "type": "nominal", "scale": {"domain": names, "range": colors},
+             "legend": {"title": None, "orient": "bottom", "columns": 1, "labelLimit": 320}}
+    datasets = {"window": [{"period": p.label, "note": f"{tension.kind.value} window"}
+                           for p in tension.window if p in shown]}
+    layers: list[Spec] = [{"data": {"name": "window"}, "mark": {"type": "rect", "color": COMPARISON_COLOR,
+                                                                 "opacity": 0.2},
+                           "encoding": {"x": x, "tooltip": [{"field": "note", "type": "nominal"}]}}]
+    for index, (kpi, name, side, line_color) in enumerate(zip(
+            (tension.kpi, tension.counterweight), names, ("left", "right"), colors, strict=True)):
         maturing = values.maturing.get(kpi.id, frozenset())
-        frame = pd.DataFrame([{
+        data = f"series-{index}"
+        datasets[data] = [{
             "period": p.label,
             "series": name,
             "value": values.value(kpi.id, p),
             "shown": format_value(values.value(kpi.id, p), kpi.unit, currency),
             "maturing": "cohort still maturing" if p in maturing else "complete",
-        } for p in shown])
-        y = alt.Y("value:Q", title=None, scale=alt.Scale(zero=False),
-                  axis=alt.Axis(orient=side, format=AXIS_FORMATS[kpi.unit], labelColor=line_color))
-        tooltip = [alt.Tooltip("period:O", title="Period"), alt.Tooltip("shown:N", title=kpi.label),
-                   alt.Tooltip("maturing:N", title="Data")]
-        line = alt.Chart(frame).mark_line(point=alt.OverlayMarkDef(filled=True, size=30)).encode(
-            x=x, y=y, color=color, tooltip=tooltip)
-        hollow = line.transform_filter(alt.datum.maturing == "cohort still maturing").mark_point(
-            filled=True, size=50, opacity=1).encode(fill=alt.value("white"), stroke=alt.value(line_color))
-        layers.append(alt.layer(line, hollow))
-    return alt.layer(*layers).resolve_scale(y="independent").properties(height=260, width="container")
+        } for p in shown]
+        y = {"field": "value", "type": "quantitative", "title": None, "scale": {"zero": False},
+             "axis": {"orient": side, "format": AXIS_FORMATS[kpi.unit], "labelColor": line_color}}
+        encoding = {"x": x, "y": y, "color": color,
+                    "tooltip": [_tip("period", "ordinal", "Period"), _tip("shown", "nominal", kpi.label),
+                                _tip("maturing", "nominal", "Data")]}
+        line = {"mark": {"type": "line", "point": {"filled": True, "size": 30}}, "encoding": encoding}
+        hollow = {"transform": [{"filter": "datum.maturing === 'cohort still maturing'"}],
+                  "mark": {"type": "point", "filled": True, "size": 50, "opacity": 1},
+                  "encoding": encoding | {"fill": {"value": "white"}, "stroke": {"value": line_color}}}
+        layers.append({"data": {"name": data}, "layer": [line, hollow]})
+    return _top({"layer": layers, "datasets": datasets, "resolve": {"scale": {"y": "independent"}},
+                 "height": 260, "width": "container"})
+
+
+def _top(spec: Spec) -> Spec:
+    """A top-level Vega-Lite spec. The KPI charts are written as Vega-Lite directly rather than through Altair:
+    they are rebuilt for every period shown, and Altair's layering (deep copies of every sub-chart) made them
+    most of a page's time. The chart tests validate each kind against Altair's Vega-Lite schema."""
+    return {"$schema": VEGA_LITE, "config": {"view": {"continuousWidth": 300, "continuousHeight": 300}}} | spec
+
+
+def _tip(field: str, kind: str, title: str) -> Spec:
+    return {"field": field, "type": kind, "title": title}
+
+
+def _records(frame: pd.DataFrame) -> list[Spec]:
+    """A frame's rows as JSON-ready records (missing values as null)."""
+    return [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+            for row in frame.to_dict("records")]
 
 
 TEAM_COLORS = ("#8250df", "#1f6feb", "#1a7f37", "#9a6700", "#bf3989", "#57606a")  # the journey's teams in order

@@ -7,15 +7,16 @@ import io
 import json
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
 import duckdb
 
-from kpicore import sample, store
+from kpicore import kept, sample, store
 from kpicore.catalog import CUSTOMER, Catalog, load_catalog
-from kpicore.compute import KpiValues, compute
+from kpicore.compute import KpiValues
 from kpicore.display import format_change, format_value
 from kpicore.errors import BadFile, BadParameter, CatalogError, KpiError, UnknownTeam
 from kpicore.files import RawFile, read_file
@@ -99,6 +100,8 @@ def _parser() -> argparse.ArgumentParser:
                       help="the day a status-only export describes (states but no dates), e.g. 2026-10-31")
     load.add_argument("--dates", choices=["day_first", "month_first"],
                       help="how dates like 01/02/2026 are written, where the data cannot tell")
+    load.add_argument("--no-precompute", dest="precompute", action="store_false",
+                      help="do not compute the dashboard's KPIs now (its first visitor then waits for them)")
     load.add_argument("--keep-sample", action="store_true",
                       help="keep the sample tables beside your files (default: your files start from empty tables)")
     mode = load.add_mutually_exclusive_group()
@@ -161,7 +164,8 @@ def _values(args: argparse.Namespace, catalog: Catalog) -> tuple[KpiValues, Peri
     snapshot = store.latest_snapshot(conn)
     if store.sample_tables(conn, snapshot):
         print(SAMPLE_LINE, file=sys.stderr)
-    values = compute(conn.cursor(), catalog, snapshot.schema, grain, loaded=store.loaded(conn, snapshot))
+    values = kept.values(conn.cursor(), catalog, snapshot.id, snapshot.schema, grain,
+                         loaded=store.loaded(conn, snapshot))
     return values, values.check(parse_period(args.period, grain)) if args.period else values.latest()
 
 
@@ -276,7 +280,17 @@ def _load(args: argparse.Namespace) -> int:
         store.save_mapping(conn, args.save_mapping, to_saved(uploads[0].plan, uploads[0].raw))
         print(f"Saved the mapping as '{args.save_mapping}'.")
     print(f"Snapshot {result.snapshot.id} created.")
+    if args.precompute:
+        _precompute(conn, catalog, result.snapshot)
     return 0
+
+
+def _precompute(conn: duckdb.DuckDBPyConnection, catalog: Catalog, snapshot: store.Snapshot) -> None:
+    """Compute the dashboard's default view (month, no filters) of a new snapshot and keep it in the database,
+    so the first visitor does not wait for it."""
+    started = time.perf_counter()
+    kept.values(conn.cursor(), catalog, snapshot.id, snapshot.schema, Grain.MONTH, loaded=store.loaded(conn, snapshot))
+    print(f"Computed the KPIs of snapshot {snapshot.id} for the dashboard ({time.perf_counter() - started:.1f} s).")
 
 
 def _check(upload: Upload) -> None:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import duckdb
 
+from kpicore import kept
 from kpicore.coverage import Loaded
 from kpicore.errors import KpiError
 from kpicore.files import RawFile
@@ -118,6 +119,7 @@ def connect(path: str | os.PathLike[str] | None = None, sample_dir: Path = SAMPL
     # rows of a physical table that a later row with the same id replaced (see ingest._mark_duplicates)
     conn.execute("CREATE TABLE IF NOT EXISTS duplicate_rows (physical VARCHAR, row_id BIGINT)")
     drop_unused_tables(conn)
+    kept.create(conn)
     if latest_snapshot(conn) is None:
         if sample and any(sample_dir.glob("*.csv")):
             load_sample(conn, sample_dir)

@@ -13,9 +13,10 @@ import altair as alt
 import duckdb
 import streamlit as st
 
-from kpicore import store
+from kpicore import kept, store
 from kpicore.catalog import CUSTOMER, Catalog, JourneySettings, catalog_path, load_catalog
-from kpicore.compute import KpiValues, compute
+from kpicore.charts import Spec
+from kpicore.compute import KpiValues
 from kpicore.errors import CatalogError, KpiError
 from kpicore.filters import DIMENSIONS, Filters, checked
 from kpicore.filters import LABELS as FILTER_LABELS
@@ -74,9 +75,10 @@ def _catalog(path: str, modified: float) -> Catalog:
 @st.cache_data(show_spinner="Computing KPIs…", max_entries=64)
 def _values(db: str, snapshot: store.Snapshot, catalog_fingerprint: str, grain: Grain, filters: Filters,
             _catalog: Catalog) -> KpiValues:
-    """KPI values, cached per database, snapshot, catalog version, grain and filters."""
+    """KPI values, cached per database, snapshot, catalog version, grain and filters (and kept in the database,
+    so that a restarted server or another process reads them back instead of computing them)."""
     cursor = connection()
-    return compute(cursor, _catalog, snapshot.schema, grain, filters, store.loaded(cursor, snapshot))
+    return kept.values(cursor, _catalog, snapshot.id, snapshot.schema, grain, filters, store.loaded(cursor, snapshot))
 
 
 @st.cache_data(max_entries=16)
@@ -118,13 +120,14 @@ def _tensions(view: tuple[object, ...], _ctx: Context) -> tuple[Tension, ...]:
 
 
 @st.cache_data(max_entries=512)
-def _chart_spec(view: tuple[object, ...], what: str, _build: Callable[[], alt.TopLevelMixin]) -> dict[str, object]:
+def _chart_spec(view: tuple[object, ...], what: str, _build: Callable[[], alt.TopLevelMixin | Spec]) -> Spec:
     """A chart's Vega-Lite spec, built once per view (`view`, `what` say which chart it is). Not validated
-    against the Vega-Lite schema here (a fifth of the time): the chart tests validate every kind (to_dict())."""
-    return _build().to_dict(validate=False)
+    against the Vega-Lite schema here (a fifth of the time): the chart tests validate every kind."""
+    built = _build()
+    return built if isinstance(built, dict) else built.to_dict(validate=False)
 
 
-def chart(ctx: Context, what: str, build: Callable[[], alt.TopLevelMixin], **options: object) -> None:
+def chart(ctx: Context, what: str, build: Callable[[], alt.TopLevelMixin | Spec], **options: object) -> None:
     """Draw an Altair chart that is built once per view and drawn from its spec on every rerun (building and
     validating Altair specs was most of a rerun's time). `what` names the chart uniquely within the view."""
     st.vega_lite_chart(_chart_spec(ctx.key, what, build), **options)  # type: ignore[arg-type]

@@ -4,7 +4,9 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+import altair as alt
 import pytest
+from altair.utils.schemapi import validate_jsonschema
 
 from kpicore.catalog import Agg, Direction, Kpi, Ratio, Simple, Target, Unit
 from kpicore.charts import sparkline, trend_chart
@@ -44,7 +46,7 @@ def rows(spec: dict[str, Any], layer: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def test_trend_chart_draws_the_value_and_the_comparison_as_lines():
-    spec = trend_chart(make_result(), "Previous period").to_dict()
+    spec = trend_chart(make_result(), "Previous period")
     [line] = layers(spec, "line")
     drawn = rows(spec, line)
     series = {(r["period"], r["series"]): r["value"] for r in drawn}
@@ -56,27 +58,27 @@ def test_trend_chart_draws_the_value_and_the_comparison_as_lines():
 
 
 def test_trend_chart_draws_the_target_as_a_rule():
-    spec = trend_chart(make_result(target=0.3), "Previous period").to_dict()
+    spec = trend_chart(make_result(target=0.3), "Previous period")
     [rule] = layers(spec, "rule")
     field = rule["encoding"]["y"]["field"]
     assert [r[field] for r in rows(spec, rule)] == [0.3]
 
 
 def test_trend_chart_without_target_has_no_rule():
-    spec = trend_chart(make_result(target=None), "Previous period").to_dict()
+    spec = trend_chart(make_result(target=None), "Previous period")
     assert layers(spec, "rule") == []
     assert len(layers(spec, "line")) == 1
 
 
 @pytest.mark.parametrize(("unit", "percent"), [(Unit.PERCENT, True), (Unit.CURRENCY, False)])
 def test_y_axis_format_follows_the_unit(unit, percent):
-    spec = trend_chart(make_result(unit=unit, target=None), "Previous period").to_dict()
+    spec = trend_chart(make_result(unit=unit, target=None), "Previous period")
     [line] = layers(spec, "line")
     assert ("%" in line["encoding"]["y"]["axis"]["format"]) is percent
 
 
 def test_maturing_points_are_marked():
-    spec = trend_chart(make_result(maturing=(False, False, True)), "Previous period").to_dict()
+    spec = trend_chart(make_result(maturing=(False, False, True)), "Previous period")
     [line] = layers(spec, "line")
     marked = [r for r in rows(spec, line) if r["series"] == "Value" and "matur" in r["maturing"]]
     assert [r["period"] for r in marked] == ["2026-03"]
@@ -86,8 +88,31 @@ def test_maturing_points_are_marked():
 
 
 def test_sparkline_has_no_axes():
-    spec = sparkline(make_result()).to_dict()
+    spec = sparkline(make_result())
     assert spec["mark"]["type"] == "line"
     assert spec["encoding"]["x"]["axis"] is None
     assert spec["encoding"]["y"]["axis"] is None
     assert [r["value"] for r in rows(spec, spec)] == [0.1, 0.2, 0.25]
+
+
+def _valid(spec: dict[str, Any]) -> None:
+    """The spec is valid Vega-Lite (Altair's bundled schema) and Altair reads it back."""
+    validate_jsonschema(spec, alt.vegalite.v6.schema.core.load_schema())
+    (alt.Chart if "mark" in spec else alt.LayerChart).from_dict(spec)
+
+
+@pytest.mark.parametrize("target", [0.3, None])
+@pytest.mark.parametrize("unit", [Unit.PERCENT, Unit.CURRENCY])
+def test_trend_charts_are_valid_vega_lite(unit, target):
+    _valid(trend_chart(make_result(unit=unit, target=target, maturing=(False, True, True)), "Previous period"))
+
+
+def test_sparklines_are_valid_vega_lite():
+    _valid(sparkline(make_result()))
+
+
+def test_a_broken_spec_is_refused_by_the_check():
+    spec = trend_chart(make_result(), "Previous period")
+    spec["layer"][0]["mark"]["type"] = "lines"
+    with pytest.raises(Exception, match="lines"):
+        _valid(spec)

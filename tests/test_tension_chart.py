@@ -4,7 +4,9 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+import altair as alt
 import pytest
+from altair.utils.schemapi import validate_jsonschema
 
 from kpicore.catalog import Agg, Direction, Kpi, Ratio, Simple, Unit
 from kpicore.charts import tension_chart
@@ -43,7 +45,7 @@ def parts(spec: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]], l
 
 
 def test_both_kpis_are_drawn_and_labelled_with_their_team():
-    spec = tension_chart(tension(TensionKind.MOVE, 13, PERIODS[12:14]), VALUES).to_dict()
+    spec = tension_chart(tension(TensionKind.MOVE, 13, PERIODS[12:14]), VALUES)
     _, series, lines = parts(spec)
     assert lines[0]["encoding"]["color"]["scale"]["domain"] == ["Leads (Marketing)", "Win rate (Sales)"]
     leads, win = ({r["period"]: r["value"] for r in rows(spec, s)} for s in series)
@@ -53,7 +55,7 @@ def test_both_kpis_are_drawn_and_labelled_with_their_team():
 
 
 def test_each_kpi_has_its_own_axis_and_unit_format():
-    spec = tension_chart(tension(TensionKind.MOVE, 13, PERIODS[12:14]), VALUES).to_dict()
+    spec = tension_chart(tension(TensionKind.MOVE, 13, PERIODS[12:14]), VALUES)
     _, _, lines = parts(spec)
     assert spec["resolve"]["scale"]["y"] == "independent"
     axes = [line["encoding"]["y"]["axis"] for line in lines]
@@ -62,27 +64,27 @@ def test_each_kpi_has_its_own_axis_and_unit_format():
 
 
 def test_a_move_shades_the_period_and_its_comparison_and_shows_the_twelve_periods_up_to_it():
-    spec = tension_chart(tension(TensionKind.MOVE, 13, PERIODS[12:14]), VALUES).to_dict()
+    spec = tension_chart(tension(TensionKind.MOVE, 13, PERIODS[12:14]), VALUES)
     band, _, lines = parts(spec)
     assert [r["period"] for r in rows(spec, band)] == ["2026-01", "2026-02"]
     assert lines[0]["encoding"]["x"]["scale"]["domain"] == LABELS[2:14]  # 2025-03 .. 2026-02, nothing later
 
 
 def test_a_move_against_last_year_reaches_back_to_its_comparison():
-    spec = tension_chart(tension(TensionKind.MOVE, 13, (PERIODS[1], PERIODS[13])), VALUES).to_dict()
+    spec = tension_chart(tension(TensionKind.MOVE, 13, (PERIODS[1], PERIODS[13])), VALUES)
     band, _, lines = parts(spec)
     assert [r["period"] for r in rows(spec, band)] == ["2025-02", "2026-02"]
     assert lines[0]["encoding"]["x"]["scale"]["domain"] == LABELS[1:14]
 
 
 def test_a_trend_shades_its_trailing_window():
-    spec = tension_chart(tension(TensionKind.TREND, 15, PERIODS[10:16]), VALUES).to_dict()
+    spec = tension_chart(tension(TensionKind.TREND, 15, PERIODS[10:16]), VALUES)
     band, _, _ = parts(spec)
     assert [r["period"] for r in rows(spec, band)] == LABELS[10:16]
 
 
 def test_maturing_cohorts_are_marked():
-    spec = tension_chart(tension(TensionKind.TREND, 15, PERIODS[10:16]), VALUES).to_dict()
+    spec = tension_chart(tension(TensionKind.TREND, 15, PERIODS[10:16]), VALUES)
     _, series, _ = parts(spec)
     flags = {r["period"]: r["maturing"] for r in rows(spec, series[1])}
     assert flags["2026-04"] == "cohort still maturing"
@@ -90,3 +92,11 @@ def test_maturing_cohorts_are_marked():
     hollow = series[1]["layer"][1]
     assert hollow["mark"]["type"] == "point"
     assert "cohort still maturing" in hollow["transform"][0]["filter"]
+
+
+@pytest.mark.parametrize(("kind", "index", "window"), [(TensionKind.MOVE, 13, PERIODS[12:14]),
+                                                       (TensionKind.TREND, 15, PERIODS[10:16])])
+def test_tension_charts_are_valid_vega_lite(kind, index, window):
+    spec = tension_chart(tension(kind, index, window), VALUES)
+    validate_jsonschema(spec, alt.vegalite.v6.schema.core.load_schema())
+    alt.LayerChart.from_dict(spec)

@@ -1,0 +1,112 @@
+"""KPI values kept in the database: computed once per snapshot, catalog, grain and filters, then read back.
+
+A snapshot never changes once committed, and compute reads nothing but the snapshot's tables, the catalog, the
+grain and the filters (no clock), so its values can be kept beside the data: a server restart, another app
+process or the next visitor reads them in milliseconds instead of computing them again (seconds at a million
+leads, tens of seconds at ten million). The key also holds a fingerprint of kpicore's own source, so values
+computed by other code are never read back; they are removed when the database is opened.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Mapping
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from kpicore.catalog import Catalog
+from kpicore.compute import KpiValues, compute
+from kpicore.coverage import Coverage, Engine, Loaded
+from kpicore.filters import NO_FILTERS, Filters
+from kpicore.periods import Grain, Period
+
+TABLE = "kept_values"
+
+
+def _code_fingerprint() -> str:
+    """A fingerprint of kpicore's source: values computed by any other version are not read back."""
+    digest = hashlib.sha256()
+    for source in sorted(Path(__file__).resolve().parent.glob("*.py")):
+        digest.update(source.name.encode())
+        digest.update(source.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+CODE = _code_fingerprint()
+
+
+def create(conn: Engine) -> None:
+    """The table of kept values (once per database), without the values of other code versions."""
+    conn.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (snapshot_id INTEGER, catalog VARCHAR, code VARCHAR, "
+                 "grain VARCHAR, filters VARCHAR, payload VARCHAR, seconds DOUBLE, "
+                 "PRIMARY KEY (snapshot_id, catalog, code, grain, filters))")
+    conn.execute(f"DELETE FROM {TABLE} WHERE code <> $code OR snapshot_id NOT IN (SELECT id FROM snapshots)",
+                 {"code": CODE})
+
+
+def values(conn: Engine, catalog: Catalog, snapshot_id: int, schema: str, grain: Grain,
+           filters: Filters = NO_FILTERS, loaded: Mapping[str, Loaded] | None = None) -> KpiValues:
+    """The KPI values of a snapshot: read back if kept, else computed and kept."""
+    key = {"snapshot": snapshot_id, "catalog": catalog.fingerprint, "code": CODE, "grain": grain.value,
+           "filters": json.dumps(filters.chosen)}
+    found = conn.execute(f"SELECT payload FROM {TABLE} WHERE snapshot_id = $snapshot AND catalog = $catalog "
+                         "AND code = $code AND grain = $grain AND filters = $filters", key).fetchone()
+    if found is not None:
+        return from_json(found[0])
+    started = time.perf_counter()
+    computed = compute(conn, catalog, schema, grain, filters, loaded)
+    key |= {"payload": to_json(computed), "seconds": time.perf_counter() - started}
+    conn.execute(f"INSERT INTO {TABLE} VALUES ($snapshot, $catalog, $code, $grain, $filters, $payload, $seconds) "
+                 "ON CONFLICT DO NOTHING", key)  # another session may have kept the same values meanwhile
+    return computed
+
+
+def to_json(values: KpiValues) -> str:
+    """KpiValues as JSON text (periods by their place in `periods`)."""
+    place = values.positions
+
+    def days(c: Coverage | None) -> list[Any] | None:
+        return None if c is None else [c.first.isoformat(), c.last.isoformat(), c.status]
+
+    return json.dumps({
+        "grain": values.grain.value,
+        "periods": [p.start.isoformat() for p in values.periods],
+        "values": values.values,
+        "as_of": {k: None if d is None else d.isoformat() for k, d in values.as_of.items()},
+        "maturing": {k: sorted(place[p] for p in ps) for k, ps in values.maturing.items()},
+        "notes": values.notes,
+        "coverage": {k: days(c) for k, c in values.coverage.items()},
+        "partial": {k: sorted(place[p] for p in ps) for k, ps in values.partial.items()},
+        "tables": {k: days(c) for k, c in values.tables.items()},
+        "currencies": values.currencies,
+        "filters": values.filters.chosen,
+        "errors": values.errors,
+    })
+
+
+def from_json(text: str) -> KpiValues:
+    """KpiValues from `to_json`'s text."""
+    data = json.loads(text)
+    grain = Grain(data["grain"])
+    periods = tuple(Period(date.fromisoformat(d), grain) for d in data["periods"])
+
+    def days(c: list[Any] | None) -> Coverage | None:
+        return None if c is None else Coverage(date.fromisoformat(c[0]), date.fromisoformat(c[1]), c[2])
+
+    def series(found: dict[str, list[float | None]]) -> dict[str, tuple[float | None, ...]]:
+        return {k: tuple(v) for k, v in found.items()}
+
+    return KpiValues(
+        grain, periods, series(data["values"]),
+        {k: None if d is None else date.fromisoformat(d) for k, d in data["as_of"].items()},
+        {k: frozenset(periods[i] for i in ps) for k, ps in data["maturing"].items()},
+        data["notes"],
+        {k: days(c) for k, c in data["coverage"].items()},
+        {k: frozenset(periods[i] for i in ps) for k, ps in data["partial"].items()},
+        {k: c for k, v in data["tables"].items() if (c := days(v)) is not None},
+        {k: tuple(v) for k, v in data["currencies"].items()},
+        Filters(tuple((d, tuple(v)) for d, v in data["filters"])),
+        series(data["errors"]),
+    )
