@@ -49,7 +49,7 @@ import duckdb  # noqa: E402
 import pandas as pd  # noqa: E402
 import pandas_reference  # noqa: E402
 
-from kpicore import store  # noqa: E402
+from kpicore import kept, store  # noqa: E402
 from kpicore.catalog import load_catalog  # noqa: E402
 from kpicore.cli import main as cli  # noqa: E402
 from kpicore.compute import compute  # noqa: E402
@@ -70,10 +70,13 @@ CHANNEL = Filters((("channel", ("paid_social",)),))  # the filter change timed: 
 
 # --- measuring ---------------------------------------------------------------------------------------------------
 
-def measure(work: Callable[[], Any], runs: int) -> dict[str, Any]:
-    """Wall and CPU seconds of `runs` runs of `work`, with their medians, and the last result."""
+def measure(work: Callable[[], Any], runs: int, setup: Callable[[], Any] | None = None) -> dict[str, Any]:
+    """Wall and CPU seconds of `runs` runs of `work` (each after an untimed `setup`), with their medians, and the
+    last result."""
     walls, cpus, result = [], [], None
     for _ in range(runs):
+        if setup is not None:
+            setup()
         wall, cpu = time.perf_counter(), time.process_time()
         result = work()
         walls.append(time.perf_counter() - wall)
@@ -108,7 +111,10 @@ def quietly(*args: str) -> int:
 def import_ours(db: Path, files: list[Path]) -> int:
     db.unlink(missing_ok=True)
     os.environ["KPI_MAX_UPLOAD_MB"] = str(10 ** 6)
-    if quietly("--db", str(db), "init", "--empty") or quietly("--db", str(db), "load", *map(str, files)):
+    # the import alone; `kpicore load` then computes the month view for the dashboard (the catalog figure), unless
+    # told not to as here
+    if quietly("--db", str(db), "init", "--empty") or quietly("--db", str(db), "load", "--no-precompute",
+                                                               *map(str, files)):
         raise RuntimeError(f"kpicore load failed on {files}")
     return sum(1 for _ in files)
 
@@ -288,19 +294,31 @@ def page_runs(db: Path, page: str, runs: int, work: Path) -> dict[str, Any]:
     sys.path.insert(0, str(ROOT / "tests"))
     from app_support import open_page
 
-    def real() -> AppTest:
-        at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=900)
-        at.run()
-        if page != "overview":
-            open_page(at, page).run()
-        return at
+    state: dict[str, AppTest] = {}
 
-    def cold() -> AppTest:
-        st.cache_data.clear()
-        st.cache_resource.clear()
-        return real()
+    def forget_kept() -> None:
+        with duckdb.connect(str(db)) as conn:
+            conn.execute(f"DELETE FROM {kept.TABLE}")
 
-    first = measure(cold, runs)
+    def cold(keep: bool) -> Callable[[], None]:
+        """A new session, the page's registration done (a first run of the router), then nothing cached in the
+        process, and without `keep` no values kept in the database either."""
+        def setup() -> None:
+            at = state["at"] = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=900)
+            if page != "overview":
+                at.run()
+                open_page(at, page)
+            st.cache_data.clear()
+            st.cache_resource.clear()
+            if not keep:
+                forget_kept()
+        return setup
+
+    def first_view() -> AppTest:
+        return state["at"].run()
+
+    computed = measure(first_view, runs, cold(keep=False))
+    first = measure(first_view, runs, cold(keep=True))
     at = first["result"]
     errors = [e.value for e in at.exception]
     rerun = measure(lambda: at.run(), runs)
@@ -310,7 +328,9 @@ def page_runs(db: Path, page: str, runs: int, work: Path) -> dict[str, Any]:
     replay_file.write_text(REPLAY.format(path=str(data_file)))
     bare_file = work / "bare.py"
     bare_file.write_text(BARE)
-    timings: dict[str, Any] = {"page": {"first": strip(first), "rerun": strip(rerun)}, "errors": errors}
+    errors += [e.value for e in computed["result"].exception]
+    timings: dict[str, Any] = {"page": {"first": strip(first), "computed": strip(computed), "rerun": strip(rerun)},
+                               "errors": errors}
     for name, script in (("replay", replay_file), ("bare", bare_file)):
         other = AppTest.from_file(str(script), default_timeout=900)
         timings[name] = {"first": strip(measure(other.run, 1)), "rerun": strip(measure(other.run, runs))}
@@ -439,9 +459,10 @@ def markdown(results: dict[str, Any]) -> str:
         for label, p in row.get("pages", {}).items():
             name = {"overview": "Overview", "team": "Sales page"}[label]
             limit = 4.0 if row["leads"] > 5_000_000 else 1.0
-            first = p["page"]["first"]["wall"]
-            lines.append(f"| {n} | {name}, first view (bare page beside it) | {f(p['page']['first'])} | "
-                         f"{f(p['bare']['first'])} | | < {limit:g} s {'MET' if first < limit else 'MISSED'} |")
+            for kind, what in (("first", "values kept in the database"), ("computed", "nothing kept: computes")):
+                first = p["page"][kind]["wall"]
+                lines.append(f"| {n} | {name}, first view, {what} (bare page beside it) | {f(p['page'][kind])} | "
+                             f"{f(p['bare']['first'])} | | < {limit:g} s {'MET' if first < limit else 'MISSED'} |")
             ratio = p["page"]["rerun"]["wall"] / p["replay"]["rerun"]["wall"]
             lines.append(f"| {n} | {name}, rerun vs its replay page | {f(p['page']['rerun'])} | "
                          f"{f(p['replay']['rerun'])} | {ratio:.2f}x | {judged(ratio, RERUN_VS_REPLAY, True)} |")
@@ -498,7 +519,8 @@ def report(size: str, row: dict[str, Any]) -> None:
         print(f"{'catalog ' + grain + ', one channel':28} {figure(found['filtered'])}  (a filter change)")
     for label, found in row.get("pages", {}).items():
         page, replay, bare = found["page"], found["replay"], found["bare"]
-        print(f"{label + ' first view':28} {figure(page['first'])} {figure(bare['first'])} (bare page)")
+        print(f"{label + ' first view, kept':28} {figure(page['first'])} {figure(bare['first'])} (bare page)")
+        print(f"{label + ' first view, computes':28} {figure(page['computed'])}")
         print(f"{label + ' rerun vs replay':28} {figure(page['rerun'])} {figure(replay['rerun'])} "
               f"{page['rerun']['wall'] / replay['rerun']['wall']:7.2f}x")
         if found["errors"]:

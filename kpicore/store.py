@@ -169,20 +169,25 @@ def _add_table_facts(conn: duckdb.DuckDBPyConnection) -> None:
 
 
 class Database:
-    """The DuckDB file as the app uses it: open while some session uses it, closed when none does, so that
-    the command line can open it in between (DuckDB lets one process at a time open a file for writing)."""
+    """The DuckDB file as the app uses it: open while some session uses it, closed `linger` seconds after the
+    last use, so that the command line can open it in between (DuckDB lets one process at a time open a file for
+    writing). Lingering spares a run of clicks the reopening (a tenth of a rerun); a command waits for it."""
 
-    def __init__(self, path: str | os.PathLike[str], wait: float = 5.0) -> None:
-        self.path, self.wait = Path(path), wait
+    def __init__(self, path: str | os.PathLike[str], wait: float = 5.0, linger: float = 0.0) -> None:
+        self.path, self.wait, self.linger = Path(path), wait, linger
         self._lock = threading.Lock()
         self._conn: duckdb.DuckDBPyConnection | None = None
         self._users = 0
+        self._closing: threading.Timer | None = None
 
     @contextmanager
     def cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A cursor on the open database (opened first if nobody uses it); DatabaseBusy while another
         program holds the file."""
         with self._lock:
+            if self._closing is not None:
+                self._closing.cancel()
+                self._closing = None
             if self._conn is None:
                 self._conn = connect(self.path, wait=self.wait)
             self._users += 1
@@ -194,8 +199,21 @@ class Database:
             with self._lock:
                 self._users -= 1
                 if self._users == 0 and self._conn is not None:
-                    self._conn.close()
-                    self._conn = None
+                    if self.linger > 0:
+                        self._closing = threading.Timer(self.linger, self._close_if_unused)
+                        self._closing.daemon = True
+                        self._closing.start()
+                    else:
+                        self._close_if_unused(locked=True)
+
+    def _close_if_unused(self, locked: bool = False) -> None:
+        if not locked:
+            with self._lock:
+                self._close_if_unused(locked=True)
+            return
+        if self._users == 0 and self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
 
 _STAGING: set[str] = set()  # physical tables imports in this process are filling and have not committed yet

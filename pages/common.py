@@ -29,6 +29,7 @@ from kpicore.view import View
 
 VIEW_KEYS = ("grain", "period", "comparison", "snapshot", *DIMENSIONS)
 ROUTER = Path(__file__).resolve().parent.parent / "dashboard.py"
+LINGER = 1.0  # seconds the database stays open after a run, for the next click (a command waits for it)
 _CONTEXT = "_context"  # session-state key of the current run's Context
 _RUN = threading.local()  # the cursor of the script run going on in this thread
 
@@ -36,7 +37,7 @@ _RUN = threading.local()  # the cursor of the script run going on in this thread
 @st.cache_resource
 def _database(path: str) -> store.Database:
     """The database file, shared by every session of the process (open only while a run uses it)."""
-    return store.Database(path)
+    return store.Database(path, linger=LINGER)
 
 
 @contextmanager

@@ -196,3 +196,20 @@ def test_the_apps_database_is_closed_between_uses(tmp_path):
     probe = subprocess.run([sys.executable, "-c", f"import duckdb; duckdb.connect({str(path)!r})"],
                            capture_output=True, text=True)
     assert probe.returncode == 0, probe.stderr  # and let go when nobody uses it
+
+
+def test_the_apps_database_lingers_for_the_next_click_then_lets_go(tmp_path):
+    path = tmp_path / "kpi.duckdb"
+    store.connect(path, sample=False).close()
+    database = store.Database(path, wait=0, linger=0.5)
+    with database.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    opened = database._conn
+    with database.cursor():  # the next run within the linger reuses the open file
+        assert database._conn is opened
+    probe = [sys.executable, "-c", f"import duckdb; duckdb.connect({str(path)!r})"]
+    assert subprocess.run(probe, capture_output=True, text=True).returncode != 0  # still held just after
+    time.sleep(1.0)
+    assert database._conn is None
+    found = subprocess.run(probe, capture_output=True, text=True)
+    assert found.returncode == 0, found.stderr  # let go after the linger
