@@ -1,17 +1,21 @@
 """The app side of kpicore: caching, URL state, navigation and the sidebar controls."""
 from __future__ import annotations
 
+import hashlib
 import runpy
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlencode
 
 import altair as alt
 import duckdb
+import pandas as pd
 import streamlit as st
+from streamlit import dataframe_util
 
 from kpicore import kept, store
 from kpicore.catalog import CUSTOMER, Catalog, JourneySettings, catalog_path, load_catalog
@@ -107,31 +111,38 @@ def catalog() -> Catalog:
 
 
 @st.cache_resource(max_entries=256)
-def _scorecard(view: tuple[object, ...], _ctx: Context) -> Scorecard:
+def _scorecard(view: str, _ctx: Context) -> Scorecard:
     """The scorecard of a view, shared by every rerun and session showing it (it is never changed)."""
     assert _ctx.period is not None
     return build_scorecard(_ctx.catalog, _ctx.values, _ctx.period, _ctx.view.comparison)
 
 
 @st.cache_resource(max_entries=256)
-def _tensions(view: tuple[object, ...], _ctx: Context) -> tuple[Tension, ...]:
+def _tensions(view: str, _ctx: Context) -> tuple[Tension, ...]:
     """The tensions of a view, shared by every rerun and session showing it."""
     assert _ctx.period is not None
     return tuple(spread_over_teams(find_tensions(_ctx.catalog, _ctx.values, _ctx.period, _ctx.view.comparison)))
 
 
-@st.cache_data(max_entries=512)
-def _chart_spec(view: tuple[object, ...], what: str, _build: Callable[[], alt.TopLevelMixin | Spec]) -> Spec:
-    """A chart's Vega-Lite spec, built once per view (`view`, `what` say which chart it is). Not validated
-    against the Vega-Lite schema here (a fifth of the time): the chart tests validate every kind."""
+@st.cache_resource(max_entries=1024)
+def _chart_spec(view: str, what: str, _build: Callable[[], alt.TopLevelMixin | Spec]) -> Spec:
+    """A chart's Vega-Lite spec, built once per view (`view`, `what` say which chart it is), its datasets already
+    in the Arrow form Streamlit sends (converting them was a third of a rerun). Not validated against the
+    Vega-Lite schema here (a fifth of the time): the chart tests validate every kind. Never changed once made."""
     built = _build()
-    return built if isinstance(built, dict) else built.to_dict(validate=False)
+    spec = built if isinstance(built, dict) else built.to_dict(validate=False)
+    datasets = {name: dataframe_util.convert_anything_to_arrow_bytes(pd.DataFrame(rows))
+                for name, rows in spec.get("datasets", {}).items()}
+    return spec | {"datasets": datasets} if datasets else spec
 
 
 def chart(ctx: Context, what: str, build: Callable[[], alt.TopLevelMixin | Spec], **options: object) -> None:
-    """Draw an Altair chart that is built once per view and drawn from its spec on every rerun (building and
-    validating Altair specs was most of a rerun's time). `what` names the chart uniquely within the view."""
-    st.vega_lite_chart(_chart_spec(ctx.key, what, build), **options)  # type: ignore[arg-type]
+    """Draw a chart that is built once per view and drawn from its spec on every rerun (building and validating
+    Altair specs was most of a rerun's time). `what` names the chart uniquely within the view."""
+    spec = _chart_spec(ctx.key, what, build)
+    if "datasets" in spec:  # Streamlit moves the datasets out of the spec it is given: give it its own dict
+        spec = spec | {"datasets": dict(spec["datasets"])}
+    st.vega_lite_chart(spec, **options)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -157,10 +168,12 @@ class Context:
         assert self.period is not None, "no period without data: pages check Context.empty first"
         return _tensions(self.key, self)
 
-    @property
-    def key(self) -> tuple[object, ...]:
-        """What identifies the numbers this view shows: the database, snapshot, catalog version, view and period."""
-        return str(store.db_path()), self.snapshot, self.catalog.fingerprint, self.view, self.period
+    @cached_property
+    def key(self) -> str:
+        """What identifies the numbers this view shows (the database, snapshot, catalog version, view and period),
+        as one short text: every cached part of a page is looked up by it, on every rerun."""
+        shown = (str(store.db_path()), self.snapshot, self.catalog.fingerprint, self.view, self.period)
+        return hashlib.sha256(repr(shown).encode()).hexdigest()
 
     @property
     def empty(self) -> bool:
