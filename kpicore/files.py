@@ -248,7 +248,7 @@ def _transcode(path: Path, encoding: str, workdir: Path, errors: str | None = No
 def _layout(path: Path, name: str) -> tuple[str, int, tuple[str, ...]]:
     """Delimiter (DuckDB's sniffer), header row (skipping title rows) and column names."""
     try:  # null_padding as read_sql reads: without it one short row makes the sniffer see a single column
-        sniffed = duckdb.execute("SELECT Delimiter FROM sniff_csv($path, sample_size = 20480, null_padding = true)",
+        sniffed = duckdb.execute("SELECT Delimiter FROM sniff_csv($path, sample_size = 2048, null_padding = true)",
                                  {"path": str(path)}).fetchone()
     except duckdb.Error as error:
         raise BadFile(name, f"could not be read as a table ({_first_line(error)}). "

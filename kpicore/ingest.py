@@ -515,6 +515,9 @@ def _number(column: Column, text: str, plan: Plan) -> str:
     return number
 
 
+_DIGITS = str.maketrans("0123456789", "_" * 10)
+
+
 def _leading_format(raw: RawFile, plan: Plan, column: Column, formats: list[str]) -> tuple[str, str] | None:
     """(LIKE pattern, format) for the shape most of the sample's dates have, if the format list reads them all
     with one and the same format; else None.
@@ -529,15 +532,15 @@ def _leading_format(raw: RawFile, plan: Plan, column: Column, formats: list[str]
     values = [row[i].strip(" ") for row in raw.sample if i < len(row) and row[i] is not None and row[i].strip(" ")]
     if not values:
         return None
-    shapes = Counter(re.sub(r"[0-9]", "_", v) for v in values)
-    shape, count = shapes.most_common(1)[0]
+    shaped = [(v.translate(_DIGITS), v) for v in values]  # each digit as '_'
+    shape, count = Counter(form for form, _ in shaped).most_common(1)[0]
     if count < 0.5 * len(values) or not re.fullmatch(r"[_ .:/T-]+", shape):
         return None
-    of_shape = [v for v in values if re.sub(r"[0-9]", "_", v) == shape]
+    of_shape = [v for form, v in shaped if form == shape]
     checks = [f"{agg}(try_strptime(v, $f{k}) IS NOT NULL)"
               for agg in ("bool_and", "bool_or") for k in range(len(formats))]
     params: dict[str, object] = {"v": of_shape, **{f"f{k}": f for k, f in enumerate(formats)}}
-    with duckdb.connect() as conn:
+    with duckdb.cursor() as conn:  # an in-memory database of its own cost more than the check
         found = conn.execute(f"SELECT {', '.join(checks)} FROM unnest($v) AS a(v)", params).fetchone()
     every, some = found[:len(formats)], found[len(formats):]
     for k, form in enumerate(formats):  # the first format that reads any of them must read all of them

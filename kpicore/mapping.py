@@ -175,8 +175,9 @@ def propose(raw: RawFile, table: str | None = None, known_ids: KnownIds | None =
     `known_ids` tells how many of a column's values are ids stored in another table, so that a column repeating
     the stored customer ids is recognised as the customer reference whatever it is called."""
     samples = _columns_sample(raw)
+    shares = {source: date_share(sample) if sample else 0.0 for source, sample in samples.items()}  # once per file
     candidates = [table] if table else list(TABLES)
-    plans = [_match(raw, TABLES[name], samples, known_ids) for name in candidates]
+    plans = [_match(raw, TABLES[name], samples, shares, known_ids) for name in candidates]
     return max(plans, key=lambda p: p.confidence)
 
 
@@ -187,11 +188,12 @@ def _columns_sample(raw: RawFile) -> dict[str, list[str]]:
     }
 
 
-def _match(raw: RawFile, table: Table, samples: dict[str, list[str]], known_ids: KnownIds | None) -> Plan:
+def _match(raw: RawFile, table: Table, samples: dict[str, list[str]], shares: dict[str, float],
+           known_ids: KnownIds | None) -> Plan:
     scored = []
     for source in raw.columns:
         whole, *stripped = [_Folded.of(v) for v in variants(source, table)]
-        dated = bool(samples[source]) and date_share(samples[source]) >= 0.6
+        dated = shares[source] >= 0.6
         for column in table.columns:
             confidence = max([_name_confidence(whole, column.name, column.aliases),
                               *(min(_name_confidence(f, column.name, column.aliases), ALIAS) * STRIPPED
@@ -204,7 +206,7 @@ def _match(raw: RawFile, table: Table, samples: dict[str, list[str]], known_ids:
     placed |= _by_values(raw, table, samples, used, placed, known_ids)
     used = {m.source for m in placed.values()}
     suggested, _ = _place([s for s in scored if s[1] not in placed and s[2] not in used], 0.0)
-    suggested |= _dates_left(table, samples, used | {m.source for m in suggested.values()}, placed | suggested)
+    suggested |= _dates_left(table, shares, used | {m.source for m in suggested.values()}, placed | suggested)
     columns = tuple(placed.get(c.name, ColumnMatch(c.name, None, 0.0)) for c in table.columns)
     required = [m.confidence for m, c in zip(columns, table.columns, strict=True) if c.required]
     coverage = len(used) / max(len(raw.columns), 1)
@@ -254,11 +256,11 @@ def _by_values(raw: RawFile, table: Table, samples: dict[str, list[str]], used: 
 _DATES_LEFT = 0.3  # a required date nothing names, offered from the one column of dates left unmapped
 
 
-def _dates_left(table: Table, samples: dict[str, list[str]], used: set[str],
+def _dates_left(table: Table, shares: dict[str, float], used: set[str],
                 known: dict[str, ColumnMatch]) -> dict[str, ColumnMatch]:
     """A suggestion for a required date no header names: the file's only unmapped column of dates (a pipeline's
     'engage_date' for created_at). Never placed: only offered."""
-    dates = [c for c, sample in samples.items() if c not in used and sample and date_share(sample) >= 0.8]
+    dates = [c for c, share in shares.items() if c not in used and share >= 0.8]
     wanted = [c for c in table.columns if c.required and c.type.is_time and c.name not in known]
     if len(dates) != 1 or len(wanted) != 1:
         return {}
