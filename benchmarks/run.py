@@ -400,7 +400,7 @@ def bench_size(folder: Path, files: list[Path], catalog: Any, grains: list[Grain
             row["failed"] |= bool(timings["errors"])
             row["pages"][label] = timings
         latest = row["latest"]
-        labels = [latest.shift(-k).label for k in range(runs + 1)]
+        labels = [latest.shift(-k).label for k in range(2 * runs + 1)]  # a median of twice the runs: it is noisy
         row["browser"] = browser.period_changes(db, folder, labels, folder / "replay_overview.py")
     return row
 

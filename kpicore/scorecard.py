@@ -168,9 +168,8 @@ def kpi_result(kpi: Kpi, values: KpiValues, period: Period, comparison: Comparis
     trend = tuple(
         TrendPoint(p, values.value(kpi.id, p), values.whole(kpi.id, p.compared(comparison)), p in maturing,
                    p in partial)
-        for p in values.periods
-        if p <= period
-    )[-TREND_PERIODS:]
+        for p in [p for p in values.periods if p <= period][-TREND_PERIODS:]
+    )
     return KpiResult(
         kpi=kpi,
         period=shown,

@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 
 import altair as alt
 import duckdb
-import pandas as pd
+import pyarrow as pa
 import streamlit as st
 from streamlit import dataframe_util
 
@@ -131,7 +131,7 @@ def _chart_spec(view: str, what: str, _build: Callable[[], alt.TopLevelMixin | S
     Vega-Lite schema here (a fifth of the time): the chart tests validate every kind. Never changed once made."""
     built = _build()
     spec = built if isinstance(built, dict) else built.to_dict(validate=False)
-    datasets = {name: dataframe_util.convert_anything_to_arrow_bytes(pd.DataFrame(rows))
+    datasets = {name: dataframe_util.convert_arrow_table_to_arrow_bytes(pa.Table.from_pylist(rows))
                 for name, rows in spec.get("datasets", {}).items()}
     return spec | {"datasets": datasets} if datasets else spec
 
@@ -269,30 +269,32 @@ def _snapshot(view: View, notices: list[str]) -> tuple[store.Snapshot, store.Sna
 
 
 def controls(ctx: Context) -> None:
-    """Grain, period, comparison and filter pickers in the sidebar; a change goes to the URL."""
+    """Grain, period, comparison and filter pickers in the sidebar. A change goes to the URL before the run that
+    shows it (the widgets' callbacks run first), so a click costs one run, not two."""
+    keys = {"grain": f"grain-{ctx.view.grain.value}", "period": f"period-{ctx.period.label}",
+            "comparison": f"comparison-{ctx.view.comparison.value}"}
+    keys |= {d: f"filter-{d}-{','.join(ctx.view.filters.values(d))}" for d in DIMENSIONS}
+    changed = {"on_change": _view_changed, "args": (ctx, keys)}
     with st.sidebar:
         st.header("View")
         grains = [g.value for g in Grain]
-        grain = st.segmented_control("Grain", grains, default=ctx.view.grain.value, key=f"grain-{ctx.view.grain.value}",
-                                     format_func=str.capitalize, required=True)
+        st.segmented_control("Grain", grains, default=ctx.view.grain.value, key=keys["grain"],
+                             format_func=str.capitalize, required=True, **changed)
         marks = period_marks(ctx)
         labels = [p.label for p in reversed(ctx.values.periods)]
-        period = st.selectbox("Period", labels, index=labels.index(ctx.period.label),
-                              key=f"period-{ctx.period.label}", format_func=lambda p: p + marks.get(p, ""),
-                              help="Newest first. A period the data covers only in part is shown but not scored.")
+        st.selectbox("Period", labels, index=labels.index(ctx.period.label), key=keys["period"],
+                     format_func=lambda p: p + marks.get(p, ""),
+                     help="Newest first. A period the data covers only in part is shown but not scored.", **changed)
         comparisons = [c.value for c in Comparison]
-        comparison = st.radio("Compare with", comparisons, index=comparisons.index(ctx.view.comparison.value),
-                              key=f"comparison-{ctx.view.comparison.value}",
-                              format_func=lambda c: Comparison(c).label.capitalize())
+        st.radio("Compare with", comparisons, index=comparisons.index(ctx.view.comparison.value),
+                 key=keys["comparison"], format_func=lambda c: Comparison(c).label.capitalize(), **changed)
         st.header("Filters")
         options = _options(str(store.db_path()), ctx.snapshot.schema)
-        picked = {}
         for dimension in DIMENSIONS:
-            current = list(ctx.view.filters.values(dimension))
-            picked[dimension] = st.multiselect(
-                FILTER_LABELS[dimension].capitalize(), options[dimension], default=current,
-                key=f"filter-{dimension}-{','.join(current)}", placeholder="All",
-                help="Applies to every table that carries it; KPIs that cannot be filtered say so.")
+            st.multiselect(
+                FILTER_LABELS[dimension].capitalize(), options[dimension],
+                default=list(ctx.view.filters.values(dimension)), key=keys[dimension], placeholder="All",
+                help="Applies to every table that carries it; KPIs that cannot be filtered say so.", **changed)
         st.caption(f"Data as of {_latest_as_of(ctx)} · snapshot {ctx.snapshot.id} ({ctx.snapshot.note})")
     if ctx.snapshot.id != ctx.latest.id:
         st.info(f"You are looking at snapshot {ctx.snapshot.id} from {ctx.snapshot.created_at:%Y-%m-%d %H:%M}. "
@@ -301,17 +303,21 @@ def controls(ctx: Context) -> None:
             st.query_params["snapshot"] = str(ctx.latest.id)
             st.session_state.pop("view", None)
             st.rerun()
-    chosen = {"grain": grain, "period": period, "comparison": comparison, "snapshot": str(ctx.snapshot.id)}
-    chosen |= {d: ",".join(sorted(v)) for d, v in picked.items() if v}
-    if grain != ctx.view.grain.value:
-        chosen.pop("period")
-    if chosen != ctx.view.to_query_params(ctx.period):
-        st.query_params.clear()
-        st.query_params.update(chosen)
-        st.session_state.pop("view", None)
-        st.rerun()
     for notice in ctx.notices:
         st.warning(notice, icon="⚠️")
+
+
+def _view_changed(ctx: Context, keys: dict[str, str]) -> None:
+    """A picker changed: write the view it asks for into the URL, which the run that follows reads."""
+    picked = {name: st.session_state[key] for name, key in keys.items()}
+    chosen = {"grain": picked["grain"], "period": picked["period"], "comparison": picked["comparison"],
+              "snapshot": str(ctx.snapshot.id)}
+    chosen |= {d: ",".join(sorted(picked[d])) for d in DIMENSIONS if picked[d]}
+    if picked["grain"] != ctx.view.grain.value:
+        chosen.pop("period")  # another grain: its latest complete period
+    st.query_params.clear()
+    st.query_params.update(chosen)
+    st.session_state.pop("view", None)
 
 
 def period_marks(ctx: Context) -> dict[str, str]:
