@@ -393,28 +393,38 @@ class _Compiler:
                 f"LEFT JOIN ({after}) AS e ON e.period = calendar.period")
 
     def conversion(self, f: Conversion) -> str:
-        key, row = quote(f.key), quote(TABLES[f.source.table].key or f.key)
+        """Of the source rows of each period, the share that reached a target within the window (or the value of
+        what they reached, over their number). Each source row counts once however many targets it reached."""
+        key, unique = quote(f.key), TABLES[f.source.table].key
+        row = quote(unique or f.key)
         source_time, target_time = f"s.{quote(f.source.time)}", f"x.{quote(f.target.time)}"
         window = f"INTERVAL '{f.window_days}' DAY"
         if f.lookback:
             within = f"{target_time} <= {source_time} AND {target_time} > {source_time} - {window}"
         else:
             within = f"{target_time} >= {source_time} AND {target_time} < {source_time} + {window}"
-        sources = "NULLIF(COUNT(DISTINCT c.source), 0)"
+        source = f"{self.relation(f.source.table)} AS s"
+        joined = (f"JOIN {self.relation(f.target.table)} AS x ON x.{key} = s.{key} AND {within}"
+                  f"{self.conditions('x', f.target.where)}")
+        kept = f"WHERE TRUE{self.conditions('s', f.source.where)}"
+        period = period_start(source_time, self.grain.value)
+        worth = "CAST(NULL AS DOUBLE)" if f.value is None else f"x.{quote(f.value)}"
+        if unique:  # one row per id (the store's rule): join the few matches once, then each row to its outcome
+            matched = f"SELECT s.{row} AS source, SUM({worth}) AS worth FROM {source} {joined} {kept} GROUP BY 1"
+            cohort = (f"SELECT {period} AS period_start, s.{row} AS source, m.source IS NOT NULL AS reached, "
+                      f"m.worth AS worth FROM {source} LEFT JOIN ({matched}) AS m ON m.source = s.{row} {kept}")
+            distinct = ""
+        else:  # rows of a table without an id: counted once per key
+            cohort = (f"SELECT {period} AS period_start, s.{row} AS source, x.{key} IS NOT NULL AS reached, "
+                      f"{worth} AS worth FROM {source} LEFT {joined} {kept}")
+            distinct = "DISTINCT "
+        sources = f"NULLIF(COUNT({distinct}c.source), 0)"
         if f.value is None:
-            reached = "CAST(COUNT(DISTINCT CASE WHEN c.reached IS NOT NULL THEN c.source END) AS DOUBLE)"
+            reached = f"CAST(COUNT({distinct}c.source) FILTER (WHERE c.reached) AS DOUBLE)"
             share = f"(({reached} + 1) / ({sources} + 2))"  # the binomial error, away from 0 and 1 (Agresti-Coull)
             error = f"SQRT({share} * (1 - {share}) / {sources})"
-            worth = "CAST(NULL AS DOUBLE)"
         else:
-            reached = "CAST(COALESCE(SUM(c.worth), 0) AS DOUBLE)"
-            error = "NULL"
-            worth = f"x.{quote(f.value)}"
-        # the cohort: each source row in its period (its date truncated), joined once to what it reached
-        cohort = (f"SELECT {period_start(source_time, self.grain.value)} AS period_start, s.{row} AS source, "
-                  f"x.{key} AS reached, {worth} AS worth FROM {self.relation(f.source.table)} AS s "
-                  f"LEFT JOIN {self.relation(f.target.table)} AS x ON x.{key} = s.{key} AND {within}"
-                  f"{self.conditions('x', f.target.where)} WHERE TRUE{self.conditions('s', f.source.where)}")
+            reached, error = "CAST(COALESCE(SUM(c.worth), 0) AS DOUBLE)", "NULL"
         return (
             f"SELECT calendar.period, {reached} / {sources} AS value, CAST({error} AS DOUBLE) AS se FROM calendar "
             f"LEFT JOIN ({cohort}) AS c ON c.period_start = calendar.period_start GROUP BY calendar.period"

@@ -332,6 +332,43 @@ def test_conversion_with_value_sums_the_cohort_value_per_entity(memory_conn, tin
     assert values.value("lead_to_revenue", JAN) == pytest.approx(500.0)
 
 
+def test_a_lead_that_reached_two_targets_counts_once(memory_conn, tiny_store):
+    catalog = catalog_of(measure("lead_to_opportunity", "percent", conversion={
+        "from": {"table": "leads", "time": "created_at"}, "to": {"table": "opportunities", "time": "created_at"},
+        "key": "lead_id", "window_days": 30}))
+    schema = tiny_store({
+        "leads": [{"lead_id": "L1", "created_at": ts("2026-01-05 10:00")},
+                  {"lead_id": "L2", "created_at": ts("2026-01-31 10:00")}],
+        "opportunities": [
+            {"opportunity_id": "O1", "created_at": ts("2026-01-06 10:00"), "lead_id": "L1"},
+            {"opportunity_id": "O2", "created_at": ts("2026-01-09 10:00"), "lead_id": "L1"},  # L1's second one
+        ],
+    })
+    values = compute(memory_conn, catalog, schema, Grain.MONTH)
+    assert values.value("lead_to_opportunity", JAN) == pytest.approx(1 / 2)  # L1 of L1, L2; not 2 of 2
+
+
+def test_a_source_table_without_ids_counts_each_key_once(memory_conn, tiny_store):
+    """Touches have no id of their own: the touched customers are counted, each once."""
+    catalog = catalog_of(measure("touched_to_customer", "percent", conversion={
+        "from": {"table": "touches", "time": "occurred_at"}, "to": {"table": "customers", "time": "acquired_at"},
+        "key": "customer_id", "window_days": 30}))
+    schema = tiny_store({
+        "touches": [
+            {"customer_id": "C1", "occurred_at": ts("2026-01-05 10:00"), "team": "sales"},
+            {"customer_id": "C1", "occurred_at": ts("2026-01-06 10:00"), "team": "sales"},  # C1 again
+            {"customer_id": "C2", "occurred_at": ts("2026-01-10 10:00"), "team": "sales"},
+            {"customer_id": "C3", "occurred_at": ts("2026-01-31 10:00"), "team": "sales"},
+        ],
+        "customers": [
+            {"customer_id": "C1", "acquired_at": ts("2026-01-20 10:00")},  # within 30 days of both touches
+            {"customer_id": "C2", "acquired_at": ts("2026-03-30 10:00")},  # 79 days: too late
+        ],
+    })
+    values = compute(memory_conn, catalog, schema, Grain.MONTH)
+    assert values.value("touched_to_customer", JAN) == pytest.approx(1 / 3)  # C1 of C1, C2, C3
+
+
 @pytest.mark.parametrize(("last_target", "expected"), [
     # window 30 days; a period is maturing while its end + 30 days > last target date + 1 day
     ("2026-03-30", ["2026-03"]),  # February: 1 Mar + 30 = 31 Mar = 30 Mar + 1 day, just mature
