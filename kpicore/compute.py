@@ -171,7 +171,9 @@ def build_query(catalog: Catalog, grain: Grain, periods: Iterable[Period], schem
     params = Params()
     columns, rows = _calendar_rows(catalog, periods)
     values = ", ".join(f"({', '.join(_date_or_text(params, v) for v in row)})" for row in rows)
-    ctes = [f"calendar AS (SELECT * FROM (VALUES {values}) AS v({', '.join(columns)}))"]
+    # materialized: every atom reads the calendar, and inlining its rows into each made planning the statement
+    # most of its time at week grain
+    ctes = [materialized("calendar", f"SELECT * FROM (VALUES {values}) AS v({', '.join(columns)})")]
     by_id = {k.id: k for k in catalog.kpis}
     atoms = [k for k in catalog.kpis if not isinstance(k.formula, (Ratio, Derived))]
     compiler = _Compiler(schema, grain, params, by_id, catalog.parameters, filters, months)
