@@ -70,11 +70,12 @@ def trend_chart(result: KpiResult, comparison_label: str, currency: str | None =
     lines = {"data": {"name": "trend"}, "mark": {"type": "line", "point": {"filled": True, "size": 40}},
              "encoding": base | {"strokeDash": {"field": "series", "type": "nominal", "legend": None,
                                                 "scale": {"domain": series, "range": [[1, 0], [4, 3]]}}}}
-    maturing = {  # a maturing cohort or a partial period: hollow, not a full value yet
+    maturing = {  # a maturing cohort or a partial period: hollow, not a full value yet (no colour encoding,
+        # which would fill the point)
         "data": {"name": "trend"},
         "transform": [{"filter": "datum.series === 'Value' && datum.maturing !== 'complete'"}],
-        "mark": {"type": "point", "filled": True, "color": "white", "stroke": VALUE_COLOR, "size": 60, "opacity": 1},
-        "encoding": base,
+        "mark": {"type": "point", "filled": True, "size": 60, "opacity": 1, "strokeWidth": 2},
+        "encoding": {"x": x, "y": y, "tooltip": tooltip, "fill": {"value": "white"}, "stroke": {"value": VALUE_COLOR}},
     }
     layers = [lines, maturing]
     datasets = {"trend": _records(frame)}

@@ -20,6 +20,7 @@ from kpicore.compute import KpiValues
 from kpicore.display import format_change, format_value
 from kpicore.errors import BadFile, BadParameter, CatalogError, KpiError, UnknownTeam
 from kpicore.files import RawFile, read_file
+from kpicore.filters import options as filter_options
 from kpicore.ingest import Mode, Upload, check_plan, export_date, import_files
 from kpicore.mapping import DateOrder, Plan, remap, to_saved
 from kpicore.model import TABLES
@@ -125,6 +126,16 @@ def _parser() -> argparse.ArgumentParser:
                                   description="Make an earlier snapshot current again, as a new snapshot.")
     restore.add_argument("snapshot", type=int, help="the snapshot number ('kpicore snapshots' lists them)")
     restore.set_defaults(run=_restore)
+
+    ahead = commands.add_parser("precompute", help="compute views of the latest snapshot for the dashboard now",
+                                description="Compute the KPIs of views of the latest snapshot and keep them in the "
+                                            "database, so that opening them in the app is instant (kpicore load "
+                                            "does the month view without filters by itself).")
+    ahead.add_argument("--grain", action="append", choices=[g.value for g in Grain],
+                       help="a grain to compute (repeatable; default month)")
+    ahead.add_argument("--filters", action="store_true",
+                       help="also every single value of each filter (one marketing channel, segment or region)")
+    ahead.set_defaults(run=_precompute_views)
 
     make = commands.add_parser("sample", help="regenerate the sample CSVs with the seeded generator",
                                description="Regenerate the sample data CSVs with the seeded generator.")
@@ -291,6 +302,25 @@ def _precompute(conn: duckdb.DuckDBPyConnection, catalog: Catalog, snapshot: sto
     started = time.perf_counter()
     kept.values(conn.cursor(), catalog, snapshot.id, snapshot.schema, Grain.MONTH, loaded=store.loaded(conn, snapshot))
     print(f"Computed the KPIs of snapshot {snapshot.id} for the dashboard ({time.perf_counter() - started:.1f} s).")
+
+
+def _precompute_views(args: argparse.Namespace) -> int:
+    catalog = load_catalog(args.catalog)
+    conn = _connect(args)
+    snapshot = store.latest_snapshot(conn)
+    loaded = store.loaded(conn, snapshot)
+    grains = [Grain(g) for g in args.grain] if args.grain else [Grain.MONTH]
+    wanted = kept.views(filter_options(conn, snapshot.schema), grains, args.filters)
+    for grain, filters in wanted:
+        what = f"{grain.value}, {filters.describe() or 'no filters'}"
+        if kept.is_kept(conn, catalog, snapshot.id, grain, filters):
+            print(f"{what}: kept already")
+            continue
+        started = time.perf_counter()
+        kept.values(conn.cursor(), catalog, snapshot.id, snapshot.schema, grain, filters, loaded)
+        print(f"{what}: computed in {time.perf_counter() - started:.1f} s")
+    print(f"Snapshot {snapshot.id}: {len(wanted)} view(s) kept for the dashboard.")
+    return 0
 
 
 def _check(upload: Upload) -> None:

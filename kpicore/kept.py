@@ -49,8 +49,7 @@ def create(conn: Engine) -> None:
 def values(conn: Engine, catalog: Catalog, snapshot_id: int, schema: str, grain: Grain,
            filters: Filters = NO_FILTERS, loaded: Mapping[str, Loaded] | None = None) -> KpiValues:
     """The KPI values of a snapshot: read back if kept, else computed and kept."""
-    key = {"snapshot": snapshot_id, "catalog": catalog.fingerprint, "code": CODE, "grain": grain.value,
-           "filters": json.dumps(filters.chosen)}
+    key = _key(catalog, snapshot_id, grain, filters)
     found = conn.execute(f"SELECT payload FROM {TABLE} WHERE snapshot_id = $snapshot AND catalog = $catalog "
                          "AND code = $code AND grain = $grain AND filters = $filters", key).fetchone()
     if found is not None:
@@ -61,6 +60,25 @@ def values(conn: Engine, catalog: Catalog, snapshot_id: int, schema: str, grain:
     conn.execute(f"INSERT INTO {TABLE} VALUES ($snapshot, $catalog, $code, $grain, $filters, $payload, $seconds) "
                  "ON CONFLICT DO NOTHING", key)  # another session may have kept the same values meanwhile
     return computed
+
+
+def views(options: Mapping[str, list[str]], grains: list[Grain], filters: bool) -> list[tuple[Grain, Filters]]:
+    """The views `precompute` keeps: each grain unfiltered, and with `filters` each single value of each filter
+    dimension (what one click on a filter asks for)."""
+    single = [Filters(((dimension, (value,)),)) for dimension, values in options.items() for value in values]
+    return [(grain, chosen) for grain in grains for chosen in [NO_FILTERS, *(single if filters else [])]]
+
+
+def is_kept(conn: Engine, catalog: Catalog, snapshot_id: int, grain: Grain, filters: Filters) -> bool:
+    """Whether the values of this view are kept already."""
+    return conn.execute(f"SELECT COUNT(*) FROM {TABLE} WHERE snapshot_id = $snapshot AND catalog = $catalog "
+                        "AND code = $code AND grain = $grain AND filters = $filters",
+                        _key(catalog, snapshot_id, grain, filters)).fetchone()[0] > 0
+
+
+def _key(catalog: Catalog, snapshot_id: int, grain: Grain, filters: Filters) -> dict[str, object]:
+    return {"snapshot": snapshot_id, "catalog": catalog.fingerprint, "code": CODE, "grain": grain.value,
+            "filters": json.dumps(filters.chosen)}
 
 
 def to_json(values: KpiValues) -> str:

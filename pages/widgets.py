@@ -63,7 +63,7 @@ def metric(result: KpiResult, ctx: Context) -> None:
     flat = delta is not None and delta.startswith("±")  # a change too small to show has no colour
     target = format_value(result.target, kpi.unit, ctx.catalog.currency)  # targets are the catalog's
     as_of = f" · as of {result.as_of.isoformat()}" if result.as_of else ""
-    trend = [p.value for p in result.trend if p.value is not None and not p.partial]
+    trend = [p.value for p in result.trend if p.value is not None and not p.partial and not p.maturing]  # mature
     explained = f"{kpi.description}\n\n**Formula:** {formula_text(kpi.formula, ctx.catalog)}"
     with st.container(border=True):
         st.metric(

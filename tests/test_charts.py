@@ -84,7 +84,8 @@ def test_maturing_points_are_marked():
     assert [r["period"] for r in marked] == ["2026-03"]
     points = layers(spec, "point")
     assert points, "a point layer marks the maturing values"
-    assert any("maturing" in str(layer.get("transform")) for layer in points)
+    [hollow] = [layer for layer in points if "maturing" in str(layer.get("transform"))]
+    assert hollow["encoding"]["fill"] == {"value": "white"} and "color" not in hollow["encoding"]  # hollow, not filled
 
 
 def test_sparkline_has_no_axes():

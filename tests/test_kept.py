@@ -17,6 +17,7 @@ from kpicore.catalog import parse_catalog
 from kpicore.cli import main as cli
 from kpicore.compute import compute
 from kpicore.filters import NO_FILTERS, Filters
+from kpicore.filters import options as filter_options
 from kpicore.periods import Grain
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -187,3 +188,29 @@ def test_the_app_shows_the_kept_values_and_keeps_what_it_computes(tmp_path, monk
         assert _rows(conn) == [(1, "month", "[]"), (1, "quarter", "[]")]
     finally:
         conn.close()
+
+
+def test_precompute_keeps_each_single_filter_value_and_skips_what_is_kept(tmp_path, capsys, catalog):
+    db = str(tmp_path / "kpi.duckdb")
+    store.connect(db).close()
+    assert cli(["--db", db, "precompute", "--filters"]) == 0
+    first = capsys.readouterr().out.splitlines()
+    conn = store.connect(db)
+    try:
+        snap = store.latest_snapshot(conn)
+        options = filter_options(conn, snap.schema)
+        wanted = 1 + sum(len(v) for v in options.values())  # no filters, then each value of each dimension
+        assert len(first) == wanted + 1 and all(": computed in " in line for line in first[:-1])
+        assert first[-1] == f"Snapshot 1: {wanted} view(s) kept for the dashboard."
+        assert len(_rows(conn)) == wanted
+        web = Filters((("channel", ("paid_social",)),))
+        direct = compute(conn, catalog, snap.schema, Grain.MONTH, web, store.loaded(conn, snap))
+        assert _values(conn, catalog, filters=web).values["leads"] == direct.values["leads"]  # counts: exact
+    finally:
+        conn.close()
+    assert cli(["--db", db, "precompute", "--filters", "--grain", "week"]) == 0
+    again = capsys.readouterr().out.splitlines()
+    assert len(again) == wanted + 1 and all(": computed in " in line for line in again[:-1])  # week: new views
+    assert cli(["--db", db, "precompute", "--grain", "month", "--grain", "week"]) == 0
+    assert capsys.readouterr().out.splitlines()[:2] == ["month, no filters: kept already",
+                                                        "week, no filters: kept already"]
