@@ -8,6 +8,7 @@ from pages import common, widgets
 ctx = common.context()
 card = ctx.scorecard()
 widgets.page_header(ctx, "Overview")
+widgets.story_line(ctx, card)
 widgets.outcome_strip(ctx, card)
 widgets.tensions(ctx)
 st.subheader("Team scorecards", help="Each score mixes the team's own KPIs with the customer outcomes above.")

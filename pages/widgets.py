@@ -12,6 +12,7 @@ from kpicore.display import STATUS_LOOKS, format_change, format_score, format_va
 from kpicore.glossary import formula_text
 from kpicore.journey import ChannelChurn, Journey, Step
 from kpicore.scorecard import KpiResult, Scorecard, Status, TeamScore
+from kpicore.story import story
 from kpicore.tensions import Tension, TensionKind
 from kpicore.texts import SAMPLE_LINE, WELCOME_HERE, WELCOME_TEXT, WELCOME_TITLE
 from pages.common import Context, chart, data_page, team_link
@@ -25,6 +26,11 @@ def page_header(ctx: Context, title: str, period: bool = True) -> None:
     filtered = f" · filtered by {ctx.view.filters.describe()}" if ctx.view.filters else ""
     st.caption(f"{ctx.view.grain.value.capitalize()} {ctx.period.label} · compared with {ctx.comparison_label}"
                f"{filtered}")
+
+
+def story_line(ctx: Context, card: Scorecard, team: str | None = None) -> None:
+    """The period's story in one or two sentences, first thing under the title (kpicore.story)."""
+    st.info(story(card, ctx.tensions(), team), icon=":material/campaign:")
 
 
 def sample_banner(ctx: Context) -> None:

@@ -374,3 +374,14 @@ def test_a_team_page_shows_only_the_tensions_its_team_is_part_of():
 def test_a_calm_month_says_nothing_pulls_against_its_counterweight():
     at = run_page("overview", period="2025-02")
     assert any("No KPI pulls against its counterweight in 2025-02" in s.value for s in at.success)
+
+
+def test_each_page_opens_with_its_story():
+    """The Overview's story counts the teams and the customer outcomes; a team page tells that team's."""
+    overview = run_page(period=LATEST)
+    [told] = [i.value for i in overview.info if i.value.startswith("The teams meet")]
+    assert " of their own targets on average " in told and " customer outcomes " in told
+    assert "Biggest tension: " in told  # October 2026 of the sample has tensions (see test_tensions)
+    marketing = run_page("marketing", period=LATEST)
+    [mine] = [i.value for i in marketing.info if i.value.startswith("Marketing meets")]
+    assert " of its own targets " in mine
