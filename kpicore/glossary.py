@@ -145,6 +145,19 @@ class Entry:
         return all(word in haystack for word in words)
 
 
+def _bands(kpi: Kpi, currency: str) -> str:
+    """The status bands of a month in the KPI's own unit: 'Per month: on track at 200 or more, at risk from 160,
+    off track below 160' (at risk while the value reaches the at_risk share of the target, see status_of)."""
+    assert kpi.target is not None and kpi.direction is not None
+    target = kpi.target_for("month")
+    on, line = format_value(target, kpi.unit, currency), kpi.target.at_risk
+    if kpi.direction.value == "up":
+        edge = format_value(target * line, kpi.unit, currency)
+        return f"Per month: on track at {on} or more, at risk from {edge}, off track below {edge}"
+    edge = format_value(target / line, kpi.unit, currency)  # attainment target / value reaches at_risk
+    return f"Per month: on track at {on} or less, at risk up to {edge}, off track above {edge}"
+
+
 def entries(catalog: Catalog, query: str = "") -> list[Entry]:
     """Glossary rows for every KPI and measure matching `query` (all when empty)."""
     owners = {t.id: t.label for t in catalog.teams} | {"customer": "Shared customer outcome"}
@@ -158,8 +171,7 @@ def entries(catalog: Catalog, query: str = "") -> list[Entry]:
                 f"{sign} {format_value(kpi.target_for(grain), kpi.unit, catalog.currency)} per {grain}"
                 for grain in ("month", "quarter", "year", "week")
             )
-            band = f"{kpi.target.at_risk * 100:g}%"
-            bands = f"on track at 100% of target, at risk from {band}, off track below {band}"
+            bands = _bands(kpi, catalog.currency)
         owner = owners.get(kpi.team or "", "Building block")
         entry = Entry(kpi, owner, formula_text(kpi.formula, catalog), target, bands, rules(kpi, catalog))
         if entry.matches(query):

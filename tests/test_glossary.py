@@ -158,7 +158,11 @@ def test_owner_and_targets_per_month_quarter_year_and_week(kpi, owner, target):
 
 
 def test_bands_state_the_at_risk_threshold():
-    assert _entry("opportunities").bands == "on track at 100% of target, at risk from 80%, off track below 80%"
+    # 200 a month, at risk down to 80% of it: 160
+    assert _entry("opportunities").bands == "Per month: on track at 200 or more, at risk from 160, off track below 160"
+    # lower is better: 24 h, at risk while 24 / value stays at 90% or more (the default band): up to 26.7 h
+    assert _entry("resolution_time").bands == ("Per month: on track at 24.0 h or less, at risk up to 26.7 h, "
+                                               "off track above 26.7 h")
     assert _entry("deals_won").bands == "–"
 
 
