@@ -111,6 +111,10 @@ class Journey:
         """The selected cohort's steps."""
         return self.cohort.steps
 
+    def latest_mature(self) -> Period | None:
+        """The latest period whose cohort has had its full time to become customers (None: none has yet)."""
+        return next((c.period for c in reversed(self.cohorts) if not c.step(Step.CUSTOMER).maturing), None)
+
     @property
     def early_churn_maturing(self) -> bool:
         """Whether some customers won in the period have not had their first 90 days by `as_of`."""

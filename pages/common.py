@@ -388,6 +388,7 @@ def _journey(db: str, schema: str, period: Period, filters: Filters,
             early_churn_by_channel(cursor, schema, period, filters, settings.early_churn_days))
 
 
-def journey_of(ctx: Context) -> tuple[Journey, list[ChannelChurn]]:
-    """The journey of the period shown, and its new customers' early churn by channel, as filtered."""
-    return _journey(str(store.db_path()), ctx.snapshot.schema, ctx.period, ctx.view.filters, ctx.catalog.journey)
+def journey_of(ctx: Context, period: Period | None = None) -> tuple[Journey, list[ChannelChurn]]:
+    """The journey of the period shown (or `period`), and its new customers' early churn by channel, as filtered."""
+    return _journey(str(store.db_path()), ctx.snapshot.schema, period or ctx.period, ctx.view.filters,
+                    ctx.catalog.journey)

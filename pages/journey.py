@@ -10,16 +10,28 @@ from kpicore.texts import NO_LEADS
 from pages import common, widgets
 
 ctx = common.context()
-period = ctx.period.label
 widgets.page_header(ctx, "Journey")
-st.markdown(f"The leads created in **{period}**, followed from the first contact to a customer who stays and "
-            "recommends us. Each step is owned by one team; the journey does not end at the sale.")
-widgets.outcome_strip(ctx, ctx.scorecard())
 if not ctx.tables["leads"].rows:
+    widgets.outcome_strip(ctx, ctx.scorecard())
     st.info(NO_LEADS, icon=":material/route:")
     st.page_link(common.data_page(), label="Load a leads export on the Data page", icon=":material/upload_file:")
     st.stop()
 found, churn = common.journey_of(ctx)
+mature = found.latest_mature()
+young = ctx.period.label
+settle = dict(ctx.catalog.journey.settle_days).get(Step.CUSTOMER.value, 0)
+# a young cohort shows "0 so far": open on the latest mature one, and let the young one be asked for
+if mature is not None and mature != ctx.period and not st.toggle(
+        f"Show the {young} cohort as far as it got", key=f"young-cohort-{young}",
+        help="Its leads have not had the time to become customers yet: the counts can still grow."):
+    found, churn = common.journey_of(ctx, mature)
+period = found.period.label
+st.markdown(f"The leads created in **{period}**, followed from the first contact to a customer who stays and "
+            "recommends us. Each step is owned by one team; the journey does not end at the sale.")
+if found.period != ctx.period:
+    st.caption(f":material/hourglass_top: The {young} leads have not had their {settle} days to become "
+               f"customers yet: this is {period}, the latest cohort that has.")
+widgets.outcome_strip(ctx, ctx.scorecard())
 early_days = ctx.catalog.journey.early_churn_days
 owners = widgets.owner_labels(ctx)
 
@@ -64,3 +76,4 @@ else:
 if found.early_churn_maturing:
     st.caption(f":material/hourglass_top: Some of these customers have not had {early_days} days yet: "
                "the numbers can still grow.")
+

@@ -451,3 +451,27 @@ def test_the_journey_page_follows_the_catalog(journey_db: Path, tmp_path: Path,
     assert list(steps["Owner"]) == ["Growth", "Sales", "Sales", "Sales", "Service", "Customer outcome"]
     assert "Retained 2 years" in list(steps["Step"].str.replace(" (maturing)", "", regex=False))
     assert any(m.value.startswith("Handed over: did each new customer") for m in at.markdown)
+
+
+def test_the_latest_mature_cohort_is_the_last_with_its_ninety_days(sample_db: Path) -> None:
+    conn = store.connect(sample_db)
+    try:
+        found = journey(conn, store.latest_snapshot(conn).schema, parse_period("2026-10"))
+    finally:
+        conn.close()
+    # the data ends on 2026-10-31; leads get 90 days after their month to become customers: the July leads
+    # have had 92 (1 August to 1 November), the August leads 61
+    assert found.as_of == date(2026, 10, 31)
+    assert found.latest_mature() == parse_period("2026-07")
+
+
+def test_the_journey_page_opens_on_the_latest_mature_cohort_and_shows_the_young_one_on_request(
+        journey_db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = run_journey(journey_db, monkeypatch, period="2026-10")
+    assert "Funnel of the 2026-07 leads" in [s.value for s in at.subheader]
+    assert any("The 2026-10 leads have not had their 90 days to become customers yet: this is 2026-07" in c.value
+               for c in at.caption)
+    at.toggle[0].set_value(True).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "Funnel of the 2026-10 leads" in [s.value for s in at.subheader]
+    assert f"{Step.CUSTOMER.label} (maturing)" in list(at.dataframe[0].value["Step"])  # the young cohort, as it is
