@@ -1,4 +1,4 @@
-"""Overview: the customer outcomes, then every team's scorecard side by side."""
+"""Overview: the story, the customer outcomes, the tensions, then every team's score side by side and its KPIs."""
 from __future__ import annotations
 
 import streamlit as st
@@ -16,5 +16,8 @@ for column, team in zip(st.columns(len(card.teams)), card.teams, strict=True):
     with column, st.container(border=True):
         st.markdown(f"### {team.label}")
         st.markdown(f"{widgets.status_badge(team.status)} {widgets.score_line(team)}")
-        st.dataframe(widgets.styled_scores(team.kpis, ctx), hide_index=True, width="stretch")
         common.team_link(ctx, team.team, f"Open {team.label}")
+# each team's KPIs at the page's full width (three tables side by side were clipped at 1280 px)
+for tab, team in zip(st.tabs([f"{team.label} KPIs" for team in card.teams]), card.teams, strict=True):
+    with tab:
+        st.dataframe(widgets.styled_scores(team.kpis, ctx), hide_index=True, width="stretch")
