@@ -25,21 +25,20 @@ AXIS_FORMATS = {
 }
 
 
-def _axis_title(result: KpiResult, currency: str | None) -> str:
-    unit = result.kpi.unit
+def _axis_title(unit: Unit, currency: str | None) -> str:
+    """The unit of a value axis, short enough never to be cut (the KPI's name is the chart's heading)."""
     if unit is Unit.CURRENCY:
-        shown = "mixed currencies" if currency is None else CURRENCY_SYMBOLS.get(currency, currency).strip()
-        return f"{result.kpi.label} ({shown})"
-    if unit in (Unit.HOURS, Unit.DAYS):
-        return f"{result.kpi.label} ({unit.value})"
-    return result.kpi.label
+        return "mixed currencies" if currency is None else CURRENCY_SYMBOLS.get(currency, currency).strip()
+    return {Unit.PERCENT: "percent", Unit.RATIO: "ratio (×)"}.get(unit, unit.value)
 
 
-def trend_frame(result: KpiResult, comparison_label: str, currency: str | None = "EUR") -> pd.DataFrame:
-    """Long table of the trend: one row per period and series (this period, comparison)."""
+def trend_frame(result: KpiResult, comparison_label: str, currency: str | None = "EUR",
+                compare: bool = True) -> pd.DataFrame:
+    """Long table of the trend: one row per period and series (this period, and with `compare` the comparison)."""
     rows = []
     for point in result.trend:
-        for series, value in (("Value", point.value), (comparison_label, point.comparison)):
+        pairs = (("Value", point.value), (comparison_label, point.comparison)) if compare else (("Value", point.value),)
+        for series, value in pairs:
             rows.append({
                 "period": point.period.label,
                 "start": point.period.start.isoformat(),
@@ -53,23 +52,25 @@ def trend_frame(result: KpiResult, comparison_label: str, currency: str | None =
 
 
 def trend_chart(result: KpiResult, comparison_label: str, currency: str | None = "EUR",
-                height: int = 220) -> Spec:
-    """Value over time, the comparison period dashed, and the target as a rule."""
-    frame = trend_frame(result, comparison_label, currency)
+                height: int = 320, compare: bool = True) -> Spec:
+    """Value over time, with `compare` the comparison period dashed (against the previous period it would be the
+    same line shifted by one), and the target as a rule. `height` is the whole chart's, axes and legend included
+    (Streamlit fits the chart to it)."""
+    frame = trend_frame(result, comparison_label, currency, compare)
     fmt = AXIS_FORMATS[result.kpi.unit]
     x = {"field": "period", "type": "ordinal", "title": None, "sort": None, "axis": {"labelAngle": -45}}
-    y = {"field": "value", "type": "quantitative", "title": _axis_title(result, currency), "axis": {"format": fmt},
-         "scale": {"zero": False}}
-    series = ["Value", comparison_label]
+    y = {"field": "value", "type": "quantitative", "title": _axis_title(result.kpi.unit, currency),
+         "axis": {"format": fmt}, "scale": {"zero": False}}
+    series = ["Value", comparison_label] if compare else ["Value"]
     color = {"field": "series", "type": "nominal",
-             "scale": {"domain": series, "range": [VALUE_COLOR, COMPARISON_COLOR]},
-             "legend": {"title": None, "orient": "bottom"}}
+             "scale": {"domain": series, "range": [VALUE_COLOR, COMPARISON_COLOR][:len(series)]},
+             "legend": {"title": None, "orient": "bottom"} if compare else None}
     tooltip = [_tip("period", "ordinal", "Period"), _tip("series", "nominal", "Series"),
                _tip("shown", "nominal", result.kpi.label), _tip("maturing", "nominal", "Data")]
     base = {"x": x, "y": y, "color": color, "tooltip": tooltip}
     lines = {"data": {"name": "trend"}, "mark": {"type": "line", "point": {"filled": True, "size": 40}},
              "encoding": base | {"strokeDash": {"field": "series", "type": "nominal", "legend": None,
-                                                "scale": {"domain": series, "range": [[1, 0], [4, 3]]}}}}
+                                                "scale": {"domain": series, "range": [[1, 0], [4, 3]][:len(series)]}}}}
     maturing = {  # a maturing cohort or a partial period: hollow, not a full value yet (no colour encoding,
         # which would fill the point)
         "data": {"name": "trend"},
@@ -86,9 +87,11 @@ def trend_chart(result: KpiResult, comparison_label: str, currency: str | None =
         layers.append({"data": {"name": "target"}, "mark": {"type": "rule", "color": TARGET_COLOR,
                                                               "strokeDash": [6, 4]},
                        "encoding": {"y": target_y, "tooltip": [_tip("label", "nominal", "Target")]}})
-        layers.append({"data": {"name": "target"}, "mark": {"type": "text", "align": "left", "dx": 4, "dy": -6,
-                                                              "color": TARGET_COLOR, "fontSize": 11},
-                       "encoding": {"y": target_y, "x": {"value": 0}, "text": {"field": "label", "type": "nominal"}}})
+        layers.append({"data": {"name": "target"},  # at the right end, clear of the value axis's labels
+                       "mark": {"type": "text", "align": "right", "dx": -4, "dy": -6, "color": TARGET_COLOR,
+                                "fontSize": 11},
+                       "encoding": {"y": target_y, "x": {"value": "width"}, "text": {"field": "label",
+                                                                                     "type": "nominal"}}})
     return _top({"layer": layers, "datasets": datasets, "height": height, "width": "container"})
 
 
@@ -114,8 +117,8 @@ TENSION_COLOR = "#bc4c00"
 def tension_chart(tension: Tension, values: KpiValues, currency: str = "EUR", periods: int = 12) -> Spec:
     """Both KPIs of a tension over the recent periods, each on its own axis (left, right), its window shaded.
 
-    The axes have no titles (long rotated titles squeeze the plot): the legend names each line and each
-    axis's labels take its line's colour."""
+    Each axis is titled with its unit only (long rotated titles squeezed the plot): the legend names each line,
+    and each axis takes its line's colour."""
     shown = [p for p in values.periods if p <= tension.period][-periods:]
     shown = [p for p in values.periods if tension.window[0] <= p < shown[0]] + shown
     labels = [p.label for p in shown]
@@ -142,8 +145,9 @@ def tension_chart(tension: Tension, values: KpiValues, currency: str = "EUR", pe
             "shown": format_value(values.value(kpi.id, p), kpi.unit, currency),
             "maturing": "cohort still maturing" if p in maturing else "complete",
         } for p in shown]
-        y = {"field": "value", "type": "quantitative", "title": None, "scale": {"zero": False},
-             "axis": {"orient": side, "format": AXIS_FORMATS[kpi.unit], "labelColor": line_color}}
+        y = {"field": "value", "type": "quantitative", "title": _axis_title(kpi.unit, currency),
+             "scale": {"zero": False}, "axis": {"orient": side, "format": AXIS_FORMATS[kpi.unit],
+                                                "labelColor": line_color, "titleColor": line_color}}
         encoding = {"x": x, "y": y, "color": color,
                     "tooltip": [_tip("period", "ordinal", "Period"), _tip("shown", "nominal", kpi.label),
                                 _tip("maturing", "nominal", "Data")]}
@@ -153,7 +157,7 @@ def tension_chart(tension: Tension, values: KpiValues, currency: str = "EUR", pe
                   "encoding": encoding | {"fill": {"value": "white"}, "stroke": {"value": line_color}}}
         layers.append({"data": {"name": data}, "layer": [line, hollow]})
     return _top({"layer": layers, "datasets": datasets, "resolve": {"scale": {"y": "independent"}},
-                 "height": 260, "width": "container"})
+                 "height": 340, "width": "container"})
 
 
 def _top(spec: Spec) -> Spec:

@@ -11,6 +11,7 @@ from kpicore.charts import tension_chart, trend_chart
 from kpicore.display import STATUS_LOOKS, format_change, format_score, format_value
 from kpicore.glossary import formula_text
 from kpicore.journey import ChannelChurn, Journey, Step
+from kpicore.periods import Comparison
 from kpicore.scorecard import KpiResult, Scorecard, Status, TeamScore
 from kpicore.story import story
 from kpicore.tensions import Tension, TensionKind
@@ -107,7 +108,8 @@ def score_line(team: TeamScore) -> str:
 def trend(result: KpiResult, ctx: Context) -> None:
     """The KPI's trend chart."""
     chart(ctx, f"trend-{result.kpi.id}",
-          lambda: trend_chart(result, ctx.view.comparison.label.capitalize(), result.currency))
+          lambda: trend_chart(result, ctx.view.comparison.label.capitalize(), result.currency,
+                              compare=ctx.view.comparison is not Comparison.PREVIOUS))
 
 
 def score_table(results: tuple[KpiResult, ...], ctx: Context) -> pd.DataFrame:

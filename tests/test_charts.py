@@ -117,3 +117,19 @@ def test_a_broken_spec_is_refused_by_the_check():
     spec["layer"][0]["mark"]["type"] = "lines"
     with pytest.raises(Exception, match="lines"):
         _valid(spec)
+
+
+def test_against_the_previous_period_only_the_value_is_drawn():
+    """The previous period's line would be the value's own line shifted by one period."""
+    spec = trend_chart(make_result(), "Previous period", compare=False)
+    [line] = layers(spec, "line")
+    assert {r["series"] for r in rows(spec, line)} == {"Value"}
+    assert line["encoding"]["color"]["legend"] is None
+    _valid(spec)
+
+
+@pytest.mark.parametrize(("unit", "title"), [(Unit.PERCENT, "percent"), (Unit.CURRENCY, "€")])
+def test_the_value_axis_is_titled_with_the_unit_only(unit, title):
+    spec = trend_chart(make_result(unit=unit), "Previous period")
+    [line] = layers(spec, "line")
+    assert line["encoding"]["y"]["title"] == title

@@ -100,3 +100,11 @@ def test_tension_charts_are_valid_vega_lite(kind, index, window):
     spec = tension_chart(tension(kind, index, window), VALUES)
     validate_jsonschema(spec, alt.vegalite.v6.schema.core.load_schema())
     alt.LayerChart.from_dict(spec)
+
+
+def test_each_axis_names_its_unit_in_its_line_colour():
+    spec = tension_chart(tension(TensionKind.MOVE, 13, PERIODS[12:14]), VALUES)
+    _, _, lines = parts(spec)
+    assert [line["encoding"]["y"]["title"] for line in lines] == ["count", "percent"]
+    assert [line["encoding"]["y"]["axis"]["titleColor"] for line in lines] == [
+        line["encoding"]["y"]["axis"]["labelColor"] for line in lines]
