@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from urllib.parse import urlencode
 
 from kpicore.compute import KpiValues
 from kpicore.errors import UnknownPeriod
@@ -63,6 +64,15 @@ class View:
         if self.snapshot is not None:
             params["snapshot"] = str(self.snapshot)
         return params | self.filters.to_query_params()
+
+    def link(self, period: Period | None, page: str = "", pinned: bool = True, origin: str = "") -> str:
+        """A link that opens this view: `origin` (scheme and host, '' for a path only), the page's URL path ('' for
+        the Overview) and the query; `pinned` keeps the snapshot, so the link shows these numbers after new
+        uploads too, else it shows the newest data."""
+        params = self.to_query_params(period)
+        if not pinned:
+            params.pop("snapshot", None)
+        return f"{origin.rstrip('/')}/{page.strip('/')}?{urlencode(params)}"
 
     def resolve(self, values: KpiValues, kpi_ids: Iterable[str] | None = None) -> tuple[Period, list[str]]:
         """The period to show: the one asked for if the data reaches it, else the latest complete period of the

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import altair as alt
 import duckdb
@@ -296,6 +296,14 @@ def controls(ctx: Context) -> None:
                 default=list(ctx.view.filters.values(dimension)), key=keys[dimension], placeholder="All",
                 help="Applies to every table that carries it; KPIs that cannot be filtered say so.", **changed)
         st.caption(f"Data as of {_latest_as_of(ctx)} · snapshot {ctx.snapshot.id} ({ctx.snapshot.note})")
+        st.header("Share")
+        newest = st.toggle("The link shows the newest data", key="link-newest",
+                           help=f"Off: the link pins snapshot {ctx.snapshot.id}, so it shows these numbers after new "
+                                "uploads too. On: whoever opens it sees the data as it is then.")
+        page = st.session_state.get("team") or ""
+        st.code(ctx.view.link(ctx.period, "" if page == "overview" else page, not newest, _origin()),
+                language=None, wrap_lines=True)
+        st.caption("Hover the link for its copy button.")
     if ctx.snapshot.id != ctx.latest.id:
         st.info(f"You are looking at snapshot {ctx.snapshot.id} from {ctx.snapshot.created_at:%Y-%m-%d %H:%M}. "
                 f"Newer data is in snapshot {ctx.latest.id}.", icon=":material/history:")
@@ -318,6 +326,12 @@ def _view_changed(ctx: Context, keys: dict[str, str]) -> None:
     st.query_params.clear()
     st.query_params.update(chosen)
     st.session_state.pop("view", None)
+
+
+def _origin() -> str:
+    """The scheme and host the browser reached the app at ('' when unknown, as in tests)."""
+    found = urlsplit(st.context.url or "")
+    return f"{found.scheme}://{found.netloc}" if found.scheme and found.netloc else ""
 
 
 def period_marks(ctx: Context) -> dict[str, str]:

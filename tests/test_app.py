@@ -386,3 +386,15 @@ def test_each_page_opens_with_its_story():
     marketing = run_page("marketing", period=LATEST)
     [mine] = [i.value for i in marketing.info if i.value.startswith("Marketing meets")]
     assert " of its own targets " in mine
+
+
+def test_the_sidebar_offers_a_link_to_this_view_pinned_or_always_newest():
+    at = run_page("marketing", period=LATEST)
+    [link] = [c.value for c in at.sidebar.code]
+    assert link == f"/marketing?grain=month&comparison=previous&period={LATEST}&snapshot=1"
+    at.sidebar.toggle(key="link-newest").set_value(True).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [c.value for c in at.sidebar.code] == [f"/marketing?grain=month&comparison=previous&period={LATEST}"]
+    overview = run_page(period=LATEST)
+    assert [c.value for c in overview.sidebar.code] == [
+        f"/?grain=month&comparison=previous&period={LATEST}&snapshot=1"]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import date
+from urllib.parse import parse_qsl
 
 import pytest
 from hypothesis import given
@@ -9,6 +10,7 @@ from hypothesis import strategies as st
 
 from kpicore.compute import KpiValues
 from kpicore.errors import UnknownPeriod
+from kpicore.filters import Filters
 from kpicore.periods import Comparison, Grain, containing, parse_period
 from kpicore.view import View
 
@@ -103,3 +105,18 @@ def test_resolve_without_any_complete_period_says_to_load_data():
     for view in (View(M, None, PREV), View(M, "2026-02", PREV)):
         with pytest.raises(UnknownPeriod, match="load some exports"):
             view.resolve(_values())
+
+
+def test_a_link_pins_the_snapshot_unless_it_should_show_the_newest_data():
+    view = View(grain=Grain.MONTH, period="2026-10", snapshot=3,
+                filters=Filters.from_query_params({"channel": "paid_social,event"}))
+    october = parse_period("2026-10")
+    assert view.link(october, "sales", origin="https://kpi.example.com/") == (
+        "https://kpi.example.com/sales?grain=month&comparison=previous&period=2026-10&snapshot=3"
+        "&channel=event%2Cpaid_social")
+    assert view.link(october, pinned=False) == "/?grain=month&comparison=previous&period=2026-10" \
+                                               "&channel=event%2Cpaid_social"
+    # what the link opens is this view again
+    query = view.link(october, "sales").split("?", 1)[1]
+    again, notices = View.from_query_params(dict(parse_qsl(query)))
+    assert again == view and notices == []
