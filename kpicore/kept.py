@@ -3,8 +3,9 @@
 A snapshot never changes once committed, and compute reads nothing but the snapshot's tables, the catalog, the
 grain and the filters (no clock), so its values can be kept beside the data: a server restart, another app
 process or the next visitor reads them in milliseconds instead of computing them again (seconds at a million
-leads, tens of seconds at ten million). The key also holds a fingerprint of kpicore's own source, so values
-computed by other code are never read back; they are removed when the database is opened.
+leads, tens of seconds at ten million). The key also holds a fingerprint of the code that computes them and of
+DuckDB's version, so values computed by other code are never read back. Only the latest snapshots' values are
+kept (pruned when the database is opened).
 """
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import duckdb
+
 from kpicore.catalog import Catalog
 from kpicore.compute import KpiValues, compute
 from kpicore.coverage import Coverage, Engine, Loaded
@@ -25,12 +28,19 @@ from kpicore.periods import Grain, Period
 TABLE = "kept_values"
 
 
+# the modules whose code decides the values (not the words pages and the command line wrap around them)
+COMPUTING = ("catalog", "compute", "coverage", "filters", "kept", "lineage", "model", "periods", "sql", "validate")
+KEEP_SNAPSHOTS = 10  # the values of the latest this many snapshots are kept; older ones are computed when asked
+
+
 def _code_fingerprint() -> str:
-    """A fingerprint of kpicore's source: values computed by any other version are not read back."""
-    digest = hashlib.sha256()
-    for source in sorted(Path(__file__).resolve().parent.glob("*.py")):
-        digest.update(source.name.encode())
-        digest.update(source.read_bytes())
+    """A fingerprint of the code that computes the values and of the DuckDB that runs it: values computed by any
+    other version are never read back."""
+    digest = hashlib.sha256(duckdb.__version__.encode())
+    folder = Path(__file__).resolve().parent
+    for name in COMPUTING:
+        digest.update(name.encode())
+        digest.update((folder / f"{name}.py").read_bytes())
     return digest.hexdigest()[:16]
 
 
@@ -38,12 +48,14 @@ CODE = _code_fingerprint()
 
 
 def create(conn: Engine) -> None:
-    """The table of kept values (once per database), without the values of other code versions."""
+    """The table of kept values (once per database), with only the values of the latest KEEP_SNAPSHOTS snapshots.
+    Values of other code versions stay (two versions may share the file for a while, as during an upgrade) until
+    their snapshot is no longer among the latest."""
     conn.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (snapshot_id INTEGER, catalog VARCHAR, code VARCHAR, "
                  "grain VARCHAR, filters VARCHAR, payload VARCHAR, seconds DOUBLE, "
                  "PRIMARY KEY (snapshot_id, catalog, code, grain, filters))")
-    conn.execute(f"DELETE FROM {TABLE} WHERE code <> $code OR snapshot_id NOT IN (SELECT id FROM snapshots)",
-                 {"code": CODE})
+    conn.execute(f"DELETE FROM {TABLE} WHERE snapshot_id NOT IN (SELECT id FROM snapshots ORDER BY id DESC "
+                 f"LIMIT {KEEP_SNAPSHOTS})")
 
 
 def values(conn: Engine, catalog: Catalog, snapshot_id: int, schema: str, grain: Grain,

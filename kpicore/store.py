@@ -200,17 +200,22 @@ class Database:
                 self._users -= 1
                 if self._users == 0 and self._conn is not None:
                     if self.linger > 0:
-                        self._closing = threading.Timer(self.linger, self._close_if_unused)
-                        self._closing.daemon = True
-                        self._closing.start()
+                        timer = threading.Timer(self.linger, lambda: self._close_if_unused(timer))
+                        timer.daemon = True
+                        self._closing = timer
+                        timer.start()
                     else:
-                        self._close_if_unused(locked=True)
+                        self._close()
 
-    def _close_if_unused(self, locked: bool = False) -> None:
-        if not locked:
-            with self._lock:
-                self._close_if_unused(locked=True)
-            return
+    def _close_if_unused(self, timer: threading.Timer) -> None:
+        """The linger is over: close unless a later use took over (a timer that fired while a run began and
+        ended again is no longer the current one)."""
+        with self._lock:
+            if self._closing is timer:
+                self._closing = None
+                self._close()
+
+    def _close(self) -> None:
         if self._users == 0 and self._conn is not None:
             self._conn.close()
             self._conn = None

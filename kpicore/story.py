@@ -24,29 +24,29 @@ def story(card: Scorecard, tensions: Sequence[Tension], team: str | None = None)
         subject = (f"{mine.label}'s own KPIs cannot be judged yet" if own is None
                    else f"{mine.label} meets {format_score(own)} of its own targets")
         found = [t for t in tensions if team in t.teams]
-    outcomes, troubled = _outcomes(card.outcomes)
-    pulling = own is not None and (own >= 1) == troubled  # the teams' targets and the customers tell different stories
+    outcomes, troubled, judged = _outcomes(card.outcomes)
+    pulling = own is not None and judged and (own >= 1) == troubled  # the teams and the customers tell two stories
     first = f"{subject} {'while' if pulling else 'and'} {outcomes}."
     if not found:
         return f"{first} No KPI pulls against its counterweight."
     return f"{first} Biggest tension: {found[0].sentence}"
 
 
-def _outcomes(results: Sequence[KpiResult]) -> tuple[str, bool]:
-    """'5 of 7 customer outcomes are off track and 1 at risk' (the scored outcomes with a status), and whether any
-    is off track or at risk."""
+def _outcomes(results: Sequence[KpiResult]) -> tuple[str, bool, bool]:
+    """'5 of 7 customer outcomes are off track and 1 at risk' (the scored outcomes with a status), whether any is
+    off track or at risk, and whether any could be judged."""
     judged = [r for r in results if r.kpi.scored and r.status.judged]
     if not judged:
-        return "no customer outcome can be judged yet", False
+        return "no customer outcome can be judged yet", False, False
     off = sum(1 for r in judged if r.status is Status.OFF_TRACK)
     risk = sum(1 for r in judged if r.status is Status.AT_RISK)
     total = len(judged)
     noun = "customer outcome" if total == 1 else "customer outcomes"
     if not off and not risk:
-        return ("the customer outcome is on track" if total == 1 else f"all {total} {noun} are on track"), False
+        return ("the customer outcome is on track" if total == 1 else f"all {total} {noun} are on track"), False, True
     parts = []
     if off:
         parts.append(f"{off} of {total} {noun} {'is' if off == 1 else 'are'} off track")
     if risk:
         parts.append(f"{risk} at risk" if off else f"{risk} of {total} {noun} {'is' if risk == 1 else 'are'} at risk")
-    return " and ".join(parts), True
+    return " and ".join(parts), True, True

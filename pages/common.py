@@ -317,7 +317,10 @@ def controls(ctx: Context) -> None:
 
 def _view_changed(ctx: Context, keys: dict[str, str]) -> None:
     """A picker changed: write the view it asks for into the URL, which the run that follows reads."""
-    picked = {name: st.session_state[key] for name, key in keys.items()}
+    shown = ctx.view.to_query_params(ctx.period)  # a picker a cut-short run did not draw keeps the view's value
+    current = {"grain": ctx.view.grain.value, "period": shown.get("period"), "comparison": ctx.view.comparison.value}
+    current |= {d: list(ctx.view.filters.values(d)) for d in DIMENSIONS}
+    picked = {name: st.session_state.get(key, current[name]) for name, key in keys.items()}
     chosen = {"grain": picked["grain"], "period": picked["period"], "comparison": picked["comparison"],
               "snapshot": str(ctx.snapshot.id)}
     chosen |= {d: ",".join(sorted(picked[d])) for d in DIMENSIONS if picked[d]}

@@ -17,6 +17,7 @@ if not ctx.tables["leads"].rows:
     st.page_link(common.data_page(), label="Load a leads export on the Data page", icon=":material/upload_file:")
     st.stop()
 found, churn = common.journey_of(ctx)
+selected = found  # the cohorts up to the selected period, the young ones "so far" (the Cohorts table)
 mature = found.latest_mature()
 young = ctx.period.label
 settle = dict(ctx.catalog.journey.settle_days).get(Step.CUSTOMER.value, 0)
@@ -39,7 +40,7 @@ st.subheader(f"Funnel of the {period} leads",
              help="Each step counts the cohort's leads that reached it by the data's last day, whenever that was. "
                   f"{found.cohort.step(Step.RETAINED).label}: still a customer that long after buying. "
                   "Promoter: answered 9 or 10 in an NPS survey after buying.")
-common.chart(ctx, "funnel", lambda: funnel_chart(found, owners))
+common.chart(ctx, f"funnel-{period}", lambda: funnel_chart(found, owners))
 st.dataframe(widgets.journey_steps(found, owners), hide_index=True, width="stretch",
              column_config={"Median days": st.column_config.Column(help=widgets.median_days_help())})
 maturing = [f"**{s.label}**: {s.maturing_note}" for s in found.steps if s.maturing]
@@ -50,7 +51,7 @@ for note in found.notes:
 st.caption(f"Data as of {found.as_of.isoformat()}.")
 
 st.subheader("Cohorts", help="The same funnel for the leads of each of the last periods, newest first.")
-st.dataframe(widgets.journey_cohorts(found), hide_index=True, width="stretch", height="content")
+st.dataframe(widgets.journey_cohorts(selected), hide_index=True, width="stretch", height="content")
 st.caption("Each step: how many leads of the cohort reached it · conversion from the previous step. "
            "'so far': the cohort has not had the time this step needs yet, so the count can still grow.")
 

@@ -471,7 +471,10 @@ def test_the_journey_page_opens_on_the_latest_mature_cohort_and_shows_the_young_
     assert "Funnel of the 2026-07 leads" in [s.value for s in at.subheader]
     assert any("The 2026-10 leads have not had their 90 days to become customers yet: this is 2026-07" in c.value
                for c in at.caption)
+    assert at.dataframe[1].value["Cohort"].iloc[0] == "2026-10"  # the Cohorts table still reaches the young one
+    mature_funnel = at.get("vega_lite_chart")[0].proto.datasets[0].data.data
     at.toggle[0].set_value(True).run()
     assert not at.exception, [e.value for e in at.exception]
     assert "Funnel of the 2026-10 leads" in [s.value for s in at.subheader]
+    assert at.get("vega_lite_chart")[0].proto.datasets[0].data.data != mature_funnel  # its own chart, not a cached one
     assert f"{Step.CUSTOMER.label} (maturing)" in list(at.dataframe[0].value["Step"])  # the young cohort, as it is

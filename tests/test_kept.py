@@ -107,15 +107,38 @@ def test_another_catalog_is_computed_afresh(sample, catalog):
     assert sample.execute(f"SELECT COUNT(DISTINCT catalog) FROM {kept.TABLE}").fetchone()[0] == 2
 
 
-def test_values_of_other_code_are_removed_when_the_database_opens(tmp_path, catalog):
+def test_values_of_other_code_are_never_read_back_but_left_for_it(tmp_path, catalog):
+    """During an upgrade two versions may share the file: each reads only its own values, neither deletes the
+    other's."""
     path = tmp_path / "kpi.duckdb"
     conn = store.connect(path)
-    _values(conn, catalog)
-    conn.execute(f"UPDATE {kept.TABLE} SET code = 'older-code'")
+    first = _values(conn, catalog)
+    payload = json.loads(conn.execute(f"SELECT payload FROM {kept.TABLE}").fetchone()[0])
+    payload["values"]["leads"][-1] = 123456.0
+    conn.execute(f"UPDATE {kept.TABLE} SET code = 'older-code', payload = $p", {"p": json.dumps(payload)})
     conn.close()
     conn = store.connect(path)
     try:
-        assert _rows(conn) == []
+        again = _values(conn, catalog)
+        assert again.values["leads"][-1] == first.values["leads"][-1] != 123456.0  # computed afresh
+        codes = sorted(c for (c,) in conn.execute(f"SELECT code FROM {kept.TABLE}").fetchall())
+        assert codes == sorted(["older-code", kept.CODE])
+    finally:
+        conn.close()
+
+
+def test_only_the_latest_snapshots_values_are_kept(tmp_path, catalog):
+    path = tmp_path / "kpi.duckdb"
+    conn = store.connect(path)
+    _values(conn, catalog)  # snapshot 1
+    for number in range(2, kept.KEEP_SNAPSHOTS + 2):  # snapshots 2 .. 11: snapshot 1 is no longer among the latest 10
+        conn.execute("INSERT INTO snapshots VALUES ($n, now(), 'a later one')", {"n": number})
+    conn.execute(f"INSERT INTO {kept.TABLE} SELECT 11, catalog, code, grain, filters, payload, seconds "
+                 f"FROM {kept.TABLE}")
+    conn.close()
+    conn = store.connect(path)
+    try:
+        assert _rows(conn) == [(11, "month", "[]")]
     finally:
         conn.close()
 

@@ -70,3 +70,9 @@ def test_nothing_judged_yet_is_said_plainly():
     told = story(card([Status.NO_DATA, Status.MATURING], [None, None]), [])
     assert told == ("The teams' own KPIs cannot be judged yet and no customer outcome can be judged yet. "
                     "No KPI pulls against its counterweight.")
+
+
+def test_teams_below_target_with_nothing_judged_for_the_customers_is_no_contrast():
+    told = story(card([Status.MATURING], [0.8, 0.8, 0.8]), [])
+    assert told.startswith("The teams meet 80% of their own targets on average and no customer outcome can be "
+                           "judged yet.")
