@@ -139,10 +139,7 @@ def _chart_spec(view: str, what: str, _build: Callable[[], alt.TopLevelMixin | S
 def chart(ctx: Context, what: str, build: Callable[[], alt.TopLevelMixin | Spec], **options: object) -> None:
     """Draw a chart that is built once per view and drawn from its spec on every rerun (building and validating
     Altair specs was most of a rerun's time). `what` names the chart uniquely within the view."""
-    spec = _chart_spec(ctx.key, what, build)
-    if "datasets" in spec:  # Streamlit moves the datasets out of the spec it is given: give it its own dict
-        spec = spec | {"datasets": dict(spec["datasets"])}
-    st.vega_lite_chart(spec, **options)  # type: ignore[arg-type]
+    st.vega_lite_chart(_chart_spec(ctx.key, what, build), **options)  # type: ignore[arg-type]  # (it copies)
 
 
 @dataclass(frozen=True)
