@@ -5,7 +5,9 @@ import streamlit as st
 
 from pages import common, widgets
 
-st.set_page_config(page_title="KPI scorecards", page_icon="🎯", layout="wide")
+present = common.presenting()
+st.set_page_config(page_title="KPI scorecards", page_icon="🎯", layout="wide",
+                   initial_sidebar_state="collapsed" if present else "auto")
 common.begin_run()
 
 with common.database_for_this_run():
@@ -15,12 +17,14 @@ with common.database_for_this_run():
     pages += [st.Page("pages/journey.py", title="Journey", icon=":material/route:", url_path="journey")]
     pages += [st.Page("pages/glossary.py", title="Glossary", icon=":material/menu_book:", url_path="glossary"),
               common.data_page()]
-    page = st.navigation(pages, position="top")
+    page = st.navigation(pages, position="hidden" if present else "top")
     st.session_state["team"] = page.url_path
     ctx = common.context()
     widgets.sample_banner(ctx)
     if ctx.empty:
         widgets.welcome(page.title)
+    elif present:
+        common.presentation(ctx)
     else:
         common.controls(ctx)
     if not ctx.empty or page.url_path in ("data", "glossary"):

@@ -301,6 +301,10 @@ def controls(ctx: Context) -> None:
         st.code(ctx.view.link(ctx.period, "" if page == "overview" else page, not newest, _origin()),
                 language=None, wrap_lines=True)
         st.caption("Hover the link for its copy button.")
+        if st.button("Present this page", icon=":material/present_to_all:", key="present",
+                     help="No sidebar or controls, large type: for a projector or a wall screen."):
+            st.query_params[PRESENT] = "1"
+            st.rerun()
     if ctx.snapshot.id != ctx.latest.id:
         st.info(f"You are looking at snapshot {ctx.snapshot.id} from {ctx.snapshot.created_at:%Y-%m-%d %H:%M}. "
                 f"Newer data is in snapshot {ctx.latest.id}.", icon=":material/history:")
@@ -326,6 +330,30 @@ def _view_changed(ctx: Context, keys: dict[str, str]) -> None:
     st.query_params.clear()
     st.query_params.update(chosen)
     st.session_state.pop("view", None)
+
+
+PRESENT = "present"  # ?present=1: presentation mode
+PRESENTATION_CSS = """<style>
+html { font-size: 21px !important; }
+[data-testid="stMarkdownContainer"] p, [data-testid="stCaptionContainer"] { font-size: 1.1rem !important; }
+[data-testid="stMetricValue"], [data-testid="stMetricValue"] [data-testid="stMarkdownContainer"] p {
+  font-size: 3.2rem !important; line-height: 1.15 !important; }
+[data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], [data-testid="stExpandSidebarButton"] {
+  display: none; }
+</style>"""  # type sized to be read from the back of a room on a 1920x1080 projector
+
+
+def presenting() -> bool:
+    """Whether the URL asks for presentation mode: no sidebar and no controls, large type."""
+    return st.query_params.get(PRESENT) == "1"
+
+
+def presentation(ctx: Context) -> None:
+    """Presentation mode's one control: back to the normal page (the view stays)."""
+    st.markdown(PRESENTATION_CSS, unsafe_allow_html=True)  # kpicore's own constant CSS, never user text
+    if st.button("Exit presentation", icon=":material/close_fullscreen:", key="exit-presentation"):
+        del st.query_params[PRESENT]
+        st.rerun()
 
 
 def _origin() -> str:

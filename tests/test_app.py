@@ -398,3 +398,16 @@ def test_the_sidebar_offers_a_link_to_this_view_pinned_or_always_newest():
     overview = run_page(period=LATEST)
     assert [c.value for c in overview.sidebar.code] == [
         f"/?grain=month&comparison=previous&period={LATEST}&snapshot=1"]
+
+
+def test_presentation_mode_drops_the_controls_until_it_is_left():
+    at = run_page(period=LATEST)
+    at.sidebar.button(key="present").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.query_params["present"] == "1"
+    assert not at.sidebar.selectbox and not at.sidebar.multiselect  # no pickers
+    assert any(i.value.startswith("The teams meet") for i in at.info)  # the story is still there
+    at.button(key="exit-presentation").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "present" not in at.query_params
+    assert [s.label for s in at.sidebar.selectbox] == ["Period"]

@@ -153,3 +153,23 @@ def test_overview_names_the_marketing_vs_sales_tension_and_leads_to_marketing(ap
     expect(app_page.get_by_role("heading", name="Marketing", exact=True).first).to_be_visible()
     expect(app_page.get_by_test_id("stMetricLabel").filter(has_text="MQL rate")).to_have_count(1)
     assert url_params(app_page)["period"] == "2026-10"
+
+
+def test_presentation_mode_has_no_sidebar_and_the_outcomes_above_the_fold(chromium: Browser, app_url: str) -> None:
+    context = chromium.new_context(viewport={"width": 1920, "height": 1080})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    try:
+        open_app(page, f"{app_url}/?period=2026-10&present=1")
+        expect(page.get_by_role("button", name="Exit presentation")).to_be_visible()
+        expect(page.get_by_test_id("stSidebar")).not_to_be_visible()
+        story = page.get_by_test_id("stAlert").filter(has_text="The teams meet")
+        expect(story).to_be_visible()
+        heading = page.get_by_role("heading", name="Customer outcomes")
+        first_value = page.get_by_test_id("stMetricValue").first
+        for element in (story, heading, first_value):
+            box = element.bounding_box()
+            assert box is not None and box["y"] + box["height"] <= 1080, box  # on the first screen
+        assert first_value.evaluate("e => parseFloat(getComputedStyle(e).fontSize)") >= 48  # readable from the back
+    finally:
+        context.close()
