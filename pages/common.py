@@ -232,12 +232,9 @@ def _read_context() -> Context:
     notices += dropped
     period, more = view.resolve(values, page_kpis(cat, st.session_state.get("team"))) if values.periods else (None, [])
     wanted = view.to_query_params(period)
-    for key in VIEW_KEYS:
-        if key not in wanted and key in st.query_params:
-            del st.query_params[key]
-    for key, value in wanted.items():
-        if st.query_params.get(key) != value:
-            st.query_params[key] = value
+    target = {k: v for k, v in st.query_params.to_dict().items() if k not in VIEW_KEYS} | wanted
+    if st.query_params.to_dict() != target:  # in one write: each write is a step in the browser's history
+        st.query_params.from_dict(target)
     st.session_state["view"] = wanted
     shown = replace(view, period=period.label if period else None)
     return Context(cat, snapshot, latest, shown, period, values, tuple(notices + more), _tables(db, snapshot))
@@ -327,8 +324,7 @@ def _view_changed(ctx: Context, keys: dict[str, str]) -> None:
     chosen |= {d: ",".join(sorted(picked[d])) for d in DIMENSIONS if picked[d]}
     if picked["grain"] != ctx.view.grain.value:
         chosen.pop("period")  # another grain: its latest complete period
-    st.query_params.clear()
-    st.query_params.update(chosen)
+    st.query_params.from_dict(chosen)  # one write, one step in the browser's history (Back returns to the view)
     st.session_state.pop("view", None)
 
 

@@ -173,3 +173,25 @@ def test_presentation_mode_has_no_sidebar_and_the_outcomes_above_the_fold(chromi
         assert first_value.evaluate("e => parseFloat(getComputedStyle(e).fontSize)") >= 48  # readable from the back
     finally:
         context.close()
+
+
+def test_back_and_forward_restore_the_period(app_page: Page, app_url: str) -> None:
+    open_app(app_page, f"{app_url}/sales?period=2026-10")
+    caption = app_page.get_by_test_id("stMain").get_by_text(re.compile(r"^Month 2026-\d\d · compared"))
+    idle = app_page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]')  # the run is over
+    expect(caption).to_contain_text("Month 2026-10")
+    for period in ("2026-07", "2026-04"):
+        app_page.get_by_test_id("stSidebar").get_by_test_id("stSelectbox").filter(has_text="Period").click()
+        app_page.get_by_role("option", name=period, exact=True).click()
+        expect(caption).to_contain_text(f"Month {period}")
+        idle.wait_for()
+    app_page.go_back()
+    expect(caption).to_contain_text("Month 2026-07")
+    expect(app_page).to_have_url(re.compile(r"period=2026-07"))
+    idle.wait_for()
+    app_page.go_back()
+    expect(caption).to_contain_text("Month 2026-10")
+    idle.wait_for()
+    app_page.go_forward()
+    expect(caption).to_contain_text("Month 2026-07")
+    assert urlparse(app_page.url).path == "/sales"
