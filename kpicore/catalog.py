@@ -272,6 +272,10 @@ class JourneySettings:
     early_churn_days: int = 90  # the window of the `early_churn` KPI, so that the breakdown adds up to it
     handoffs: tuple[tuple[str, str], ...] = ()
 
+    def settle(self, step: str) -> int:
+        """The days after a cohort's period until a step's count stops growing (0: it never grows later)."""
+        return dict(self.settle_days).get(step, 0)
+
     def owner(self, step: str) -> str:
         """The team that owns a step."""
         return dict(self.owners)[step]

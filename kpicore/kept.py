@@ -62,10 +62,8 @@ def values(conn: Engine, catalog: Catalog, snapshot_id: int, schema: str, grain:
            filters: Filters = NO_FILTERS, loaded: Mapping[str, Loaded] | None = None) -> KpiValues:
     """The KPI values of a snapshot: read back if kept, else computed and kept."""
     key = _key(catalog, snapshot_id, grain, filters)
-    found = conn.execute(f"SELECT payload FROM {TABLE} WHERE snapshot_id = $snapshot AND catalog = $catalog "
-                         "AND code = $code AND grain = $grain AND filters = $filters", key).fetchone()
-    if found is not None:
-        return from_json(found[0])
+    if (found := _payload(conn, key)) is not None:
+        return from_json(found)
     started = time.perf_counter()
     computed = compute(conn, catalog, schema, grain, filters, loaded)
     key |= {"payload": to_json(computed), "seconds": time.perf_counter() - started}
@@ -83,9 +81,14 @@ def views(options: Mapping[str, list[str]], grains: list[Grain], filters: bool) 
 
 def is_kept(conn: Engine, catalog: Catalog, snapshot_id: int, grain: Grain, filters: Filters) -> bool:
     """Whether the values of this view are kept already."""
-    return conn.execute(f"SELECT COUNT(*) FROM {TABLE} WHERE snapshot_id = $snapshot AND catalog = $catalog "
-                        "AND code = $code AND grain = $grain AND filters = $filters",
-                        _key(catalog, snapshot_id, grain, filters)).fetchone()[0] > 0
+    return _payload(conn, _key(catalog, snapshot_id, grain, filters)) is not None
+
+
+def _payload(conn: Engine, key: dict[str, object]) -> str | None:
+    """The kept JSON of a view, if any."""
+    found = conn.execute(f"SELECT payload FROM {TABLE} WHERE snapshot_id = $snapshot AND catalog = $catalog "
+                         "AND code = $code AND grain = $grain AND filters = $filters", key).fetchone()
+    return None if found is None else found[0]
 
 
 def _key(catalog: Catalog, snapshot_id: int, grain: Grain, filters: Filters) -> dict[str, object]:

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 import altair as alt
 import duckdb
@@ -294,8 +294,7 @@ def controls(ctx: Context) -> None:
         newest = st.toggle("The link shows the newest data", key="link-newest",
                            help=f"Off: the link pins snapshot {ctx.snapshot.id}, so it shows these numbers after new "
                                 "uploads too. On: whoever opens it sees the data as it is then.")
-        page = st.session_state.get("team") or ""
-        st.code(ctx.view.link(ctx.period, "" if page == "overview" else page, not newest, _origin()),
+        st.code(ctx.view.link(ctx.period, st.session_state.get("team", ""), not newest, _origin()),
                 language=None, wrap_lines=True)
         st.caption("Hover the link for its copy button.")
         if st.button("Present this page", icon=":material/present_to_all:", key="present",
@@ -315,15 +314,14 @@ def controls(ctx: Context) -> None:
 
 def _view_changed(ctx: Context, keys: dict[str, str]) -> None:
     """A picker changed: write the view it asks for into the URL, which the run that follows reads."""
-    shown = ctx.view.to_query_params(ctx.period)  # a picker a cut-short run did not draw keeps the view's value
-    current = {"grain": ctx.view.grain.value, "period": shown.get("period"), "comparison": ctx.view.comparison.value}
-    current |= {d: list(ctx.view.filters.values(d)) for d in DIMENSIONS}
-    picked = {name: st.session_state.get(key, current[name]) for name, key in keys.items()}
-    chosen = {"grain": picked["grain"], "period": picked["period"], "comparison": picked["comparison"],
-              "snapshot": str(ctx.snapshot.id)}
-    chosen |= {d: ",".join(sorted(picked[d])) for d in DIMENSIONS if picked[d]}
-    if picked["grain"] != ctx.view.grain.value:
-        chosen.pop("period")  # another grain: its latest complete period
+    chosen = ctx.view.to_query_params(ctx.period)  # a picker a cut-short run did not draw keeps its value
+    for name, key in keys.items():
+        if key in st.session_state:
+            picked = st.session_state[key]
+            chosen[name] = ",".join(sorted(picked)) if name in DIMENSIONS else picked
+    chosen = {name: value for name, value in chosen.items() if value}  # an emptied filter: all values
+    if chosen["grain"] != ctx.view.grain.value:
+        chosen.pop("period", None)  # another grain: its latest complete period
     st.query_params.from_dict(chosen)  # one write, one step in the browser's history (Back returns to the view)
     st.session_state.pop("view", None)
 
@@ -344,7 +342,7 @@ def presenting() -> bool:
     return st.query_params.get(PRESENT) == "1"
 
 
-def presentation(ctx: Context) -> None:
+def presentation() -> None:
     """Presentation mode's one control: back to the normal page (the view stays)."""
     st.markdown(PRESENTATION_CSS, unsafe_allow_html=True)  # kpicore's own constant CSS, never user text
     if st.button("Exit presentation", icon=":material/close_fullscreen:", key="exit-presentation"):
@@ -411,8 +409,8 @@ def overview_page() -> st.Page:
 
 def kpi_links(ctx: Context) -> dict[str, str]:
     """Where each scored KPI is shown: its team page (at the KPI), the Overview for customer outcomes."""
-    query = urlencode(ctx.view.to_query_params(ctx.period))
-    return {k.id: (f"/?{query}" if k.team == CUSTOMER else f"/{k.team}?{query}#{k.id.replace('_', '-')}")
+    return {k.id: ctx.view.link(ctx.period) if k.team == CUSTOMER
+            else f"{ctx.view.link(ctx.period, k.team or '')}#{k.id.replace('_', '-')}"
             for k in ctx.catalog.kpis if not k.is_measure}
 
 

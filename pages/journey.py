@@ -20,7 +20,6 @@ found, churn = common.journey_of(ctx)
 selected = found  # the cohorts up to the selected period, the young ones "so far" (the Cohorts table)
 mature = found.latest_mature()
 young = ctx.period.label
-settle = dict(ctx.catalog.journey.settle_days).get(Step.CUSTOMER.value, 0)
 # a young cohort shows "0 so far": open on the latest mature one, and let the young one be asked for
 if mature is not None and mature != ctx.period and not st.toggle(
         f"Show the {young} cohort as far as it got", key=f"young-cohort-{young}",
@@ -30,6 +29,7 @@ period = found.period.label
 st.markdown(f"The leads created in **{period}**, followed from the first contact to a customer who stays and "
             "recommends us. Each step is owned by one team; the journey does not end at the sale.")
 if found.period != ctx.period:
+    settle = ctx.catalog.journey.settle(Step.CUSTOMER.value)
     st.caption(f":material/hourglass_top: The {young} leads have not had their {settle} days to become "
                f"customers yet: this is {period}, the latest cohort that has.")
 widgets.outcome_strip(ctx, ctx.scorecard())
@@ -77,4 +77,3 @@ else:
 if found.early_churn_maturing:
     st.caption(f":material/hourglass_top: Some of these customers have not had {early_days} days yet: "
                "the numbers can still grow.")
-
