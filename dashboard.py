@@ -24,7 +24,7 @@ with common.database_for_this_run():
     if ctx.empty:
         widgets.welcome(page.title)
     elif present:
-        common.presentation()
+        common.presentation(ctx, pages[:1 + len(catalog.teams)], page)
     else:
         common.controls(ctx)
     if not ctx.empty or page.url_path in ("data", "glossary"):

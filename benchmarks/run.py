@@ -241,12 +241,16 @@ for kind, args in elements:
         chosen = picked if args[0] == "Period" else chosen
     elif kind == "multiselect":
         st.sidebar.multiselect(args[0], args[1])
+    elif kind == "download_button":
+        st.download_button(args[0], b"", key=args[1], on_click="ignore")
+    elif kind == "text_input":
+        st.text_input(args[0], key=args[1])
     else:
         getattr(st, kind)(args)
 st.caption(f"Replayed for {{chosen}}")
 '''
 
-TEXT = {"markdown", "caption", "title", "header", "subheader", "success", "info", "warning", "error"}
+TEXT = {"markdown", "caption", "title", "header", "subheader", "success", "info", "warning", "error", "text"}
 
 
 def record(at: Any) -> list[tuple[str, Any]]:
@@ -276,6 +280,8 @@ def record(at: Any) -> list[tuple[str, Any]]:
             drawn.append(("chart", json.dumps(spec, default=str)))
         elif kind in ("selectbox", "radio", "multiselect"):
             drawn.append((kind, (node.label, list(node.options))))
+        elif kind in ("download_button", "text_input"):
+            drawn.append((kind, (node.proto.label, f"replayed-{len(drawn)}")))
         for child in (getattr(node, "children", None) or {}).values():
             walk(child)
 

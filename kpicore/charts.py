@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import altair as alt
 import pandas as pd
 
 from kpicore.catalog import CUSTOMER, Unit
+from kpicore.checkins import CheckIn
 from kpicore.compute import KpiValues
 from kpicore.display import CURRENCY_SYMBOLS, format_value
 from kpicore.journey import Journey, Step
@@ -19,6 +21,7 @@ VEGA_LITE = "https://vega.github.io/schema/vega-lite/v6.json"
 VALUE_COLOR = "#1f6feb"
 COMPARISON_COLOR = "#9aa4b2"
 TARGET_COLOR = "#d1242f"
+CHECKIN_COLOR = "#8250df"
 AXIS_FORMATS = {
     Unit.PERCENT: ".0%", Unit.CURRENCY: ",.0f", Unit.COUNT: ",.0f", Unit.HOURS: ",.1f",
     Unit.DAYS: ",.0f", Unit.SCORE: ",.0f", Unit.RATIO: ",.1f",
@@ -52,10 +55,11 @@ def trend_frame(result: KpiResult, comparison_label: str, currency: str | None =
 
 
 def trend_chart(result: KpiResult, comparison_label: str, currency: str | None = "EUR",
-                height: int = 320, compare: bool = True) -> Spec:
+                height: int = 320, compare: bool = True, notes: Sequence[CheckIn] = ()) -> Spec:
     """Value over time, with `compare` the comparison period dashed (against the previous period it would be the
-    same line shifted by one), and the target as a rule. `height` is the whole chart's, axes and legend included
-    (Streamlit fits the chart to it)."""
+    same line shifted by one), the target as a rule, and each period with check-ins (`notes` on this KPI) marked
+    by a violet rule whose tooltip reads them. `height` is the whole chart's, axes and legend included (Streamlit
+    fits the chart to it)."""
     frame = trend_frame(result, comparison_label, currency, compare)
     fmt = AXIS_FORMATS[result.kpi.unit]
     x = {"field": "period", "type": "ordinal", "title": None, "sort": None, "axis": {"labelAngle": -45}}
@@ -92,7 +96,27 @@ def trend_chart(result: KpiResult, comparison_label: str, currency: str | None =
                                 "fontSize": 11},
                        "encoding": {"y": target_y, "x": {"value": "width"}, "text": {"field": "label",
                                                                                      "type": "nominal"}}})
+    if marked := checkin_marks(result, notes):
+        datasets["checkins"] = marked
+        note_x = x | {"field": "period"}
+        tip = [_tip("period", "ordinal", "Period"), _tip("notes", "nominal", "Check-in")]
+        layers.append({"data": {"name": "checkins"}, "mark": {"type": "rule", "color": CHECKIN_COLOR,
+                                                               "strokeWidth": 2, "strokeDash": [2, 2]},
+                       "encoding": {"x": note_x, "tooltip": tip}})
+        layers.append({"data": {"name": "checkins"}, "mark": {"type": "point", "shape": "diamond", "filled": True,
+                                                               "size": 90, "color": CHECKIN_COLOR, "opacity": 1},
+                       "encoding": {"x": note_x, "y": {"value": 0}, "tooltip": tip}})
     return _top({"layer": layers, "datasets": datasets, "height": height, "width": "container"})
+
+
+def checkin_marks(result: KpiResult, notes: Sequence[CheckIn]) -> list[Spec]:
+    """One mark per period of the trend with check-ins on the KPI: the period and its notes as one text."""
+    shown = {p.period.label for p in result.trend}
+    by_period: dict[str, list[str]] = {}
+    for note in notes:
+        if note.kpi == result.kpi.id and note.grain is result.period.grain and note.period in shown:
+            by_period.setdefault(note.period, []).append(note.line)
+    return [{"period": period, "notes": " · ".join(lines)} for period, lines in by_period.items()]
 
 
 def sparkline(result: KpiResult, height: int = 48) -> Spec:
@@ -238,3 +262,22 @@ def funnel_chart(journey: Journey, owners: dict[str, str], bar_height: int = 40)
     )
     return (alt.layer(bars, labels).resolve_scale(color="independent")
             .properties(height=alt.Step(bar_height), width="container").configure_view(strokeWidth=0))
+
+
+def fixed(spec: Spec, width: int) -> Spec:
+    """The spec at a fixed width (a page fits 'container' charts to their column; a file has no column)."""
+    return spec | {"width": width} if spec.get("width") == "container" else spec
+
+
+def to_svg(spec: Spec, width: int = 640) -> str:
+    """The chart as SVG, rendered offline (vl-convert carries Vega itself: no browser, no network)."""
+    import vl_convert
+
+    return vl_convert.vegalite_to_svg(fixed(spec, width))
+
+
+def to_png(spec: Spec, width: int = 640, scale: float = 2.0) -> bytes:
+    """The chart as a PNG at `scale` times its size (sharp on paper and on high-density screens)."""
+    import vl_convert
+
+    return vl_convert.vegalite_to_png(fixed(spec, width), scale=scale)

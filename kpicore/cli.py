@@ -14,7 +14,7 @@ from pathlib import Path
 
 import duckdb
 
-from kpicore import kept, sample, store
+from kpicore import checkins, kept, report, sample, store
 from kpicore.catalog import CUSTOMER, Catalog, load_catalog
 from kpicore.compute import KpiValues
 from kpicore.coverage import Loaded
@@ -31,6 +31,7 @@ from kpicore.scorecard import KpiResult, as_record, build_scorecard
 from kpicore.tensions import as_record as tension_record
 from kpicore.tensions import find_tensions, spread_over_teams
 from kpicore.texts import SAMPLE_LINE, report_text, started_empty
+from kpicore.view import View
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -82,6 +83,22 @@ def _parser() -> argparse.ArgumentParser:
                          help="what the period is compared with")
     tension.add_argument("--format", choices=["table", "json"], default="table", help="output format")
     tension.set_defaults(run=_tensions)
+
+    meeting = commands.add_parser(
+        "report", help="the meeting report of a period: story, outcomes, team scores, tensions, check-ins",
+        description="Write the meeting report of a period (the latest snapshot): Markdown to paste into a wiki or "
+                    "chat, one self-contained HTML file, or A4 PDF pages.")
+    meeting.add_argument("--grain", choices=[g.value for g in Grain], default="month", help="period length")
+    meeting.add_argument("--period", help="e.g. 2026-10; default: latest complete period in the data")
+    meeting.add_argument("--comparison", choices=[c.value for c in Comparison], default="previous",
+                         help="what the period is compared with")
+    meeting.add_argument("--team", help="one team's report (default: the Overview's, every team)")
+    meeting.add_argument("--format", choices=list(report.FORMATS), default="md", help="output format")
+    meeting.add_argument("--out", help="file to write (default: Markdown to the terminal, HTML and PDF to "
+                                       "kpi-report-PERIOD[-TEAM].html/.pdf here)")
+    meeting.add_argument("--origin", default="http://localhost:8501",
+                         help="scheme and host of the app, for the report's link to the live view")
+    meeting.set_defaults(run=_report)
 
     check = commands.add_parser("check-catalog", help="validate a KPI catalog and list every problem",
                                 description="Validate a KPI catalog file and list every problem in it.")
@@ -253,6 +270,32 @@ def _tensions(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    catalog = load_catalog(args.catalog)
+    team = args.team
+    if team is not None:
+        catalog.team(team)
+    values, period = _values(args, catalog)
+    comparison = Comparison(args.comparison)
+    with _connect(args) as conn:
+        snapshot = store.latest_snapshot(conn)
+        notes = checkins.on(checkins.of_grain(conn, period.grain), period=period)
+    card = build_scorecard(catalog, values, period, comparison)
+    found = spread_over_teams(find_tensions(catalog, values, period, comparison))
+    view = View(period.grain, period.label, comparison, snapshot.id)
+    made = report.build(catalog, values, card, found, notes,
+                        report.facts_line(values, period, comparison, NO_FILTERS, snapshot.id, snapshot.note),
+                        view.link(period, team or "", origin=args.origin), team)
+    data = report.render(made, args.format)
+    if args.out is None and args.format == "md":
+        print(data.decode("utf-8"), end="")
+        return 0
+    out = Path(args.out or report.file_name(period, team, args.format))
+    out.write_bytes(data)
+    print(f"{out}: {made.title} ({args.format}, {len(data):,} bytes)")
+    return 0
+
+
 def _check_catalog(args: argparse.Namespace) -> int:
     catalog = load_catalog(args.file or args.catalog)
     scored = [k for k in catalog.kpis if not k.is_measure]
@@ -285,8 +328,8 @@ def _load(args: argparse.Namespace) -> int:
             uploads.append(upload)
         result = import_files(conn, uploads, f"kpicore load {' '.join(Path(f).name for f in args.files)}",
                               keep_sample=args.keep_sample)
-    for report in result.files:
-        print(report_text(report, catalog))
+    for file_report in result.files:
+        print(report_text(file_report, catalog))
     if result.emptied:
         print(started_empty(result.emptied, store.sample_snapshot(conn)))
     if args.save_mapping:

@@ -98,3 +98,8 @@ def format_status(status: Status) -> str:
 def format_score(score: float | None) -> str:
     """A team score (weighted attainment) as a percentage of target."""
     return "–" if score is None else f"{score * 100:.0f}%"
+
+
+def possessive(name: str) -> str:
+    """"Sales'", "Service's": a team's name as the owner of something."""
+    return f"{name}'" if name.endswith("s") else f"{name}'s"

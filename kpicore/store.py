@@ -26,7 +26,7 @@ from pathlib import Path
 
 import duckdb
 
-from kpicore import kept
+from kpicore import checkins, kept
 from kpicore.coverage import Loaded
 from kpicore.errors import KpiError
 from kpicore.files import RawFile
@@ -120,6 +120,7 @@ def connect(path: str | os.PathLike[str] | None = None, sample_dir: Path = SAMPL
     conn.execute("CREATE TABLE IF NOT EXISTS duplicate_rows (physical VARCHAR, row_id BIGINT)")
     drop_unused_tables(conn)
     kept.create(conn)
+    checkins.create(conn)
     if latest_snapshot(conn) is None:
         if sample and any(sample_dir.glob("*.csv")):
             load_sample(conn, sample_dir)

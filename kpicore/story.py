@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from kpicore.display import format_score
+from kpicore.display import format_score, possessive
 from kpicore.scorecard import KpiResult, Scorecard, Status
 from kpicore.tensions import Tension
 
@@ -21,7 +21,7 @@ def story(card: Scorecard, tensions: Sequence[Tension], team: str | None = None)
     else:
         mine = next(t for t in card.teams if t.team == team)
         own = mine.own_score
-        subject = (f"{mine.label}'s own KPIs cannot be judged yet" if own is None
+        subject = (f"{possessive(mine.label)} own KPIs cannot be judged yet" if own is None
                    else f"{mine.label} meets {format_score(own)} of its own targets")
         found = [t for t in tensions if team in t.teams]
     outcomes, troubled, judged = _outcomes(card.outcomes)
@@ -30,6 +30,22 @@ def story(card: Scorecard, tensions: Sequence[Tension], team: str | None = None)
     if not found:
         return f"{first} No KPI pulls against its counterweight."
     return f"{first} Biggest tension: {found[0].sentence}"
+
+
+def contrast(card: Scorecard, team: str | None = None) -> tuple[tuple[str, str], tuple[str, str]]:
+    """The story's two numbers side by side, as (label, value): the teams' own targets (one team's with `team`)
+    against the customer outcomes, e.g. ("Teams' own KPIs", "104% of target"), ("Customer outcomes",
+    "2 of 7 on track")."""
+    if team is None:
+        scores = [t.own_score for t in card.teams if t.own_score is not None]
+        own, label = (sum(scores) / len(scores) if scores else None), "Teams' own KPIs (average)"
+    else:
+        mine = next(t for t in card.teams if t.team == team)
+        own, label = mine.own_score, f"{possessive(mine.label)} own KPIs"
+    judged = [r for r in card.outcomes if r.kpi.scored and r.status.judged]
+    on = sum(1 for r in judged if r.status is Status.ON_TRACK)
+    outcomes = f"{on} of {len(judged)} on track" if judged else "not judged yet"
+    return (label, "–" if own is None else f"{format_score(own)} of target"), ("Customer outcomes", outcomes)
 
 
 def _outcomes(results: Sequence[KpiResult]) -> tuple[str, bool, bool]:

@@ -9,7 +9,7 @@ from statistics import fmean, median
 
 from kpicore.catalog import CUSTOMER, Catalog, Direction, Kpi, Unit
 from kpicore.compute import KpiValues
-from kpicore.display import format_value
+from kpicore.display import format_value, possessive
 from kpicore.periods import Comparison, Grain, Period
 from kpicore.scorecard import Status, kpi_result
 
@@ -288,7 +288,7 @@ def _owned(catalog: Catalog, kpi: Kpi) -> str:
     if kpi.team == CUSTOMER:
         return f"the customer outcome {kpi.label}"
     team = catalog.owner_label(kpi.team or "")
-    return f"{team}' {kpi.label}" if team.endswith("s") else f"{team}'s {kpi.label}"
+    return f"{possessive(team)} {kpi.label}"
 
 
 def _amount(kpi: Kpi, shift: _Shift, currency: str) -> str:

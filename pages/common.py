@@ -4,8 +4,9 @@ from __future__ import annotations
 import hashlib
 import runpy
 import threading
+import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
@@ -13,13 +14,15 @@ from urllib.parse import urlsplit
 
 import altair as alt
 import duckdb
+import pandas as pd
 import pyarrow as pa
 import streamlit as st
 from streamlit import dataframe_util
 
-from kpicore import kept, store
+from kpicore import charts, checkins, exports, kept, report, store
 from kpicore.catalog import CUSTOMER, Catalog, JourneySettings, catalog_path, load_catalog
 from kpicore.charts import Spec
+from kpicore.checkins import CheckIn
 from kpicore.compute import KpiValues
 from kpicore.errors import CatalogError, KpiError
 from kpicore.filters import DIMENSIONS, Filters, checked
@@ -62,6 +65,12 @@ def database_for_this_run() -> Iterator[None]:
     finally:
         _RUN.cursor = previous
         opened.__exit__(None, None, None)
+
+
+def writing() -> AbstractContextManager[duckdb.DuckDBPyConnection]:
+    """A cursor for a widget callback, which runs before the run opens the database (DatabaseBusy while the
+    command line holds it)."""
+    return _database(str(store.db_path())).cursor()
 
 
 def connection() -> duckdb.DuckDBPyConnection:
@@ -138,8 +147,40 @@ def _chart_spec(view: str, what: str, _build: Callable[[], alt.TopLevelMixin | S
 
 def chart(ctx: Context, what: str, build: Callable[[], alt.TopLevelMixin | Spec], **options: object) -> None:
     """Draw a chart that is built once per view and drawn from its spec on every rerun (building and validating
-    Altair specs was most of a rerun's time). `what` names the chart uniquely within the view."""
+    Altair specs was most of a rerun's time), with PNG and SVG downloads made only when clicked. `what` names the
+    chart uniquely within the view."""
     st.vega_lite_chart(_chart_spec(ctx.key, what, build), **options)  # type: ignore[arg-type]  # (it copies)
+    if presenting():
+        return
+    name = f"{what}-{ctx.period.label}" if ctx.period else what
+
+    def plain() -> Spec:
+        built = build()
+        return built if isinstance(built, dict) else built.to_dict(validate=False)
+
+    with st.container(horizontal=True, gap="small", key=f"download-{what}"):
+        st.download_button("PNG", lambda: charts.to_png(plain()), f"{name}.png", "image/png", icon=DOWNLOAD,
+                           type="tertiary", on_click="ignore", key=f"png-{what}", help="Download the chart as PNG")
+        st.download_button("SVG", lambda: charts.to_svg(plain()), f"{name}.svg", "image/svg+xml", icon=DOWNLOAD,
+                           type="tertiary", on_click="ignore", key=f"svg-{what}", help="Download the chart as SVG")
+
+
+DOWNLOAD = ":material/download:"
+
+
+def table_download(frame: Callable[[], pd.DataFrame], name: str, key: str) -> None:
+    """A CSV download of a table (made when clicked), with every cell a spreadsheet could run as a formula
+    defused."""
+    if presenting():
+        return
+
+    def data() -> bytes:
+        table = frame()
+        return exports.csv_bytes([str(c) for c in table.columns], table.itertuples(index=False))
+
+    st.download_button("CSV", data, f"{name}.csv", "text/csv", icon=DOWNLOAD, type="tertiary", on_click="ignore",
+                       key=f"csv-{key}", help="Download the table as CSV (cells a spreadsheet would run as a "
+                                              "formula start with ')")
 
 
 @dataclass(frozen=True)
@@ -154,6 +195,11 @@ class Context:
     values: KpiValues
     notices: tuple[str, ...]
     tables: dict[str, store.SnapshotTable]
+    checkins: tuple[CheckIn, ...] = ()  # every check-in at the view's grain
+
+    def notes(self, kpi: str | None = None, period: Period | None = None) -> tuple[CheckIn, ...]:
+        """The check-ins on a KPI (any KPI if None) in a period (the one shown if None)."""
+        return checkins.on(self.checkins, kpi, period or self.period)
 
     def scorecard(self) -> Scorecard:
         """Customer outcomes and team scorecards for the period shown (worked out once per view)."""
@@ -232,12 +278,18 @@ def _read_context() -> Context:
     notices += dropped
     period, more = view.resolve(values, page_kpis(cat, st.session_state.get("team"))) if values.periods else (None, [])
     wanted = view.to_query_params(period)
+    if presenting() and "snapshot" not in params:  # a wall screen opened without a snapshot shows the newest data
+        wanted.pop("snapshot")
+        st.session_state["unpinned"] = True
+    else:
+        st.session_state.pop("unpinned", None)
     target = {k: v for k, v in st.query_params.to_dict().items() if k not in VIEW_KEYS} | wanted
     if st.query_params.to_dict() != target:  # in one write: each write is a step in the browser's history
         st.query_params.from_dict(target)
     st.session_state["view"] = wanted
     shown = replace(view, period=period.label if period else None)
-    return Context(cat, snapshot, latest, shown, period, values, tuple(notices + more), _tables(db, snapshot))
+    return Context(cat, snapshot, latest, shown, period, values, tuple(notices + more), _tables(db, snapshot),
+                   checkins.of_grain(connection(), view.grain))
 
 
 def page_kpis(catalog: Catalog, url_path: str | None) -> list[str]:
@@ -297,6 +349,13 @@ def controls(ctx: Context) -> None:
         st.code(ctx.view.link(ctx.period, st.session_state.get("team", ""), not newest, _origin()),
                 language=None, wrap_lines=True)
         st.caption("Hover the link for its copy button.")
+        st.markdown("**Meeting report**", help="This page's story, customer outcomes, team scores, top tensions "
+                                                "with their charts and the period's check-ins, with a link here.")
+        made = _report_maker(ctx)
+        with st.container(horizontal=True, gap="small"):
+            for form, label in (("pdf", "PDF"), ("html", "HTML"), ("md", "Markdown")):
+                st.download_button(label, lambda form=form: report.render(made(), form), made.name(form),
+                                   report.MIME[form], icon=DOWNLOAD, on_click="ignore", key=f"report-{form}")
         if st.button("Present this page", icon=":material/present_to_all:", key="present",
                      help="No sidebar or controls, large type: for a projector or a wall screen."):
             st.query_params[PRESENT] = "1"
@@ -310,6 +369,35 @@ def controls(ctx: Context) -> None:
             st.rerun()
     for notice in ctx.notices:
         st.warning(notice, icon="⚠️")
+
+
+@dataclass(frozen=True)
+class _ReportMaker:
+    """What the meeting report of the page is made from, captured in the run; made only when downloaded (on a
+    thread of its own)."""
+
+    ctx: Context
+    card: Scorecard
+    tensions: tuple[Tension, ...]
+    team: str | None
+    link: str
+
+    def __call__(self) -> report.Report:
+        ctx = self.ctx
+        facts = report.facts_line(ctx.values, ctx.period, ctx.view.comparison, ctx.view.filters, ctx.snapshot.id,
+                                  ctx.snapshot.note)
+        return report.build(ctx.catalog, ctx.values, self.card, self.tensions, ctx.notes(), facts, self.link,
+                            self.team)
+
+    def name(self, form: str) -> str:
+        return report.file_name(self.ctx.period, self.team, form)
+
+
+def _report_maker(ctx: Context) -> _ReportMaker:
+    page = st.session_state.get("team")
+    team = page if page in {t.id for t in ctx.catalog.teams} else None
+    return _ReportMaker(ctx, ctx.scorecard(), ctx.tensions(), team,
+                        ctx.view.link(ctx.period, team or "", True, _origin()))
 
 
 def _view_changed(ctx: Context, keys: dict[str, str]) -> None:
@@ -342,12 +430,59 @@ def presenting() -> bool:
     return st.query_params.get(PRESENT) == "1"
 
 
-def presentation() -> None:
-    """Presentation mode's one control: back to the normal page (the view stays)."""
+CYCLE = "cycle"  # ?cycle=60: a wall screen shows each scorecard page for that many seconds, in turn
+CYCLE_LIMITS = (10, 3600)
+WATCH_SECONDS = 15  # how often an unpinned wall screen looks for a new snapshot
+
+
+def presentation(ctx: Context, rotation: list[st.Page], page: st.Page) -> None:
+    """Presentation mode: large type, one control (back to the normal page, the view staying), with `cycle` the
+    scorecard pages in turn, and without a pinned snapshot the newest data as soon as it is imported."""
     st.markdown(PRESENTATION_CSS, unsafe_allow_html=True)  # kpicore's own constant CSS, never user text
     if st.button("Exit presentation", icon=":material/close_fullscreen:", key="exit-presentation"):
-        del st.query_params[PRESENT]
+        for name in (PRESENT, CYCLE):
+            st.query_params.pop(name, None)
         st.rerun()
+    seconds = _cycle_seconds(ctx)
+    if seconds is not None:
+        st.session_state["shown-since"] = time.monotonic()
+        following = rotation[(next((i for i, p in enumerate(rotation) if p.url_path == page.url_path), -1) + 1)
+                             % len(rotation)]
+        st.caption(f":material/autoplay: Next: {following.title} in {seconds} s")
+        st.fragment(_rotate, run_every=seconds)(following, seconds)
+    if st.session_state.get("unpinned"):
+        st.fragment(_watch, run_every=WATCH_SECONDS)(ctx.snapshot.id)
+
+
+def _cycle_seconds(ctx: Context) -> int | None:
+    """The seconds each page is shown for (?cycle=), None without rotation; a bad value says so and rotates not."""
+    text = st.query_params.get(CYCLE)
+    if text is None:
+        return None
+    low, high = CYCLE_LIMITS
+    if text.isascii() and text.isdigit() and low <= int(text) <= high:
+        return int(text)
+    st.warning(f"URL parameter cycle: '{text}' is not a number of seconds from {low} to {high}. The pages do not "
+               "rotate.", icon="⚠️")
+    return None
+
+
+def _rotate(following: st.Page, seconds: int) -> None:
+    """On a wall screen: the next scorecard page once this one has been shown `seconds` (this runs every
+    `seconds`; its first run is the page's own)."""
+    if time.monotonic() - st.session_state.get("shown-since", time.monotonic()) >= seconds * 0.9:
+        st.switch_page(following, query_params=st.query_params.to_dict())
+
+
+def _watch(shown: int) -> None:
+    """On an unpinned wall screen: the whole page again as soon as a newer snapshot is committed."""
+    try:
+        with writing() as cursor:
+            latest = store.latest_snapshot(cursor).id
+    except KpiError:  # the command line holds the database: look again next time
+        return
+    if latest != shown:
+        st.rerun(scope="app")
 
 
 def _origin() -> str:

@@ -43,6 +43,7 @@ st.subheader(f"Funnel of the {period} leads",
 common.chart(ctx, f"funnel-{period}", lambda: funnel_chart(found, owners))
 st.dataframe(widgets.journey_steps(found, owners), hide_index=True, width="stretch",
              column_config={"Median days": st.column_config.Column(help=widgets.median_days_help())})
+common.table_download(lambda: widgets.journey_steps(found, owners).data, f"journey-{period}", "journey-steps")
 maturing = [f"**{s.label}**: {s.maturing_note}" for s in found.steps if s.maturing]
 if maturing:
     st.caption(":material/hourglass_top: Still maturing, the counts can still grow:  \n" + "  \n".join(maturing))
@@ -52,6 +53,7 @@ st.caption(f"Data as of {found.as_of.isoformat()}.")
 
 st.subheader("Cohorts", help="The same funnel for the leads of each of the last periods, newest first.")
 st.dataframe(widgets.journey_cohorts(selected), hide_index=True, width="stretch", height="content")
+common.table_download(lambda: widgets.journey_cohorts(selected).data, f"cohorts-{ctx.period.label}", "cohorts")
 st.caption("Each step: how many leads of the cohort reached it · conversion from the previous step. "
            "'so far': the cohort has not had the time this step needs yet, so the count can still grow.")
 
@@ -72,6 +74,7 @@ st.subheader(f"Early churn of the customers won in {period}, by channel",
                   "marketing channel of the lead they came from.")
 if churn:
     st.dataframe(widgets.early_churn_table(churn), hide_index=True, width="content")
+    common.table_download(lambda: widgets.early_churn_table(churn), f"early-churn-{period}", "early-churn")
 else:
     st.info(f"No customer was won in {period}.", icon=":material/info:")
 if found.early_churn_maturing:

@@ -25,3 +25,5 @@ for result in score.kpis:
             st.markdown(widgets.relations(ctx.catalog, result.kpi))
         with right:
             widgets.trend(result, ctx)
+if not common.presenting():
+    widgets.checkin_panel(ctx, [r.kpi for r in score.kpis + card.outcomes])

@@ -6,17 +6,19 @@ from collections.abc import Iterable
 import pandas as pd
 import streamlit as st
 
+from kpicore import checkins, report
 from kpicore.catalog import CUSTOMER, Catalog, Kpi
 from kpicore.charts import tension_chart, trend_chart
 from kpicore.display import STATUS_LOOKS, format_change, format_score, format_value
+from kpicore.errors import KpiError
 from kpicore.glossary import formula_text
 from kpicore.journey import ChannelChurn, Journey, Step
 from kpicore.periods import Comparison
 from kpicore.scorecard import KpiResult, Scorecard, Status, TeamScore
-from kpicore.story import story
+from kpicore.story import contrast, story
 from kpicore.tensions import Tension, TensionKind
 from kpicore.texts import SAMPLE_LINE, WELCOME_HERE, WELCOME_TEXT, WELCOME_TITLE
-from pages.common import Context, chart, data_page, team_link
+from pages.common import Context, chart, data_page, team_link, writing
 
 
 def page_header(ctx: Context, title: str, period: bool = True) -> None:
@@ -30,8 +32,12 @@ def page_header(ctx: Context, title: str, period: bool = True) -> None:
 
 
 def story_line(ctx: Context, card: Scorecard, team: str | None = None) -> None:
-    """The period's story in one or two sentences, first thing under the title (kpicore.story)."""
+    """The period's story in one or two sentences, first thing under the title, and its two numbers side by side:
+    the teams' own targets against the customer outcomes (kpicore.story)."""
     st.info(story(card, ctx.tensions(), team), icon=":material/campaign:")
+    with st.container(horizontal=True, key="contrast"):
+        for label, value in contrast(card, team):
+            st.metric(label, value, border=True, width="content")
 
 
 def sample_banner(ctx: Context) -> None:
@@ -84,6 +90,8 @@ def metric(result: KpiResult, ctx: Context) -> None:
         st.caption(f"{status_badge(result.status)}{unscored} Target {target}{as_of}{cohort}")
         if result.note:
             st.caption(f":material/info: {result.note}")
+        for note in ctx.notes(kpi.id):
+            st.text(f"✎ {note.line}")  # plain text: a check-in is never Markdown or HTML
 
 
 def outcome_strip(ctx: Context, card: Scorecard) -> None:
@@ -107,22 +115,15 @@ def score_line(team: TeamScore) -> str:
 
 def trend(result: KpiResult, ctx: Context) -> None:
     """The KPI's trend chart."""
-    chart(ctx, f"trend-{result.kpi.id}",
+    notes = checkins.on(ctx.checkins, result.kpi.id)  # of every period the chart shows
+    chart(ctx, f"trend-{result.kpi.id}-{','.join(str(n.id) for n in notes)}",
           lambda: trend_chart(result, ctx.view.comparison.label.capitalize(), result.currency,
-                              compare=ctx.view.comparison is not Comparison.PREVIOUS))
+                              compare=ctx.view.comparison is not Comparison.PREVIOUS, notes=notes))
 
 
 def score_table(results: tuple[KpiResult, ...], ctx: Context) -> pd.DataFrame:
-    """A team's KPIs as a compact table of formatted values."""
-    return pd.DataFrame([
-        {
-            "KPI": r.kpi.label,
-            "Value": format_value(r.value, r.kpi.unit, r.currency, versus=r.target),
-            "Change": format_change(r) or "–",
-            "Status": r.status.value,
-        }
-        for r in results
-    ])
+    """A team's KPIs as a compact table of formatted values (the report's words: kpicore.report)."""
+    return pd.DataFrame(list(report.kpi_table(results, ctx.catalog.currency).rows), columns=list(report.KPI_HEADER))
 
 
 def relations(catalog: Catalog, kpi: Kpi) -> str:
@@ -243,3 +244,37 @@ def early_churn_table(rows: list[ChannelChurn]) -> pd.DataFrame:
 def median_days_help() -> str:
     """What each step's median days are measured between."""
     return "Median days between: " + "; ".join(f"{s.label}: {s.since}" for s in Step if s.since) + "."
+
+
+def checkin_panel(ctx: Context, kpis: Iterable[Kpi]) -> None:
+    """The period's check-ins on the page's KPIs, and a form to add one (stored with the author's name and time)."""
+    shown = list(kpis)
+    labels = {k.id: k.label for k in shown}
+    found = [n for n in ctx.notes() if n.kpi in labels]
+    with st.expander(f"Check-ins of {ctx.period.label} ({len(found)})", icon=":material/edit_note:",
+                     expanded=bool(found)):
+        for note in found:
+            st.text(f"{labels[note.kpi]}: {note.line}")  # plain text: a check-in is never Markdown or HTML
+        if not found:
+            st.caption(f"No check-in on these KPIs in {ctx.period.label} yet.")
+        st.text_input("Your name", max_chars=checkins.AUTHOR_LIMIT, key="checkin-author")
+        with st.form("checkin", border=False):
+            st.selectbox("KPI", list(labels), format_func=labels.__getitem__, key="checkin-kpi")
+            st.text_input("Note", max_chars=checkins.NOTE_LIMIT, placeholder="e.g. campaign X paused on 14.10.",
+                          key="checkin-note")
+            st.form_submit_button("Add check-in", icon=":material/add_comment:", on_click=_add_checkin, args=(ctx,))
+        if failed := st.session_state.pop("checkin-error", None):
+            st.error(failed)
+
+
+def _add_checkin(ctx: Context) -> None:
+    """Store the form's check-in before the run that shows it; the note field empties only once it is stored."""
+    state = st.session_state
+    try:
+        with writing() as cursor:
+            checkins.add(cursor, ctx.catalog, state["checkin-kpi"], ctx.period, state["checkin-note"],
+                         state.get("checkin-author", ""))
+    except KpiError as error:
+        state["checkin-error"] = str(error)
+    else:
+        state["checkin-note"] = ""

@@ -6,6 +6,9 @@ python -m pip install --quiet --disable-pip-version-check -e ".[test]"
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+# the report tests render PDF pages (pdftoppm) and read their text (pdftotext); the PDF's Unicode font
+[ -x /usr/bin/pdftoppm ] || missing+=(poppler-utils)
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
 # tests/test_install.py installs the project into a fresh virtual environment (Debian splits venv off Python)
 python -c "import ensurepip" 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then

@@ -42,8 +42,11 @@ def running_app(script: str | Path, db: Path, log: Path, python: str = sys.execu
     port = _free_port()
     env = {**os.environ, "KPI_DB": str(db)}
     env.pop("KPI_CATALOG", None)
-    command = [python, "-m", "streamlit", "run", str(script), "--server.headless", "true",
-               "--server.port", str(port), "--browser.gatherUsageStats", "false"]
+    # the app through its launcher (serve.py runs dashboard.py), any other script with `streamlit run`
+    start = [python, "serve.py"] if Path(script).name == "dashboard.py" else [python, "-m", "streamlit", "run",
+                                                                               str(script)]
+    command = [*start, "--server.headless", "true", "--server.port", str(port),
+               "--browser.gatherUsageStats", "false"]
     with log.open("wb") as out:
         proc = subprocess.Popen(command, cwd=app, env=env, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
@@ -70,8 +73,8 @@ def running_app(script: str | Path, db: Path, log: Path, python: str = sys.execu
 
 @contextmanager
 def streamlit_server(db: Path, log: Path, python: str = sys.executable, app: Path = ROOT) -> Iterator[str]:
-    """`streamlit run dashboard.py` (from `app`, with `python`) on a free port, its base URL while it runs;
-    stopped afterwards."""
+    """The app as the README starts it (`python serve.py`, from `app`, with `python`) on a free port, its base URL
+    while it runs; stopped afterwards."""
     try:
         with running_app("dashboard.py", db, log, python, app) as (url, _):
             yield url

@@ -32,6 +32,7 @@ def test_a_fresh_non_editable_install_starts_the_app_on_the_sample_data(tmp_path
     app = tmp_path / "app"
     app.mkdir()
     shutil.copy(ROOT / "dashboard.py", app)
+    shutil.copy(ROOT / "serve.py", app)
     shutil.copytree(ROOT / "pages", app / "pages", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(ROOT / ".streamlit", app / ".streamlit")
     env = {key: value for key, value in os.environ.items() if key not in ("KPI_DB", "KPI_CATALOG", "PYTHONPATH")}

@@ -6,7 +6,7 @@ from datetime import date
 from kpicore.catalog import Agg, Direction, Kpi, Simple, Unit
 from kpicore.periods import Comparison, Grain, Period
 from kpicore.scorecard import KpiResult, Scorecard, Status, TeamScore
-from kpicore.story import story
+from kpicore.story import contrast, story
 from kpicore.tensions import Tension, TensionKind
 
 OCT, SEP = Period(date(2026, 10, 1), Grain.MONTH), Period(date(2026, 9, 1), Grain.MONTH)
@@ -76,3 +76,14 @@ def test_teams_below_target_with_nothing_judged_for_the_customers_is_no_contrast
     told = story(card([Status.MATURING], [0.8, 0.8, 0.8]), [])
     assert told.startswith("The teams meet 80% of their own targets on average and no customer outcome can be "
                            "judged yet.")
+
+
+def test_the_contrast_puts_the_teams_own_targets_beside_the_customer_outcomes_on_track():
+    shown = card([Status.OFF_TRACK] * 4 + [Status.AT_RISK, Status.ON_TRACK, Status.ON_TRACK], [1.05, 0.97, 1.10],
+                 unscored=2)
+    # (105 + 97 + 110) / 3 = 104%; 2 of the 7 scored outcomes on track (the unscored ones are not counted)
+    assert contrast(shown) == (("Teams' own KPIs (average)", "104% of target"),
+                               ("Customer outcomes", "2 of 7 on track"))
+    assert contrast(shown, "sales") == (("Sales' own KPIs", "97% of target"), ("Customer outcomes", "2 of 7 on track"))
+    assert contrast(card([Status.NO_DATA], [None]))[1] == ("Customer outcomes", "not judged yet")
+    assert contrast(card([Status.NO_DATA], [None]))[0][1] == "–"

@@ -1,0 +1,22 @@
+"""Start the app: `python serve.py [streamlit options]`, the same as `streamlit run dashboard.py [options]`, except
+that a shared link to a page (/sales, /glossary) opens without Streamlit's "Page not found" notice even as the
+first request after a start.
+
+Streamlit treats an app with a `pages/` folder as an old-style multipage app until some run has called
+st.navigation, so the very first visitor of a deep link got that notice. Starting Streamlit from here tells it,
+before any visitor, that dashboard.py's st.navigation does the routing.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from streamlit.runtime.pages_manager import PagesManager
+from streamlit.web import cli
+
+ROUTER = Path(__file__).resolve().parent / "dashboard.py"
+
+if __name__ == "__main__":
+    PagesManager.uses_pages_directory = False  # the routes are dashboard.py's st.navigation, from the first run
+    sys.argv = ["streamlit", "run", str(ROUTER), *sys.argv[1:]]
+    sys.exit(cli.main())
