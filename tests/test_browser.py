@@ -297,3 +297,17 @@ def test_story_and_contrast_on_the_first_screen_and_nothing_wider_than_its_conta
         assert page.evaluate(OVERFLOW_JS), "the check must see a chart wider than its container"
     finally:
         context.close()
+
+
+def test_the_sidebar_downloads_the_meeting_report_and_a_chart(app_page: Page, app_url: str, tmp_path: Path) -> None:
+    open_app(app_page, f"{app_url}/sales?period=2026-10")
+    app_page.get_by_test_id("stVegaLiteChart").first.wait_for()
+    with app_page.expect_download() as got:
+        app_page.get_by_test_id("stSidebar").get_by_role("button", name="Markdown").click()
+    assert got.value.suggested_filename == "kpi-report-2026-10-sales.md"
+    text = Path(got.value.path()).read_text(encoding="utf-8")
+    assert text.startswith("# KPI scorecard · Sales · 2026-10\n") and "Sales meets" in text
+    assert f"{app_url}/sales?grain=month" in text  # the link to the live view
+    with app_page.expect_download() as got:
+        app_page.get_by_test_id("stMain").get_by_role("button", name="SVG").first.click()
+    assert Path(got.value.path()).read_text(encoding="utf-8").startswith("<svg")

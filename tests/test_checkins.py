@@ -126,3 +126,16 @@ def test_a_refused_checkin_keeps_the_note_and_says_why(app_db: Path) -> None:
     assert at.text_input(key="checkin-note").value == "campaign X paused"
     with store.connect(app_db) as conn:
         assert checkins.of_grain(conn, Grain.MONTH) == ()
+
+
+def test_every_scorecard_page_offers_the_report_and_each_chart_png_and_svg(app_db: Path) -> None:
+    at = _team_page("sales")
+    sidebar = [b.proto.label for b in at.sidebar.get("download_button")]
+    assert sidebar == ["PDF", "HTML", "Markdown"]  # the meeting report
+    labels = [b.proto.label for b in at.main.get("download_button")]
+    charts_drawn = len(at.get("vega_lite_chart"))
+    assert labels.count("PNG") == labels.count("SVG") == charts_drawn > 0
+    presenting = AppTest.from_file(str(APP), default_timeout=60)
+    presenting.query_params.update({"period": "2026-10", "present": "1"})
+    presenting.run()
+    assert not presenting.get("download_button"), "no controls in presentation mode"
