@@ -65,11 +65,7 @@ def _parser() -> argparse.ArgumentParser:
 
     kpis = commands.add_parser("kpis", help="KPI values for a period (the numbers the app shows)",
                                description="KPI values for one period, as the app shows them.")
-    kpis.add_argument("--grain", choices=[g.value for g in Grain], default="month", help="period length")
-    kpis.add_argument("--period", help="2026-10 (month), 2026-Q3 (quarter), 2026 (year) or 2026-W40 (week); "
-                                       "default: latest complete period in the data")
-    kpis.add_argument("--comparison", choices=[c.value for c in Comparison], default="previous",
-                      help="what the value is compared with")
+    _view_arguments(kpis)
     kpis.add_argument("--team", help=f"only this team's KPIs ('{CUSTOMER}' for the shared outcomes)")
     kpis.add_argument("--format", choices=["table", "csv", "json"], default="table", help="output format")
     kpis.set_defaults(run=_kpis)
@@ -77,10 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     tension = commands.add_parser("tensions", help="KPIs pulling against their counterweights (as the app shows)",
                                   description="List the tensions of a period: a KPI that improved while a KPI "
                                               "guarding it worsened, with the teams and the customer outcome at stake.")
-    tension.add_argument("--grain", choices=[g.value for g in Grain], default="month", help="period length")
-    tension.add_argument("--period", help="e.g. 2026-10; default: latest complete period in the data")
-    tension.add_argument("--comparison", choices=[c.value for c in Comparison], default="previous",
-                         help="what the period is compared with")
+    _view_arguments(tension)
     tension.add_argument("--format", choices=["table", "json"], default="table", help="output format")
     tension.set_defaults(run=_tensions)
 
@@ -88,10 +81,7 @@ def _parser() -> argparse.ArgumentParser:
         "report", help="the meeting report of a period: story, outcomes, team scores, tensions, check-ins",
         description="Write the meeting report of a period (the latest snapshot): Markdown to paste into a wiki or "
                     "chat, one self-contained HTML file, or A4 PDF pages.")
-    meeting.add_argument("--grain", choices=[g.value for g in Grain], default="month", help="period length")
-    meeting.add_argument("--period", help="e.g. 2026-10; default: latest complete period in the data")
-    meeting.add_argument("--comparison", choices=[c.value for c in Comparison], default="previous",
-                         help="what the period is compared with")
+    _view_arguments(meeting)
     meeting.add_argument("--team", help="one team's report (default: the Overview's, every team)")
     meeting.add_argument("--format", choices=list(report.FORMATS), default="md", help="output format")
     meeting.add_argument("--out", help="file to write (default: Markdown to the terminal, HTML and PDF to "
@@ -164,6 +154,15 @@ def _parser() -> argparse.ArgumentParser:
                       help="company size: 1 is about 38,000 leads, 26 about a million (for benchmarks and tests)")
     make.set_defaults(run=_sample)
     return parser
+
+
+def _view_arguments(command: argparse.ArgumentParser) -> None:
+    """--grain, --period and --comparison: the view a command shows, as the app's pickers set it."""
+    command.add_argument("--grain", choices=[g.value for g in Grain], default="month", help="period length")
+    command.add_argument("--period", help="2026-10 (month), 2026-Q3 (quarter), 2026 (year) or 2026-W40 (week); "
+                                          "default: latest complete period in the data")
+    command.add_argument("--comparison", choices=[c.value for c in Comparison], default="previous",
+                         help="what the period is compared with")
 
 
 WAIT_SECONDS = 30  # how long a command waits for the database while the app holds it

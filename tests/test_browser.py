@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
@@ -47,6 +48,18 @@ def open_app(page: Page, url: str) -> None:
     """Open `url` and wait until the app has drawn its metrics."""
     page.goto(url)
     page.get_by_test_id("stMetricValue").first.wait_for(timeout=TIMEOUT_MS)
+
+
+@contextmanager
+def screen(chromium: Browser, width: int, height: int) -> Iterator[Page]:
+    """A tab in a fresh browser context (no cookies, no session) with a screen of this size."""
+    context = chromium.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    try:
+        yield page
+    finally:
+        context.close()
 
 
 def url_params(page: Page) -> dict[str, str]:
@@ -156,10 +169,7 @@ def test_overview_names_the_marketing_vs_sales_tension_and_leads_to_marketing(ap
 
 
 def test_presentation_mode_has_no_sidebar_and_the_outcomes_above_the_fold(chromium: Browser, app_url: str) -> None:
-    context = chromium.new_context(viewport={"width": 1920, "height": 1080})
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    try:
+    with screen(chromium, 1920, 1080) as page:
         open_app(page, f"{app_url}/?period=2026-10&present=1")
         expect(page.get_by_role("button", name="Exit presentation")).to_be_visible()
         expect(page.get_by_test_id("stSidebar")).not_to_be_visible()
@@ -171,8 +181,6 @@ def test_presentation_mode_has_no_sidebar_and_the_outcomes_above_the_fold(chromi
             box = element.bounding_box()
             assert box is not None and box["y"] + box["height"] <= 1080, box  # on the first screen
         assert first_value.evaluate("e => parseFloat(getComputedStyle(e).fontSize)") >= 48  # readable from the back
-    finally:
-        context.close()
 
 
 def test_back_and_forward_restore_the_period(app_page: Page, app_url: str) -> None:
@@ -198,10 +206,7 @@ def test_back_and_forward_restore_the_period(app_page: Page, app_url: str) -> No
 
 
 def test_a_wall_screen_cycles_through_the_scorecard_pages(chromium: Browser, app_url: str) -> None:
-    context = chromium.new_context(viewport={"width": 1920, "height": 1080})
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    try:
+    with screen(chromium, 1920, 1080) as page:
         open_app(page, f"{app_url}/?period=2026-10&present=1&cycle=10")
         expect(page.get_by_text("Next: Marketing in 10 s")).to_be_visible()
         expect(page.get_by_role("heading", name="Overview", exact=True)).to_be_visible()
@@ -211,8 +216,6 @@ def test_a_wall_screen_cycles_through_the_scorecard_pages(chromium: Browser, app
         assert (params["present"], params["cycle"], params["period"]) == ("1", "10", "2026-10")
         expect(page.get_by_test_id("stSidebar")).not_to_be_visible()
         expect(page.get_by_text("Next: Sales in 10 s")).to_be_visible()
-    finally:
-        context.close()
 
 
 def _tile_value(page: Page, label: str) -> str:
@@ -226,10 +229,7 @@ def test_links_after_a_new_upload_pinned_and_unpinned_and_a_wall_screen_that_fol
     an unpinned wall screen picks the new snapshot up by itself."""
     db = tmp_path / "kpi.duckdb"
     store.connect(db).close()
-    with streamlit_server(db, tmp_path / "streamlit.log") as url:
-        wall_context = chromium.new_context(viewport={"width": 1920, "height": 1080})
-        wall = wall_context.new_page()
-        wall.set_default_timeout(TIMEOUT_MS)
+    with streamlit_server(db, tmp_path / "streamlit.log") as url, screen(chromium, 1920, 1080) as wall:
         open_app(wall, f"{url}/?period=2026-10&present=1")
         assert _tile_value(wall, "Net promoter score") == "23"
         assert "snapshot" not in url_params(wall), "a wall screen opened without a snapshot is not pinned"
@@ -238,16 +238,12 @@ def test_links_after_a_new_upload_pinned_and_unpinned_and_a_wall_screen_that_fol
         assert main(["--db", str(db), "drop", "surveys"]) == 0  # snapshot 2: no NPS survey anymore
 
         for link, nps in ((f"{url}/?period=2026-10&snapshot=1", "23"), (f"{url}/?period=2026-10", "–")):
-            fresh = chromium.new_context(viewport={"width": 1280, "height": 800})
-            page = fresh.new_page()
-            page.set_default_timeout(TIMEOUT_MS)
-            open_app(page, link)
-            expect(page.get_by_test_id("stMetric").filter(has_text="Net promoter score")
-                   .get_by_test_id("stMetricValue")).to_have_text(nps)
-            fresh.close()
+            with screen(chromium, 1280, 800) as page:
+                open_app(page, link)
+                expect(page.get_by_test_id("stMetric").filter(has_text="Net promoter score")
+                       .get_by_test_id("stMetricValue")).to_have_text(nps)
         expect(wall.get_by_test_id("stMetric").filter(has_text="Net promoter score")
                .get_by_test_id("stMetricValue")).to_have_text("–", timeout=45_000)
-        wall_context.close()
 
 
 OVERFLOW_JS = """() => {
@@ -274,10 +270,7 @@ OVERFLOW_JS = """() => {
 @pytest.mark.parametrize(("width", "height"), [(1280, 800), (1440, 900), (1920, 1080)])
 def test_story_and_contrast_on_the_first_screen_and_nothing_wider_than_its_container(
         width: int, height: int, chromium: Browser, app_url: str) -> None:
-    context = chromium.new_context(viewport={"width": width, "height": height})
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    try:
+    with screen(chromium, width, height) as page:
         for path, own in (("/", "Teams' own KPIs (average)"), ("/sales", "Sales' own KPIs")):
             open_app(page, f"{app_url}{path}?period=2026-10")
             page.get_by_test_id("stVegaLiteChart").first.wait_for()
@@ -295,8 +288,6 @@ def test_story_and_contrast_on_the_first_screen_and_nothing_wider_than_its_conta
         # the check itself can fail: a chart drawn wider than its column is reported
         page.add_style_tag(content="[data-testid=stMain] canvas, [data-testid=stMain] svg { min-width: 4000px; }")
         assert page.evaluate(OVERFLOW_JS), "the check must see a chart wider than its container"
-    finally:
-        context.close()
 
 
 def test_the_sidebar_downloads_the_meeting_report_and_a_chart(app_page: Page, app_url: str, tmp_path: Path) -> None:
