@@ -95,7 +95,7 @@ def test_team_link_with_period_shows_that_team_and_period(app_page: Page, app_ur
 def test_invalid_url_parameter_warns_and_shows_the_default(app_page: Page, app_url: str) -> None:
     open_app(app_page, f"{app_url}/?grain=fortnight")
     expect(app_page.get_by_test_id("stAlert").filter(has_text="URL parameter grain")).to_be_visible()
-    expect(app_page.get_by_test_id("stMetricValue")).to_have_count(len(OUTCOMES))
+    expect(app_page.get_by_test_id("stMetricValue")).to_have_count(len(OUTCOMES) + 2)  # and the story's two
     expect(app_page).to_have_url(re.compile(r"grain=month"))
 
 
@@ -109,7 +109,7 @@ def test_period_picker_changes_the_url_and_the_view(app_page: Page, app_url: str
     open_app(app_page, f"{app_url}/service")
     caption = app_page.get_by_test_id("stMain").get_by_text(re.compile(r"^Month 2026-\d\d · compared"))
     expect(caption).to_contain_text("Month 2026-10")
-    app_page.get_by_test_id("stSelectbox").click()
+    app_page.get_by_test_id("stSidebar").get_by_test_id("stSelectbox").click()
     app_page.get_by_role("option", name="2026-07", exact=True).click()
     expect(app_page).to_have_url(re.compile(r"period=2026-07"))
     expect(caption).to_contain_text("Month 2026-07")

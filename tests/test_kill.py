@@ -10,7 +10,7 @@ from pathlib import Path
 
 import duckdb
 
-from kpicore import kept, store
+from kpicore import checkins, kept, store
 from kpicore.files import read_file
 from kpicore.ingest import Upload, import_files
 from kpicore.mapping import propose
@@ -74,7 +74,8 @@ def test_killing_an_import_midway_leaves_the_previous_snapshot_intact(tmp_path):
             ("L1", "event"), ("L2", "web")]
         tables = {name for (name,) in conn.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
         used = {name for (name,) in conn.execute("SELECT physical FROM snapshot_tables").fetchall()}
-        assert tables == used | {"snapshots", "snapshot_tables", "mappings", "duplicate_rows", kept.TABLE}
+        assert tables == used | {"snapshots", "snapshot_tables", "mappings", "duplicate_rows", kept.TABLE,
+                                 checkins.TABLE}
         small = tmp_path / "leads.csv"
         small.write_text("lead_id,created_at\nL3,2026-02-01 08:00:00\n", encoding="utf-8")
         raw = read_file(small, workdir=tmp_path)
