@@ -30,6 +30,8 @@ STATUS_LOOKS = {
     Status.UNTARGETED: StatusLook("◇", "filter_alt", "gray", "#6e7781", "#afb8c1"),
     Status.NO_DATA: StatusLook("⚪", "remove", "gray", "#6e7781", "#d0d7de"),
 }
+# the colour of a tile's sparkline and of its change: the KPI's good way, its bad way, neither (Streamlit's names)
+GOOD_WAY_COLORS = {True: "green", False: "red", None: "gray"}
 UNIT_LABELS = {
     Unit.COUNT: "count", Unit.PERCENT: "%", Unit.CURRENCY: "currency", Unit.DAYS: "days",
     Unit.HOURS: "hours", Unit.SCORE: "score", Unit.RATIO: "ratio",

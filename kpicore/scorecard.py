@@ -81,6 +81,26 @@ class KpiResult:
             return None
         return (self.change > 0) == (self.kpi.direction is Direction.UP)
 
+    @property
+    def mature_trend(self) -> tuple[float, ...]:
+        """The trend's values of whole periods and mature cohorts, oldest first: what a sparkline draws."""
+        return tuple(p.value for p in self.trend if p.value is not None and not p.partial and not p.maturing)
+
+    @property
+    def line_improved(self) -> bool | None:
+        """Whether the line of mature values goes the KPI's good way: the least-squares slope over the line's span,
+        compared with 1% of its mean level (less is flat: None, as without a direction or two values)."""
+        values = self.mature_trend
+        if len(values) < 2 or self.kpi.direction is None:
+            return None
+        n = len(values)
+        mean_x, mean_y = (n - 1) / 2, sum(values) / n
+        slope = (sum((i - mean_x) * (v - mean_y) for i, v in enumerate(values))
+                 / sum((i - mean_x) ** 2 for i in range(n)))
+        if abs(slope * (n - 1)) < 0.01 * abs(mean_y) or slope == 0:
+            return None
+        return (slope > 0) == (self.kpi.direction is Direction.UP)
+
 
 @dataclass(frozen=True)
 class TeamScore:

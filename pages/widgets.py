@@ -9,7 +9,7 @@ import streamlit as st
 from kpicore import checkins, report
 from kpicore.catalog import CUSTOMER, Catalog, Kpi
 from kpicore.charts import tension_chart, trend_chart
-from kpicore.display import STATUS_LOOKS, format_change, format_score, format_value
+from kpicore.display import GOOD_WAY_COLORS, STATUS_LOOKS, format_change, format_score, format_value
 from kpicore.errors import KpiError
 from kpicore.glossary import formula_text
 from kpicore.journey import ChannelChurn, Journey, Step
@@ -66,25 +66,24 @@ def welcome(title: str) -> None:
 
 
 def metric(result: KpiResult, ctx: Context) -> None:
-    """A KPI tile: value, change, status, target, as-of date and a small trend."""
+    """A KPI tile: value, a small trend of its mature values coloured by the way the line goes (green the KPI's
+    good way, red its bad way), the change coloured by the way it went, status, target and as-of date."""
     kpi, currency = result.kpi, result.currency
     value = format_value(result.value, kpi.unit, currency, versus=result.target)
     if result.status is Status.MATURING:
         value = f"{value} so far"
-    delta = None if result.status is Status.MATURING else format_change(result)
-    inverse = kpi.direction is not None and kpi.direction.value == "down"
-    flat = delta is not None and delta.startswith("±")  # a change too small to show has no colour
     target = format_value(result.target, kpi.unit, ctx.catalog.currency)  # targets are the catalog's
     as_of = f" · as of {result.as_of.isoformat()}" if result.as_of else ""
-    trend = [p.value for p in result.trend if p.value is not None and not p.partial and not p.maturing]  # mature
+    trend = result.mature_trend
     explained = f"{kpi.description}\n\n**Formula:** {formula_text(kpi.formula, ctx.catalog)}"
-    with st.container(border=True):
-        st.metric(
-            kpi.label, value, delta, delta_color="off" if flat else "inverse" if inverse else "normal",
-            delta_arrow="off" if flat else "auto", help=explained + (f"\n\n{result.cohort}" if result.cohort else ""),
-            chart_data=trend if len(trend) > 1 else None,
-            delta_description=f"vs {result.comparison_period.label}" if delta else None,
-        )
+    with st.container(border=True, key=f"tile-{kpi.id}"):
+        # Streamlit colours a metric's chart like its delta, and a metric without a delta grey: the delta carries
+        # the line's colour, hidden by TILE_CSS, and the change is a badge of its own, coloured by its own way
+        st.metric(kpi.label, value, format_change(result) or "·", delta_color=GOOD_WAY_COLORS[result.line_improved],
+                  delta_arrow="off", help=explained + (f"\n\n{result.cohort}" if result.cohort else ""),
+                  chart_data=list(trend) if len(trend) > 1 else None)
+        if (change := change_badge(result)) is not None:
+            st.caption(f"{change} vs {result.comparison_period.label}")
         cohort = f" · cohort {result.period.label}" if result.period != ctx.period else ""
         unscored = "" if kpi.scored else " :gray-badge[shown, not scored]"
         st.caption(f"{status_badge(result.status)}{unscored} Target {target}{as_of}{cohort}")
@@ -92,6 +91,26 @@ def metric(result: KpiResult, ctx: Context) -> None:
             st.caption(f":material/info: {result.note}")
         for note in ctx.notes(kpi.id):
             st.text(f"✎ {note.line}")  # plain text: a check-in is never Markdown or HTML
+
+
+TILE_CSS = """<style>[class*="st-key-tile-"] [data-testid="stMetricDelta"] { display: none; }</style>"""
+
+
+def tile_style() -> None:
+    """Once per run: a tile's change is its own badge (see metric)."""
+    st.markdown(TILE_CSS, unsafe_allow_html=True)  # kpicore's own constant CSS, never user text
+
+
+def change_badge(result: KpiResult) -> str | None:
+    """The change against the comparison as a badge, ':green-badge[:material/arrow_upward: +0.4 pp]' (green when
+    it went the KPI's good way), None while the cohort matures or without a comparison."""
+    change = None if result.status is Status.MATURING else format_change(result)
+    if change is None:
+        return None
+    if change.startswith("±"):  # too small to show: no way, no colour
+        return f":gray-badge[{change}]"
+    arrow = ":material/arrow_upward:" if (result.change or 0) > 0 else ":material/arrow_downward:"
+    return f":{GOOD_WAY_COLORS[result.improved]}-badge[{arrow} {change}]"
 
 
 def outcome_strip(ctx: Context, card: Scorecard) -> None:

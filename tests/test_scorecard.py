@@ -14,6 +14,7 @@ from kpicore.scorecard import (
     TREND_PERIODS,
     KpiResult,
     Status,
+    TrendPoint,
     as_record,
     attainment,
     build_scorecard,
@@ -330,3 +331,32 @@ def test_as_record_gives_rates_as_fractions(memory_conn, tiny_store):
     assert record["status"] == "off track"
     assert record["as_of"] == "2026-01-31"  # the last lead: the cohort table's last day
     assert record["comparison"] is None and record["change"] is None
+
+
+def _line(k: Kpi, points: list[tuple[float | None, bool]]) -> KpiResult:
+    """A result whose trend is `points` as (value, maturing), one month each from January."""
+    periods = [parse_period(f"2026-{m:02d}") for m in range(1, len(points) + 1)]
+    trend = tuple(TrendPoint(p, v, None, maturing) for p, (v, maturing) in zip(periods, points, strict=True))
+    return KpiResult(kpi=k, period=periods[-1], value=points[-1][0], comparison_period=periods[0], comparison=None,
+                     target=None, attainment=None, status=Status.ON_TRACK, as_of=None, trend=trend)
+
+
+@pytest.mark.parametrize(("direction", "points", "improved"), [
+    # 10, 12, 11, 14 (mean 11.75): slope = ((-1.5)(-1.75) + (-0.5)(0.25) + (0.5)(-0.75) + (1.5)(2.25)) / 5 = 1.1 up
+    (Direction.UP, [(10, False), (12, False), (11, False), (14, False)], True),
+    (Direction.DOWN, [(10, False), (12, False), (11, False), (14, False)], False),
+    # the lead-to-revenue case: the mature line 20, 21, 17, 16 ends at its lowest (slope -8 / 5 = -1.6 a month);
+    # the maturing last point (50) is not part of the line
+    (Direction.UP, [(20, False), (21, False), (17, False), (16, False), (50, True)], False),
+    # 100, 100.2, 100.1: fitted change 0.1 over the span, below 1% of the level 100.1: flat
+    (Direction.UP, [(100, False), (100.2, False), (100.1, False)], None),
+    (Direction.UP, [(10, False), (None, False), (10, True)], None),  # one mature value: no line
+    (None, [(10, False), (20, False)], None),  # no good way
+])
+def test_a_line_goes_the_kpis_good_way_by_its_slope(direction, points, improved):
+    assert _line(kpi(direction), points).line_improved is improved
+
+
+def test_the_line_leaves_out_maturing_and_partial_periods():
+    line = _line(kpi(), [(5, False), (6, True), (7, False)])
+    assert line.mature_trend == (5, 7)
