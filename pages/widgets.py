@@ -117,12 +117,18 @@ def outcome_strip(ctx: Context, card: Scorecard) -> None:
     """The shared customer outcomes, on top of every page."""
     st.subheader("Customer outcomes", help="Shared by every team and counted in every team's score (except those "
                                            "marked 'shown, not scored': see the Glossary).")
-    per_row = 4
+    per_row = tiles_per_row(len(card.outcomes))
     for start in range(0, len(card.outcomes), per_row):
         columns = st.columns(per_row)
         for column, result in zip(columns, card.outcomes[start:start + per_row], strict=False):
             with column:
                 metric(result, ctx)
+
+
+def tiles_per_row(count: int) -> int:
+    """Three or four tiles a row (five cut the labels at 1280 px): the fewer rows, then the fuller last row, so
+    that nine outcomes are three rows of three rather than two of four and one alone."""
+    return min((4, 3), key=lambda n: (-(-count // n), -(count % n or n)))
 
 
 def score_line(team: TeamScore) -> str:

@@ -417,3 +417,12 @@ def test_presentation_mode_drops_the_controls_until_it_is_left():
     assert not at.exception, [e.value for e in at.exception]
     assert "present" not in at.query_params
     assert [s.label for s in at.sidebar.selectbox] == ["Period"]
+
+
+@pytest.mark.parametrize(("count", "per_row"), [(9, 3), (8, 4), (7, 4), (6, 3), (5, 3), (4, 4), (10, 4)])
+def test_outcome_tiles_fill_their_rows(count: int, per_row: int) -> None:
+    """Nine outcomes: three rows of three, not 4 + 4 + 1; as few rows as four a row allow, the last one fullest."""
+    from pages.widgets import tiles_per_row
+
+    assert tiles_per_row(count) == per_row
+
