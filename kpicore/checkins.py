@@ -5,13 +5,13 @@ everywhere they are shown (chart tooltips, tiles, reports), never Markdown or HT
 """
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
 from kpicore.catalog import Catalog
 from kpicore.coverage import Engine
+from kpicore.display import printable
 from kpicore.errors import BadParameter
 from kpicore.periods import Grain, Period
 
@@ -48,7 +48,7 @@ def create(conn: Engine) -> None:
 
 def _clean(text: str, what: str, limit: int) -> str:
     """One line of printable text: control characters (terminal escapes, line breaks) become spaces."""
-    cleaned = " ".join("".join(" " if unicodedata.category(c).startswith("C") else c for c in text).split())
+    cleaned = " ".join(printable(text).split())
     if not cleaned:
         raise BadParameter(f"The check-in's {what} is empty: fill it in.")
     if len(cleaned) > limit:

@@ -5,8 +5,8 @@ import argparse
 import csv
 import io
 import json
+import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from datetime import date
@@ -20,7 +20,7 @@ from kpicore.compute import KpiValues
 from kpicore.coverage import Loaded
 from kpicore.display import format_change, format_value
 from kpicore.errors import BadFile, BadParameter, CatalogError, KpiError, UnknownTeam
-from kpicore.files import RawFile, read_file
+from kpicore.files import RawFile, clean_workdirs, read_file, workdir
 from kpicore.filters import NO_FILTERS, Filters
 from kpicore.filters import options as filter_options
 from kpicore.ingest import Mode, Upload, check_plan, export_date, import_files
@@ -37,6 +37,7 @@ from kpicore.view import View
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; return the exit code (0 ok, 1 expected failure, 2 usage)."""
     args = _parser().parse_args(argv)
+    clean_workdirs()  # what a killed import left in the temporary directory
     try:
         return args.run(args)
     except CatalogError as error:
@@ -316,17 +317,20 @@ def _load(args: argparse.Namespace) -> int:
     catalog = load_catalog(args.catalog)
     conn = _connect(args)
     uploads = []
-    with tempfile.TemporaryDirectory(prefix="kpi-load-") as workdir:
+    copies = workdir("load")  # removed below, or by the next command if this one is killed
+    try:
         for name in args.files:
             path = Path(name)
             if not path.is_file():
                 raise BadFile(name, "does not exist or is not a file.")
-            raw = read_file(path, workdir=Path(workdir))
+            raw = read_file(path, workdir=copies)
             upload = Upload(raw, _plan(conn, raw, args), Mode(args.mode), args.as_of)
             _check(upload)
             uploads.append(upload)
         result = import_files(conn, uploads, f"kpicore load {' '.join(Path(f).name for f in args.files)}",
                               keep_sample=args.keep_sample)
+    finally:
+        shutil.rmtree(copies, ignore_errors=True)
     for file_report in result.files:
         print(report_text(file_report, catalog))
     if result.emptied:

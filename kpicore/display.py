@@ -1,6 +1,8 @@
 """Numbers for people: values, changes and statuses formatted by unit."""
 from __future__ import annotations
 
+import string
+import unicodedata
 from dataclasses import dataclass
 
 from kpicore.catalog import Unit
@@ -105,3 +107,21 @@ def format_score(score: float | None) -> str:
 def possessive(name: str) -> str:
     """"Sales'", "Service's": a team's name as the owner of something."""
     return f"{name}'" if name.endswith("s") else f"{name}'s"
+
+
+WORD_JOINER = "\u2060"  # invisible, and no web address runs across it
+# every ASCII punctuation sign backslash-escaped; after ':', '.' and '@' an invisible word joiner, because the
+# renderer turns a web or mail address in plain text into a link even when its signs are escaped
+_MARKDOWN_SIGNS = str.maketrans({c: "\\" + c + (WORD_JOINER if c in ":.@" else "") for c in string.punctuation})
+
+
+def plain(text: object) -> str:
+    """Text from outside (a file or column name, a cell, a URL parameter, a message quoting one) made safe to put
+    into Markdown: no link, image, emphasis, HTML, Streamlit colour or icon directive, formula or address that
+    turns into a link can come of it; line breaks and control characters become spaces. It reads as written."""
+    return printable(str(text)).translate(_MARKDOWN_SIGNS)
+
+
+def printable(text: str) -> str:
+    """Text without control characters (terminal escapes, line breaks, bells): each becomes a space."""
+    return "".join(" " if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") else c for c in text)

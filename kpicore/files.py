@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import tempfile
+import time as time_module
 import zipfile
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
@@ -22,6 +23,8 @@ from python_calamine import CalamineWorkbook
 from kpicore.errors import BadFile
 
 DEFAULT_MAX_UPLOAD_MB = 200
+DEFAULT_MAX_XLSX_MB = 1000
+MAX_COLUMNS = 2000  # a CRM export of every property may have hundreds; each canonical table reads a dozen
 SAMPLE_ROWS = 2000
 _CHUNK = 1 << 20
 _CHECKED = 8 << 20  # read_file checks this much for UTF-8; DuckDB finds invalid bytes further down (see not_utf8)
@@ -174,9 +177,9 @@ def _cp1252_fallback(error: UnicodeError) -> tuple[str, int]:
 codecs.register_error(_CP1252_FALLBACK, _cp1252_fallback)
 
 
-def _workdir(workdir: Path | None) -> Path:
+def _workdir(given: Path | None) -> Path:
     """The caller's directory for converted copies, else a new temporary one (made only when a copy is needed)."""
-    return workdir or Path(tempfile.mkdtemp(prefix="kpi-import-"))
+    return given or workdir("import")
 
 
 def max_upload_bytes() -> int:
@@ -207,7 +210,7 @@ def read_file(path: Path, name: str | None = None, workdir: Path | None = None) 
         raise BadFile(name, "is an old Excel (.xls) file. Save it as .xlsx or CSV and upload that.")
     else:
         encoding = _encoding(head, path, name)
-        text, sheet = (path if encoding == "utf-8" else _transcode(path, encoding, _workdir(workdir))), None
+        text, sheet = (path if encoding == "utf-8" else _transcode(path, encoding, _workdir(workdir), name=name)), None
     delimiter, skip, columns = _layout(text, name)
     return _sample(RawFile(name, text, encoding, delimiter, skip, columns, (), sheet, workdir=workdir, saved=saved))
 
@@ -235,13 +238,34 @@ def _encoding(head: bytes, path: Path, name: str) -> str:
     return "utf-8"
 
 
-def _transcode(path: Path, encoding: str, workdir: Path, errors: str | None = None) -> Path:
-    """Re-encode a text file as UTF-8 in chunks (never the whole file in memory)."""
+ENCODING_NAMES = {"utf-8-sig": "UTF-8", "utf-16": "UTF-16", "utf-8": "UTF-8", "cp1252": "Windows-1252"}
+
+
+def _transcode(path: Path, encoding: str, workdir: Path, errors: str | None = None, name: str | None = None) -> Path:
+    """Re-encode a text file as UTF-8 in chunks (never the whole file in memory). A byte that is not in the
+    file's encoding (say a UTF-8 file with a BOM and one Windows-1252 byte, or UTF-16 cut in the middle of a
+    character) is a BadFile naming the row."""
     target = workdir / (path.stem + ".utf8.csv")
-    errors = errors or ("replace" if encoding == "cp1252" else "strict")
-    with path.open("r", encoding=encoding, errors=errors, newline="") as source, \
-            target.open("w", encoding="utf-8", newline="") as sink:
-        shutil.copyfileobj(source, sink, _CHUNK)
+    # Windows-1252 decodes every byte; a stray byte in UTF-8 with a BOM is read as Windows-1252, as in UTF-8
+    # without one (RawFile.transcoded); UTF-16 has no such reading
+    errors = errors or {"cp1252": "replace", "utf-8-sig": _CP1252_FALLBACK}.get(encoding, "strict")
+    decoder = codecs.getincrementaldecoder(encoding)(errors)
+    lines = 0
+    with path.open("rb") as source, target.open("w", encoding="utf-8", newline="") as sink:
+        try:
+            while chunk := source.read(_CHUNK):
+                text = decoder.decode(chunk)
+                lines += text.count("\n")
+                sink.write(text)
+            sink.write(decoder.decode(b"", final=True))
+        except UnicodeDecodeError as error:
+            before = error.object[:error.start].decode(encoding, errors="ignore").count("\n")
+            sink.close()
+            target.unlink(missing_ok=True)
+            raise BadFile(name or path.name, f"is not valid {ENCODING_NAMES.get(encoding, encoding)}: it has bytes "
+                                             f"that are not characters ({error.reason}). Save the export again as "
+                                             "UTF-8 (in Excel: CSV UTF-8) and upload that; nothing was imported.",
+                          row=lines + before + 1) from None
     return target
 
 
@@ -267,6 +291,9 @@ def _layout(path: Path, name: str) -> tuple[str, int, tuple[str, ...]]:
         header = header[:-1]
     if not header:
         raise BadFile(name, "has no header row. The first row must name the columns.")
+    if len(header) > MAX_COLUMNS:
+        raise BadFile(name, f"has {len(header):,} columns; at most {MAX_COLUMNS:,} are read. Export only the "
+                            "columns you need (each table uses at most a dozen).")
     return delimiter, skip, _unique_names(header)
 
 
@@ -292,12 +319,16 @@ def _consistent(rows: list[list[str]]) -> bool:
 
 
 def _unique_names(header: list[str]) -> tuple[str, ...]:
-    names: dict[str, None] = {}  # a dict keeps the order and finds a name at once, even among 10,000 columns
+    """The column names, each repeat numbered ('Amount', 'Amount (2)'), in time linear in the number of columns
+    (a file of 300,000 repeated names takes a fraction of a second, not minutes)."""
+    names: dict[str, None] = {}  # a dict keeps the order and finds a name at once
+    tried: dict[str, int] = {}  # per name, the next number to try
     for index, cell in enumerate(header, start=1):
         base = " ".join(cell.split()) or f"Column {index}"
-        name, n = base, 2
+        name, n = base, tried.get(base, 2)
         while name in names:
             name, n = f"{base} ({n})", n + 1
+        tried[base] = n
         names[name] = None
     return tuple(names)
 
@@ -320,8 +351,10 @@ def _first_line(error: Exception) -> str:
 def _excel_to_csv(path: Path, name: str, workdir: Path) -> tuple[Path, str]:
     """The first worksheet as a UTF-8 CSV (dates written ISO, whole numbers without '.0'), and its name.
 
-    python-calamine reads the workbook (several times faster than openpyxl, and no XML entity is expanded).
+    python-calamine reads the workbook (several times faster than openpyxl, and no XML entity is expanded). A
+    workbook that would expand to more than max_expanded_bytes() is refused before anything is expanded.
     """
+    _check_expanded_size(path, name)
     try:
         workbook = CalamineWorkbook.from_path(str(path))
         names = workbook.sheet_names
@@ -343,6 +376,75 @@ def _excel_to_csv(path: Path, name: str, workdir: Path) -> tuple[Path, str]:
     if target.stat().st_size == 0 or not target.read_text(encoding="utf-8").strip(", \r\n"):
         raise BadFile(name, "has an empty first worksheet. Put the table on the first sheet.")
     return target, names[0]
+
+
+def max_expanded_bytes() -> int:
+    """How large an Excel file may become once unzipped: $KPI_MAX_XLSX_MB megabytes, 1,000 by default (an
+    export of a few hundred thousand rows expands to a few hundred MB; a zip bomb to many GB)."""
+    try:
+        return int(float(os.environ.get("KPI_MAX_XLSX_MB", DEFAULT_MAX_XLSX_MB)) * 1024 * 1024)
+    except ValueError:
+        return DEFAULT_MAX_XLSX_MB * 1024 * 1024
+
+
+def _check_expanded_size(path: Path, name: str) -> None:
+    """Refuse a workbook by the sizes its zip directory declares (read without expanding anything)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            expanded = sum(info.file_size for info in archive.infolist())
+    except (OSError, zipfile.BadZipFile) as error:
+        raise BadFile(name, f"is not a readable Excel file ({_first_line(error)}). "
+                            "Open it in Excel and save it again as .xlsx or CSV.") from None
+    limit = max_expanded_bytes()
+    if expanded > limit:
+        raise BadFile(name, f"would expand to {expanded / 1024 / 1024:,.0f} MB when opened, more than the "
+                            f"{limit / 1024 / 1024:,.0f} MB allowed. Save the sheet as CSV and upload that (or raise "
+                            "the limit with KPI_MAX_XLSX_MB).")
+
+
+WORKDIR_OWNER = ".owner"  # in each import's temporary directory: the id of the process using it
+_WORKDIR_PREFIXES = ("kpi-upload-", "kpi-load-", "kpi-import-")
+_ORPHAN_SECONDS = 24 * 3600  # a directory without owner (older versions) is left alone for a day
+
+
+def workdir(purpose: str) -> Path:
+    """A new temporary directory for one import's copies ('upload', 'load' or 'import'), marked with this
+    process's id, so that clean_workdirs removes it once the process is gone (killed in the middle, say)."""
+    folder = Path(tempfile.mkdtemp(prefix=f"kpi-{purpose}-"))
+    (folder / WORKDIR_OWNER).write_text(str(os.getpid()), encoding="ascii")
+    return folder
+
+
+def clean_workdirs(root: Path | None = None) -> list[Path]:
+    """Remove the temporary directories of imports whose process has ended; the ones removed."""
+    removed = []
+    for folder in Path(root or tempfile.gettempdir()).iterdir():
+        if not folder.name.startswith(_WORKDIR_PREFIXES) or not folder.is_dir():
+            continue
+        try:
+            pid = int((folder / WORKDIR_OWNER).read_text(encoding="ascii"))
+        except (OSError, ValueError):
+            pid = None
+        if pid is not None and _running(pid):
+            continue
+        try:
+            if pid is None and time_module.time() - folder.stat().st_mtime < _ORPHAN_SECONDS:
+                continue
+        except OSError:
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def workbook_saved(path: Path) -> date | None:

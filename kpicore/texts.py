@@ -6,6 +6,7 @@ from datetime import date
 
 from kpicore.catalog import Catalog
 from kpicore.coverage import Loaded, missing_columns
+from kpicore.display import printable
 from kpicore.ingest import FileReport
 from kpicore.model import MONEY, TABLES
 
@@ -78,10 +79,11 @@ def _and(words: list[str]) -> str:
 def report_text(report: FileReport, catalog: Catalog, problems: int = 20) -> str:
     """An import's report on one file, as the command line prints it: counts, the first rejected values,
     warnings, and the KPIs the file cannot feed."""
-    lines = [f"{report.file} -> {report.table} ({report.mode.value}): {report.imported:,} row(s) imported, "
-             f"{report.rejected:,} rejected."]
-    for problem in report.problems[:problems]:
-        lines.append(f"  row {problem.row}, column '{problem.column}': '{problem.value}' {problem.reason}")
+    lines = [f"{printable(report.file)} -> {report.table} ({report.mode.value}): {report.imported:,} row(s) "
+             f"imported, {report.rejected:,} rejected."]
+    for problem in report.problems[:problems]:  # cells and names as text: no terminal escape reaches the screen
+        lines.append(f"  row {problem.row}, column '{printable(problem.column)}': '{printable(str(problem.value))}' "
+                     f"{problem.reason}")
     if len(report.problems) > problems:
         lines.append(f"  ... and {len(report.problems) - problems} more problem(s).")
     lines += [f"  warning: {w}" for w in report.warnings]

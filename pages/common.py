@@ -24,7 +24,9 @@ from kpicore.catalog import CUSTOMER, Catalog, JourneySettings, catalog_path, lo
 from kpicore.charts import Spec
 from kpicore.checkins import CheckIn
 from kpicore.compute import KpiValues
+from kpicore.display import plain
 from kpicore.errors import CatalogError, KpiError
+from kpicore.files import clean_workdirs
 from kpicore.filters import DIMENSIONS, Filters, checked
 from kpicore.filters import LABELS as FILTER_LABELS
 from kpicore.filters import options as filter_options
@@ -43,7 +45,9 @@ _RUN = threading.local()  # the cursor of the script run going on in this thread
 
 @st.cache_resource
 def _database(path: str) -> store.Database:
-    """The database file, shared by every session of the process (open only while a run uses it)."""
+    """The database file, shared by every session of the process (open only while a run uses it). First, what
+    a killed import left in the temporary directory is removed."""
+    clean_workdirs()
     return store.Database(path, linger=LINGER)
 
 
@@ -55,7 +59,7 @@ def database_for_this_run() -> Iterator[None]:
         opened = _database(str(store.db_path())).cursor()
         cursor = opened.__enter__()
     except store.DatabaseBusy as error:
-        st.warning(f"**The data is being changed from the command line.** {error} This page shows the data when "
+        st.warning(f"**The data is being changed from the command line.** {plain(error)} This page shows the data when "
                    "that is done: reload it in a moment.", icon=":material/hourglass_top:")
         st.stop()
         raise
@@ -341,7 +345,7 @@ def controls(ctx: Context) -> None:
                 FILTER_LABELS[dimension].capitalize(), options[dimension],
                 default=list(ctx.view.filters.values(dimension)), key=keys[dimension], placeholder="All",
                 help="Applies to every table that carries it; KPIs that cannot be filtered say so.", **changed)
-        st.caption(f"Data as of {_latest_as_of(ctx)} · snapshot {ctx.snapshot.id} ({ctx.snapshot.note})")
+        st.caption(f"Data as of {_latest_as_of(ctx)} · snapshot {ctx.snapshot.id} ({plain(ctx.snapshot.note)})")
         st.header("Share")
         newest = st.toggle("The link shows the newest data", key="link-newest",
                            help=f"Off: the link pins snapshot {ctx.snapshot.id}, so it shows these numbers after new "
@@ -368,7 +372,7 @@ def controls(ctx: Context) -> None:
             st.session_state.pop("view", None)
             st.rerun()
     for notice in ctx.notices:
-        st.warning(notice, icon="⚠️")
+        st.warning(plain(notice), icon="⚠️")  # they quote URL parameters
 
 
 @dataclass(frozen=True)
@@ -462,8 +466,8 @@ def _cycle_seconds(ctx: Context) -> int | None:
     low, high = CYCLE_LIMITS
     if text.isascii() and text.isdigit() and low <= int(text) <= high:
         return int(text)
-    st.warning(f"URL parameter cycle: '{text}' is not a number of seconds from {low} to {high}. The pages do not "
-               "rotate.", icon="⚠️")
+    st.warning(f"URL parameter cycle: '{plain(text)}' is not a number of seconds from {low} to {high}. The pages "
+               "do not rotate.", icon="⚠️")
     return None
 
 

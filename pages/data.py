@@ -6,6 +6,7 @@ from datetime import date
 import streamlit as st
 
 from kpicore import store
+from kpicore.display import plain
 from kpicore.errors import KpiError
 from kpicore.exports import csv_bytes
 from kpicore.ingest import Mode, Upload, check_plan, import_files
@@ -44,19 +45,20 @@ def templates() -> None:
 templates_first = ctx.empty or st.query_params.get("section") == "templates"
 files = st.file_uploader("Exports", type=["csv", "tsv", "txt", "xlsx"], accept_multiple_files=True,
                          help=f"Up to {uploads.upload_limit_mb()} MB per file.")
+uploads.forget_others(files or [])
 to_import: list[Upload] = []
 keys: list[str] = []
 blocked = 0  # files that are neither skipped nor ready
 for file in files or []:
     prepared = uploads.prepared_upload(file)
     if isinstance(prepared, KpiError):
-        st.error(f"{prepared} This file is left out.", icon=":material/error:")
+        st.error(f"{plain(prepared)} This file is left out.", icon=":material/error:")
         continue
     raw, plan, saved_name = prepared
     key = uploads.upload_key(file)
     with st.container(border=True, key=f"upload-{key}"):
         title, skip_cell = st.columns([4, 1], vertical_alignment="bottom")
-        title.markdown(f"#### {raw.name}")
+        title.markdown(f"#### {plain(raw.name)}")
         if skip_cell.toggle("Skip this file", key=f"skip-{key}"):
             st.caption("Skipped: it is not imported.")
             continue
@@ -82,7 +84,7 @@ for file in files or []:
                 if not match.sure and match.source is not None:
                     st.caption(f":orange[{match.confidence:.0%} sure: check this guess]")
                 elif (suggestion := plan.suggestion_for(column.name)) is not None:
-                    st.caption(f"Perhaps '{suggestion.source}'? ({suggestion.confidence:.0%} sure, not used "
+                    st.caption(f"Perhaps '{plain(suggestion.source)}'? ({suggestion.confidence:.0%} sure, not used "
                                "unless you pick it)")
             source = None if chosen == options[0] else chosen
             if source != match.source:
@@ -134,11 +136,11 @@ for file in files or []:
                                            placeholder="e.g. HubSpot deals")
         if button_col.button("Save mapping", key=f"save-button-{key}", disabled=not mapping_name):
             uploads.save_mapping(mapping_name, plan, raw)
-            st.success(f"Saved. The next file with the same columns uses '{mapping_name}' automatically.")
+            st.success(f"Saved. The next file with the same columns uses '{plain(mapping_name)}' automatically.")
         try:
             check_plan(upload)
         except KpiError as error:
-            st.warning(str(error), icon=":material/warning:")
+            st.warning(plain(error), icon=":material/warning:")
             blocked += 1
         else:
             to_import.append(upload)
@@ -163,7 +165,7 @@ if files:
                                   keep_sample=keep_sample)
         except KpiError as error:
             bar.empty()
-            st.error(f"Nothing was imported: {error}", icon=":material/error:")
+            st.error(f"Nothing was imported: {plain(error)}", icon=":material/error:")
         else:
             done[batch] = result.snapshot.id
             common.forget_view()
@@ -176,7 +178,7 @@ if (result := st.session_state.get("last-import")) is not None:
         st.info(started_empty(result.emptied, store.sample_snapshot(common.connection())), icon=":material/info:")
     for report in result.files:
         with st.container(border=True, key=f"report-{report.file}"):
-            st.markdown(f"**{report.file}** → {report.table} ({report.mode.value})")
+            st.markdown(f"**{plain(report.file)}** → {report.table} ({report.mode.value})")
             left, right = st.columns(2)
             left.metric("Rows imported", f"{report.imported:,}")
             right.metric("Rows rejected", f"{report.rejected:,}")
@@ -230,9 +232,9 @@ if note := st.session_state.pop("data-note", None):
 st.subheader("Snapshots")
 for snap, tables in store.snapshots(common.connection()):
     with st.container(border=True, key=f"snapshot-{snap.id}"):
-        changed = ", ".join(f"{t.table} ({t.rows:,} rows from {t.source})" for t in tables if t.changed) or "–"
+        changed = ", ".join(f"{t.table} ({t.rows:,} rows from {plain(t.source)})" for t in tables if t.changed) or "–"
         mark = " · current" if snap.id == ctx.latest.id else ""
-        st.markdown(f"**Snapshot {snap.id}** · {snap.created_at:%Y-%m-%d %H:%M} · {snap.note}{mark}  \n"
+        st.markdown(f"**Snapshot {snap.id}** · {snap.created_at:%Y-%m-%d %H:%M} · {plain(snap.note)}{mark}  \n"
                     f"Changed: {changed}")
         view, restore = st.columns([1, 1])
         with view:

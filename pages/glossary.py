@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from kpicore.display import plain
 from kpicore.glossary import entries, unguarded
 from kpicore.tree import tree_chart
 from pages import common, widgets
@@ -30,7 +31,7 @@ if query != st.query_params.get("q", ""):
         del st.query_params["q"]
 found = entries(ctx.catalog, query)
 if not found:
-    st.info(f"No KPI matches '{query}'. Try a shorter word, another language, or clear the search.")
+    st.info(f"No KPI matches '{plain(query)}'. Try a shorter word, another language, or clear the search.")
 st.caption(f"{len(found)} of {len(ctx.catalog.kpis)} definitions")
 for entry in found:
     kpi = entry.kpi

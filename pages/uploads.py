@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from streamlit.runtime.uploaded_file_manager import UploadedFile
 from kpicore import store
 from kpicore.coverage import Coverage
 from kpicore.errors import KpiError
-from kpicore.files import RawFile, max_upload_bytes, read_file
+from kpicore.files import RawFile, max_upload_bytes, read_file, workdir
 from kpicore.ingest import ExportDate, Upload, export_date
 from kpicore.mapping import Plan, to_saved
 from pages.common import connection
@@ -34,18 +33,35 @@ def prepared_upload(file: UploadedFile) -> tuple[RawFile, Plan, str | None] | Kp
     """The uploaded file read from disk and its mapping (remembered across reruns), or why it cannot be used."""
     key, cache = upload_key(file), st.session_state.setdefault("uploads", {})
     if key not in cache:
-        workdir = Path(tempfile.mkdtemp(prefix="kpi-upload-"))
-        path = workdir / Path(file.name).name
+        folder = workdir("upload")  # removed when the file leaves the uploader (forget_others), or at a restart
+        path = folder / _safe_name(file.name)
         with path.open("wb") as sink:
             shutil.copyfileobj(file, sink, 1 << 20)
         try:
-            raw = read_file(path, file.name, workdir)
+            raw = read_file(path, file.name, folder)
         except KpiError as error:
+            shutil.rmtree(folder, ignore_errors=True)
             cache[key] = error
             return error
         plan, saved = store.plan_for(connection(), raw)
         cache[key] = (raw, plan, saved)
     return cache[key]
+
+
+def _safe_name(name: str) -> str:
+    """The uploaded file's own name as one file name in its folder (no path, no '..', no control character)."""
+    cleaned = "".join(c if c.isprintable() and c not in "/\\" else "_" for c in Path(name).name).strip(". ")
+    return cleaned[:120] or "upload"
+
+
+def forget_others(files: Sequence[UploadedFile]) -> None:
+    """Drop the copies of uploads no longer in the uploader (removed, or imported and cleared)."""
+    cache = st.session_state.get("uploads", {})
+    shown = {upload_key(f) for f in files}
+    for key in [k for k in cache if k not in shown]:
+        prepared = cache.pop(key)
+        if not isinstance(prepared, KpiError):
+            shutil.rmtree(prepared[0].path.parent, ignore_errors=True)
 
 
 def replan(file: UploadedFile, table: str) -> Plan:

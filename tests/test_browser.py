@@ -5,7 +5,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, quote, urlparse
 
 import pytest
 from browser_support import TIMEOUT_MS, streamlit_server, warmed_server
@@ -302,3 +302,14 @@ def test_the_sidebar_downloads_the_meeting_report_and_a_chart(app_page: Page, ap
     with app_page.expect_download() as got:
         app_page.get_by_test_id("stMain").get_by_role("button", name="SVG").first.click()
     assert Path(got.value.path()).read_text(encoding="utf-8").startswith("<svg")
+
+
+def test_a_link_or_image_in_a_url_parameter_shows_as_text(app_page: Page, app_url: str) -> None:
+    link, image = "[Session expired](http://evil.example)", "![t](http://evil.example/t.png)"
+    open_app(app_page, f"{app_url}/?snapshot={quote(link)}&channel={quote(image)}")
+    notices = app_page.get_by_test_id("stAlert").filter(has_text="URL parameter")
+    expect(notices).to_have_count(2)
+    shown = [text.replace("\u2060", "") for text in notices.all_inner_texts()]  # (the invisible word joiners)
+    assert any(link in text for text in shown) and any(image in text for text in shown), shown  # as written
+    expect(app_page.locator("a[href*='evil.example']")).to_have_count(0)
+    expect(app_page.locator("img[src*='evil.example']")).to_have_count(0)

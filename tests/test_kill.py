@@ -34,7 +34,7 @@ def snapshot_state(path: Path) -> tuple[list[tuple], list[tuple], dict[str, int]
         conn.close()
 
 
-def test_killing_an_import_midway_leaves_the_previous_snapshot_intact(tmp_path):
+def test_killing_an_import_midway_leaves_the_previous_snapshot_intact(tmp_path, monkeypatch):
     base = tmp_path / "base"
     base.mkdir()
     (base / "leads.csv").write_text("lead_id,created_at,channel\nL1,2026-01-05 10:00:00,event\n"
@@ -51,10 +51,12 @@ def test_killing_an_import_midway_leaves_the_previous_snapshot_intact(tmp_path):
         "'channel ' || (i % 7) AS channel, 'Campaign, \"' || (i % 13) || '\"' AS campaign FROM range(?) t(i)) "
         f"TO '{big}' (HEADER)", [ROWS])
     size = db.stat().st_size
+    temp = tmp_path / "tmp"  # the import's temporary directory, to see what a killed one leaves
+    temp.mkdir()
     process = subprocess.Popen(
         [sys.executable, "-c", "import sys; from kpicore.cli import main; sys.exit(main(sys.argv[1:]))",
          "--db", str(db), "load", str(big)],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "TMPDIR": str(temp)})
     try:
         # Mid-import: DuckDB writes the new table's blocks into the file long before the commit.
         deadline = time.monotonic() + 120
@@ -68,6 +70,12 @@ def test_killing_an_import_midway_leaves_the_previous_snapshot_intact(tmp_path):
     assert process.returncode == -signal.SIGKILL
 
     assert snapshot_state(db) == before  # same snapshots, same tables, same rows, all readable
+    left = [d.name for d in temp.iterdir()]
+    assert len(left) == 1 and left[0].startswith("kpi-load-"), left  # the killed command's working copies
+    monkeypatch.setattr("tempfile.tempdir", str(temp))
+    from kpicore.cli import main
+    assert main(["--db", str(db), "snapshots"]) == 0
+    assert list(temp.iterdir()) == [], "the next command removes what the killed one left"
     conn = store.connect(db)  # drops whatever the killed import staged
     try:
         assert conn.execute("SELECT lead_id, channel FROM snapshot_1.leads ORDER BY 1").fetchall() == [
