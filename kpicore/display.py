@@ -1,7 +1,7 @@
 """Numbers for people: values, changes and statuses formatted by unit."""
 from __future__ import annotations
 
-import string
+import re
 import unicodedata
 from dataclasses import dataclass
 
@@ -109,17 +109,22 @@ def possessive(name: str) -> str:
     return f"{name}'" if name.endswith("s") else f"{name}'s"
 
 
-WORD_JOINER = "\u2060"  # invisible, and no web address runs across it
-# every ASCII punctuation sign backslash-escaped; after ':', '.' and '@' an invisible word joiner, because the
-# renderer turns a web or mail address in plain text into a link even when its signs are escaped
-_MARKDOWN_SIGNS = str.maketrans({c: "\\" + c + (WORD_JOINER if c in ":.@" else "") for c in string.punctuation})
+WORD_JOINER = "\u2060"  # invisible, and no web or mail address runs across it
+_MARKDOWN_SIGNS = str.maketrans({c: "\\" + c for c in "\\`*[]<>|~$#!&"})  # links, images, emphasis, HTML, math
+_EMPHASIS = re.compile(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")  # '_' inside a word (opportunity_id) is plain
+_ADDRESS = re.compile(r"(?<=:)(?=//)|(?<=\bwww)(?=\.)|(?<=@)", re.IGNORECASE)  # where an address would begin
 
 
 def plain(text: object) -> str:
     """Text from outside (a file or column name, a cell, a URL parameter, a message quoting one) made safe to put
-    into Markdown: no link, image, emphasis, HTML, Streamlit colour or icon directive, formula or address that
-    turns into a link can come of it; line breaks and control characters become spaces. It reads as written."""
-    return printable(str(text)).translate(_MARKDOWN_SIGNS)
+    into Markdown: no link, image, emphasis, HTML, Streamlit directive or list can come of it, and no web or mail
+    address turns into a link (the renderer links those even with their signs escaped, so an invisible word
+    joiner goes after 'http:', 'www' and '@'); line breaks and control characters become spaces. It reads as
+    written."""
+    out = _EMPHASIS.sub(r"\\_", _ADDRESS.sub(WORD_JOINER, printable(str(text))).translate(_MARKDOWN_SIGNS))
+    if out[:1] in ("-", "+", "="):  # would start a list or a heading line
+        return "\\" + out
+    return re.sub(r"^(\d+)([.)])(?=\s)", r"\1\\\2", out)  # '1. ' would start a numbered list
 
 
 def printable(text: str) -> str:

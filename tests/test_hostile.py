@@ -97,8 +97,13 @@ def test_the_working_copies_of_ended_processes_are_removed(tmp_path: Path) -> No
 
 
 def test_markdown_text_from_outside_reads_as_written() -> None:
-    joiner = "\u2060"  # after ':', '.' and '@', so that no address turns into a link
-    assert plain(LINK) == rf"\[Session expired \- log in again\]\(http\:{joiner}\/\/evil\.{joiner}example\)"
+    joiner = "\u2060"  # after 'http:', 'www' and '@', so that no address turns into a link
+    assert plain(LINK) == f"\\[Session expired - log in again\\](http:{joiner}//evil.example)"
+    assert plain(IMAGE) == f"\\!\\[t\\](http:{joiner}//evil.example/track.png)"
+    assert plain("ana@example.com or www.example.com") == f"ana@{joiner}example.com or www{joiner}.example.com"
+    assert plain("opportunity_id and _emphasis_ and *bold* and :red[x] and <b>") == (
+        "opportunity_id and \\_emphasis\\_ and \\*bold\\* and :red\\[x\\] and \\<b\\>")
+    assert [plain(t) for t in ("- item", "1. item", "2026-10")] == ["\\- item", "1\\. item", "2026-10"]
     assert plain("a\nb\x1b[2J") == r"a b \[2J"
     assert printable("paused\x1b]0;owned\x07 now") == "paused ]0;owned  now"
 
@@ -133,7 +138,7 @@ def test_url_parameters_quoted_in_notices_are_text(app_db: Path, params: dict[st
     assert not at.exception
     notices = [w.value for w in at.warning if f"URL parameter {name}" in w.value]
     assert len(notices) == 1, [w.value for w in at.warning]
-    assert "](http" not in notices[0].replace("\\]\\(http", "") and "\\[" in notices[0]
+    assert "\\[" in notices[0] and "http:\u2060//" in notices[0]  # no link, no image, no address
 
 
 def test_an_upload_named_like_a_link_is_shown_as_its_name(app_db: Path) -> None:
