@@ -24,7 +24,7 @@ from kpicore.errors import BadFile
 
 DEFAULT_MAX_UPLOAD_MB = 200
 DEFAULT_MAX_XLSX_MB = 1000
-MAX_COLUMNS = 2000  # a CRM export of every property may have hundreds; each canonical table reads a dozen
+MAX_COLUMNS = 20_000  # an export of every CRM property may have thousands; each table reads a dozen
 SAMPLE_ROWS = 2000
 _CHUNK = 1 << 20
 _CHECKED = 8 << 20  # read_file checks this much for UTF-8; DuckDB finds invalid bytes further down (see not_utf8)
