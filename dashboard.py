@@ -9,6 +9,7 @@ present = common.presenting()
 st.set_page_config(page_title="KPI scorecards", page_icon="🎯", layout="wide",
                    initial_sidebar_state="collapsed" if present else "auto")
 common.begin_run()
+common.login_gate()
 
 with common.database_for_this_run():
     catalog = common.catalog()

@@ -7,7 +7,7 @@ st.navigation, so the very first visitor of a deep link got that notice. Startin
 before any visitor, that dashboard.py's st.navigation does the routing.
 
 It listens on this machine only (127.0.0.1) unless told otherwise, e.g. `python serve.py --server.address 0.0.0.0`
-to serve the office network (anyone who reaches it can then upload: there are no roles yet).
+to serve the office network (set an editor password or a login first: README, "Roles and login").
 """
 from __future__ import annotations
 

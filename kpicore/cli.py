@@ -14,16 +14,16 @@ from pathlib import Path
 
 import duckdb
 
-from kpicore import checkins, kept, report, sample, store
+from kpicore import access, actions, checkins, kept, report, sample, store
 from kpicore.catalog import CUSTOMER, Catalog, load_catalog
 from kpicore.compute import KpiValues
 from kpicore.coverage import Loaded
-from kpicore.display import format_change, format_value
+from kpicore.display import format_change, format_value, printable
 from kpicore.errors import BadFile, BadParameter, CatalogError, KpiError, UnknownTeam
 from kpicore.files import RawFile, clean_workdirs, read_file, workdir
 from kpicore.filters import NO_FILTERS, Filters
 from kpicore.filters import options as filter_options
-from kpicore.ingest import Mode, Upload, check_plan, export_date, import_files
+from kpicore.ingest import Mode, Upload, check_plan, export_date
 from kpicore.mapping import DateOrder, Plan, remap, to_saved
 from kpicore.model import TABLES
 from kpicore.periods import Comparison, Grain, Period, parse_period
@@ -90,6 +90,12 @@ def _parser() -> argparse.ArgumentParser:
     meeting.add_argument("--origin", default="http://localhost:8501",
                          help="scheme and host of the app, for the report's link to the live view")
     meeting.set_defaults(run=_report)
+
+    secret = commands.add_parser(
+        "hash-password", help="the line for secrets.toml that sets the editor password",
+        description="Ask for an editor password (twice) and print its argon2 hash as the line to put under [kpi] in "
+                    ".streamlit/secrets.toml. Only the hash is stored; visitors who give the password can edit.")
+    secret.set_defaults(run=_hash_password)
 
     check = commands.add_parser("check-catalog", help="validate a KPI catalog and list every problem",
                                 description="Validate a KPI catalog file and list every problem in it.")
@@ -181,7 +187,7 @@ def _init(args: argparse.Namespace) -> int:
     existed = path.exists()
     conn = _connect(args, sample=not args.empty)
     if args.empty and existed:
-        store.empty_snapshot(conn)
+        actions.start_empty(conn, access.command_line())
     snapshot = store.latest_snapshot(conn)
     print(f"{path}: snapshot {snapshot.id} ({snapshot.note})")
     return 0
@@ -296,6 +302,17 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _hash_password(args: argparse.Namespace) -> int:
+    import getpass
+
+    password = getpass.getpass("Editor password (10 characters or more): ")
+    if getpass.getpass("The same again: ") != password:
+        raise BadParameter("The two passwords differ; nothing was printed.")
+    print("[kpi]")
+    print(f'editor_password_hash = "{access.hash_password(password)}"')
+    return 0
+
+
 def _check_catalog(args: argparse.Namespace) -> int:
     catalog = load_catalog(args.file or args.catalog)
     scored = [k for k in catalog.kpis if not k.is_measure]
@@ -327,8 +344,9 @@ def _load(args: argparse.Namespace) -> int:
             upload = Upload(raw, _plan(conn, raw, args), Mode(args.mode), args.as_of)
             _check(upload)
             uploads.append(upload)
-        result = import_files(conn, uploads, f"kpicore load {' '.join(Path(f).name for f in args.files)}",
-                              keep_sample=args.keep_sample)
+        result = actions.import_files(conn, access.command_line(), uploads,
+                                      f"kpicore load {' '.join(Path(f).name for f in args.files)}",
+                                      keep_sample=args.keep_sample)
     finally:
         shutil.rmtree(copies, ignore_errors=True)
     for file_report in result.files:
@@ -336,7 +354,7 @@ def _load(args: argparse.Namespace) -> int:
     if result.emptied:
         print(started_empty(result.emptied, store.sample_snapshot(conn)))
     if args.save_mapping:
-        store.save_mapping(conn, args.save_mapping, to_saved(uploads[0].plan, uploads[0].raw))
+        actions.save_mapping(conn, access.command_line(), args.save_mapping, to_saved(uploads[0].plan, uploads[0].raw))
         print(f"Saved the mapping as '{args.save_mapping}'.")
     print(f"Snapshot {result.snapshot.id} created.")
     if args.precompute:
@@ -402,7 +420,7 @@ def _plan(conn: duckdb.DuckDBPyConnection, raw: RawFile, args: argparse.Namespac
     """The mapping for a file: recognised, then a saved mapping, then --map and --dates."""
     plan, saved = store.plan_for(conn, raw, args.table, args.mapping)
     if saved and not args.mapping:
-        print(f"{raw.name}: using the saved mapping '{saved}'.")
+        print(printable(f"{raw.name}: using the saved mapping {store.mapping_origin(conn, saved)}."))
     elif not saved and args.table is None and plan.confidence < 0.5:
         raise BadFile(raw.name, f"does not look like any known table (best guess: {plan.table}). "
                                 f"Pass --table ({', '.join(TABLES)}).")
@@ -421,14 +439,14 @@ def _plan(conn: duckdb.DuckDBPyConnection, raw: RawFile, args: argparse.Namespac
 
 
 def _drop(args: argparse.Namespace) -> int:
-    emptied = store.empty_tables(_connect(args), args.tables)
+    emptied = actions.drop_tables(_connect(args), access.command_line(), args.tables)
     print(f"Snapshot {emptied.id} created: {', '.join(args.tables)} empty. 'kpicore restore {emptied.id - 1}' "
           "brings the rows back.")
     return 0
 
 
 def _restore(args: argparse.Namespace) -> int:
-    restored = store.restore(_connect(args), args.snapshot)
+    restored = actions.restore(_connect(args), access.command_line(), args.snapshot)
     print(f"Snapshot {restored.id} created: {restored.note}.")
     return 0
 
@@ -436,10 +454,11 @@ def _restore(args: argparse.Namespace) -> int:
 def _snapshots(args: argparse.Namespace) -> int:
     conn = _connect(args)
     for snap, tables in store.snapshots(conn):
-        print(f"Snapshot {snap.id}  {snap.created_at:%Y-%m-%d %H:%M}  {snap.note}")
+        by = f"  by {snap.author}" if snap.author else ""
+        print(printable(f"Snapshot {snap.id}  {snap.created_at:%Y-%m-%d %H:%M}  {snap.note}{by}"))
         for table in tables:
             mark = "*" if table.changed else " "
-            print(f"  {mark} {table.table:<14} {table.rows:>9,} rows  {table.source}")
+            print(printable(f"  {mark} {table.table:<14} {table.rows:>9,} rows  {table.source}"))
     print("(* = changed in that snapshot)")
     return 0
 

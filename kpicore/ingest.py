@@ -209,7 +209,7 @@ def _latest_date(raw: RawFile) -> ExportDate | None:
 
 def import_files(conn: duckdb.DuckDBPyConnection, uploads: Sequence[Upload], note: str,
                  progress: Callable[[float, str], None] | None = None, keep_sample: bool = True,
-                 sample: bool = False) -> ImportResult:
+                 sample: bool = False, author: str | None = None) -> ImportResult:
     """Import every file into one new snapshot, all or nothing; BadFile if any file cannot be used.
 
     Without `keep_sample`, the sample tables that no file replaces are empty in the new snapshot (the user's
@@ -239,7 +239,7 @@ def import_files(conn: duckdb.DuckDBPyConnection, uploads: Sequence[Upload], not
             _stage(conn, upload, staged[upload.plan.table])
         if progress:
             progress(0.9, "Checking rows and references")
-        result = _commit(conn, uploads, staged, counts, note, keep_sample, sample)
+        result = _commit(conn, uploads, staged, counts, note, keep_sample, sample, author)
     except BaseException:
         for physical in staged.values():
             conn.execute(f"DROP TABLE IF EXISTS {quote(physical)}")
@@ -278,7 +278,8 @@ def _stage(conn: duckdb.DuckDBPyConnection, upload: Upload, physical: str) -> No
 
 
 def _commit(conn: duckdb.DuckDBPyConnection, uploads: Sequence[Upload], staged: dict[str, str],
-            counts: dict[str, Future[TextCounts]], note: str, keep_sample: bool, sample: bool) -> ImportResult:
+            counts: dict[str, Future[TextCounts]], note: str, keep_sample: bool, sample: bool,
+            author: str | None) -> ImportResult:
     """In one transaction: check each staged file, mark repeated ids, and record the new snapshot."""
     conn.execute("BEGIN TRANSACTION")
     try:
@@ -290,7 +291,7 @@ def _commit(conn: duckdb.DuckDBPyConnection, uploads: Sequence[Upload], staged: 
                   for u, r in zip(uploads, reports, strict=True)}
         emptied = () if keep_sample or previous is None else \
             tuple(t for t in sample_tables(conn, previous) if t not in stored)
-        snapshot = commit_snapshot(conn, snapshot_id, stored, note, previous, emptied)
+        snapshot = commit_snapshot(conn, snapshot_id, stored, note, previous, emptied, author)
         reports = [_with_warnings(conn, r, snapshot) for r in reports]
         conn.execute("COMMIT")
     except BaseException:

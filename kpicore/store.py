@@ -48,6 +48,7 @@ class Snapshot:
     id: int
     created_at: datetime
     note: str
+    author: str | None = None  # who made it (None: before authors were recorded, or the sample at first start)
 
     @property
     def schema(self) -> str:
@@ -115,7 +116,10 @@ def connect(path: str | os.PathLike[str] | None = None, sample_dir: Path = SAMPL
         "rows BIGINT, changed BOOLEAN, source VARCHAR, status_as_of DATE)"
     )
     _add_table_facts(conn)
+    conn.execute("ALTER TABLE snapshots ADD COLUMN IF NOT EXISTS author VARCHAR")
     conn.execute("CREATE TABLE IF NOT EXISTS mappings (name VARCHAR PRIMARY KEY, headers VARCHAR, mapping VARCHAR)")
+    for column, kind in (("saved_by", "VARCHAR"), ("saved_at", "TIMESTAMP")):
+        conn.execute(f"ALTER TABLE mappings ADD COLUMN IF NOT EXISTS {column} {kind}")
     # rows of a physical table that a later row with the same id replaced (see ingest._mark_duplicates)
     conn.execute("CREATE TABLE IF NOT EXISTS duplicate_rows (physical VARCHAR, row_id BIGINT)")
     drop_unused_tables(conn)
@@ -257,13 +261,13 @@ def drop_unused_tables(conn: duckdb.DuckDBPyConnection) -> list[str]:
 
 def latest_snapshot(conn: duckdb.DuckDBPyConnection) -> Snapshot | None:
     """The newest snapshot, or None in an empty database."""
-    row = conn.execute("SELECT id, created_at, note FROM snapshots ORDER BY id DESC LIMIT 1").fetchone()
+    row = conn.execute("SELECT id, created_at, note, author FROM snapshots ORDER BY id DESC LIMIT 1").fetchone()
     return Snapshot(*row) if row else None
 
 
 def snapshot(conn: duckdb.DuckDBPyConnection, snapshot_id: int) -> Snapshot:
     """The snapshot with this id; KpiError if there is none."""
-    row = conn.execute("SELECT id, created_at, note FROM snapshots WHERE id = ?", [snapshot_id]).fetchone()
+    row = conn.execute("SELECT id, created_at, note, author FROM snapshots WHERE id = ?", [snapshot_id]).fetchone()
     if row is None:
         raise KpiError(f"There is no snapshot {snapshot_id}. 'kpicore snapshots' and the Data page list them.")
     return Snapshot(*row)
@@ -287,7 +291,7 @@ def tables(conn: duckdb.DuckDBPyConnection, snap: Snapshot) -> dict[str, Snapsho
 
 def snapshots(conn: duckdb.DuckDBPyConnection) -> list[tuple[Snapshot, list[SnapshotTable]]]:
     """Every snapshot, newest first, with its tables' row counts and sources."""
-    rows = conn.execute("SELECT id, created_at, note FROM snapshots ORDER BY id DESC").fetchall()
+    rows = conn.execute("SELECT id, created_at, note, author FROM snapshots ORDER BY id DESC").fetchall()
     return [(snap, list(tables(conn, snap).values())) for snap in (Snapshot(*row) for row in rows)]
 
 
@@ -308,12 +312,12 @@ def sample_snapshot(conn: duckdb.DuckDBPyConnection) -> int | None:
 
 
 def commit_snapshot(conn: duckdb.DuckDBPyConnection, snapshot_id: int, changed: dict[str, Stored], note: str,
-                    previous: Snapshot | None, emptied: Iterable[str] = ()) -> Snapshot:
+                    previous: Snapshot | None, emptied: Iterable[str] = (), author: str | None = None) -> Snapshot:
     """Record a snapshot using the `changed` tables, empty tables for `emptied` and for tables never stored,
     and the previous snapshot's tables for the rest. Runs inside the caller's transaction."""
     carried = tables(conn, previous) if previous is not None else {}
     emptied = set(emptied)
-    snap = Snapshot(snapshot_id, datetime.now().replace(microsecond=0), note)
+    snap = Snapshot(snapshot_id, datetime.now().replace(microsecond=0), note, author)
     conn.execute(f"CREATE SCHEMA {quote(snap.schema)}")
     for name, table in TABLES.items():
         if name in changed:
@@ -331,17 +335,18 @@ def commit_snapshot(conn: duckdb.DuckDBPyConnection, snapshot_id: int, changed: 
         conn.execute(f"INSERT INTO snapshot_tables (snapshot_id, {_TABLE_FACTS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                      [snap.id, name, rows, is_changed, stored.physical, stored.source, listed, stored.status_as_of,
                       stored.currency, stored.sample])
-    conn.execute("INSERT INTO snapshots VALUES (?, ?, ?)", [snap.id, snap.created_at, note])
+    conn.execute("INSERT INTO snapshots (id, created_at, note, author) VALUES (?, ?, ?, ?)",
+                 [snap.id, snap.created_at, note, author])
     return snap
 
 
 def _new_snapshot(conn: duckdb.DuckDBPyConnection, note: str, changed: dict[str, Stored],
-                  emptied: Iterable[str] = ()) -> Snapshot:
+                  emptied: Iterable[str] = (), author: str | None = None) -> Snapshot:
     """Commit a snapshot of its own (not part of an import) after the latest one."""
     conn.execute("BEGIN TRANSACTION")
     try:
         new_id = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM snapshots").fetchone()[0]
-        made = commit_snapshot(conn, new_id, changed, note, latest_snapshot(conn), emptied)
+        made = commit_snapshot(conn, new_id, changed, note, latest_snapshot(conn), emptied, author)
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
@@ -349,18 +354,19 @@ def _new_snapshot(conn: duckdb.DuckDBPyConnection, note: str, changed: dict[str,
     return made
 
 
-def empty_snapshot(conn: duckdb.DuckDBPyConnection, note: str = "Started with empty tables") -> Snapshot:
+def empty_snapshot(conn: duckdb.DuckDBPyConnection, note: str = "Started with empty tables",
+                   author: str | None = None) -> Snapshot:
     """A new snapshot in which every table is empty (the earlier ones stay restorable)."""
-    return _new_snapshot(conn, note, {}, TABLES)
+    return _new_snapshot(conn, note, {}, TABLES, author)
 
 
-def empty_tables(conn: duckdb.DuckDBPyConnection, names: Iterable[str]) -> Snapshot:
+def empty_tables(conn: duckdb.DuckDBPyConnection, names: Iterable[str], author: str | None = None) -> Snapshot:
     """A new snapshot in which these tables are empty and the others as they were."""
     names = list(names)
     unknown = [n for n in names if n not in TABLES]
     if unknown:
         raise KpiError(f"There is no table {', '.join(unknown)}. Tables: {', '.join(TABLES)}.")
-    return _new_snapshot(conn, f"Emptied {', '.join(names)}", {}, names)
+    return _new_snapshot(conn, f"Emptied {', '.join(names)}", {}, names, author)
 
 
 def _kept(conn: duckdb.DuckDBPyConnection, physical: str) -> str:
@@ -380,14 +386,14 @@ def _empty_table(conn: duckdb.DuckDBPyConnection, name: str) -> str:
     return physical
 
 
-def restore(conn: duckdb.DuckDBPyConnection, snapshot_id: int) -> Snapshot:
+def restore(conn: duckdb.DuckDBPyConnection, snapshot_id: int, author: str | None = None) -> Snapshot:
     """Make an earlier snapshot current again, as a new snapshot (history is never rewritten)."""
     old = snapshot(conn, snapshot_id)
     stored = {name: t.stored for name, t in tables(conn, old).items()}
-    return _new_snapshot(conn, f"Restored snapshot {old.id} ({old.note})", stored)
+    return _new_snapshot(conn, f"Restored snapshot {old.id} ({old.note})", stored, author=author)
 
 
-def load_sample(conn: duckdb.DuckDBPyConnection, sample_dir: Path = SAMPLE_DIR) -> Snapshot:
+def load_sample(conn: duckdb.DuckDBPyConnection, sample_dir: Path = SAMPLE_DIR, author: str | None = None) -> Snapshot:
     """Store the bundled sample CSVs (one per canonical table) as a new snapshot."""
     from kpicore.files import read_file
     from kpicore.ingest import Upload, import_files
@@ -398,7 +404,7 @@ def load_sample(conn: duckdb.DuckDBPyConnection, sample_dir: Path = SAMPLE_DIR) 
         if path.exists():
             raw = read_file(path)
             uploads.append(Upload(raw, propose(raw, name)))
-    return import_files(conn, uploads, f"Sample data from {sample_dir.name}/", sample=True).snapshot
+    return import_files(conn, uploads, f"Sample data from {sample_dir.name}/", sample=True, author=author).snapshot
 
 
 def known_ids(conn: duckdb.DuckDBPyConnection) -> Callable[[str, list[str]], float]:
@@ -430,10 +436,20 @@ def plan_for(conn: duckdb.DuckDBPyConnection, raw: RawFile, table: str | None = 
     return apply_saved(plan, raw, found[1]), found[0]
 
 
-def save_mapping(conn: duckdb.DuckDBPyConnection, name: str, mapping: dict[str, object]) -> None:
-    """Keep a column and value mapping under a name, for the next export from the same tool."""
-    conn.execute("INSERT OR REPLACE INTO mappings VALUES (?, ?, ?)", [name, json.dumps(mapping["headers"]),
-                                                                      json.dumps(mapping)])
+def save_mapping(conn: duckdb.DuckDBPyConnection, name: str, mapping: dict[str, object],
+                 author: str | None = None) -> None:
+    """Keep a column and value mapping under a name, for the next export from the same tool, with who saved it."""
+    conn.execute("INSERT OR REPLACE INTO mappings (name, headers, mapping, saved_by, saved_at) VALUES (?, ?, ?, ?, ?)",
+                 [name, json.dumps(mapping["headers"]), json.dumps(mapping), author,
+                  datetime.now().replace(microsecond=0)])
+
+
+def mapping_origin(conn: duckdb.DuckDBPyConnection, name: str) -> str:
+    """"'Salesforce' saved by Ana on 2026-11-02": a saved mapping as it is named wherever it is applied."""
+    row = conn.execute("SELECT saved_by, saved_at FROM mappings WHERE name = ?", [name]).fetchone()
+    who = f" by {row[0]}" if row and row[0] else ""
+    when = f" on {row[1]:%Y-%m-%d}" if row and row[1] else ""
+    return f"'{name}' saved{who}{when}"
 
 
 def saved_mapping(conn: duckdb.DuckDBPyConnection, name: str) -> dict[str, object]:

@@ -25,6 +25,11 @@ TARGETS = ("Targets, bands and the currency come from the KPI catalog in use ({s
 WELCOME_HERE = ("Upload the exports of your CRM, marketing, helpdesk or billing tool (CSV, TSV or Excel) below. "
                 "Each file becomes one of the tables listed under Templates, where an empty template of each is; or "
                 "load the sample data to look around first.")
+VIEW_ONLY = ("You can view the data and its snapshots. Uploading, emptying tables, restoring snapshots, saving "
+             "mappings and writing check-ins need the editor role: unlock editing in the sidebar, or log in as an "
+             "editor.")
+OPEN_EDITING = ("Anyone who reaches this app can edit: no editor password or login is set. Before you share it, "
+                "set one (kpicore hash-password, see the README).")
 START_EMPTY = "Start from empty tables: only your files (the sample stays restorable in its snapshot)"
 KEEP_SAMPLE = "Keep the sample tables beside your files"
 

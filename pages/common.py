@@ -18,13 +18,14 @@ import pandas as pd
 import pyarrow as pa
 import streamlit as st
 from streamlit import dataframe_util
+from streamlit.errors import StreamlitSecretNotFoundError
 
-from kpicore import charts, checkins, exports, kept, report, store
+from kpicore import access, charts, checkins, exports, kept, report, store
 from kpicore.catalog import CUSTOMER, Catalog, JourneySettings, catalog_path, load_catalog
 from kpicore.charts import Spec
 from kpicore.checkins import CheckIn
 from kpicore.compute import KpiValues
-from kpicore.display import plain
+from kpicore.display import plain, printable
 from kpicore.errors import CatalogError, KpiError
 from kpicore.files import clean_workdirs
 from kpicore.filters import DIMENSIONS, Filters, checked
@@ -34,6 +35,7 @@ from kpicore.journey import ChannelChurn, Journey, early_churn_by_channel, journ
 from kpicore.periods import Comparison, Grain, Period
 from kpicore.scorecard import Scorecard, build_scorecard
 from kpicore.tensions import Tension, find_tensions, spread_over_teams
+from kpicore.texts import OPEN_EDITING
 from kpicore.view import View
 
 VIEW_KEYS = ("grain", "period", "comparison", "snapshot", *DIMENSIONS)
@@ -69,6 +71,103 @@ def database_for_this_run() -> Iterator[None]:
     finally:
         _RUN.cursor = previous
         opened.__exit__(None, None, None)
+
+
+def access_settings() -> access.Settings:
+    """The deployment's access settings ([kpi] in .streamlit/secrets.toml; none: editing is open to everyone)."""
+    try:
+        given = dict(st.secrets.get("kpi", {}))
+    except (FileNotFoundError, KeyError, StreamlitSecretNotFoundError):  # no secrets.toml
+        given = {}
+    try:
+        return access.Settings.from_mapping(given)
+    except KpiError as error:
+        st.error(f"**The access settings cannot be used.** {plain(error)}")
+        st.stop()
+        raise
+
+
+def logins() -> bool:
+    """Whether Streamlit's OIDC login is configured ([auth] in secrets.toml)."""
+    try:
+        return "auth" in st.secrets
+    except (FileNotFoundError, StreamlitSecretNotFoundError):
+        return False
+
+
+EDITOR = "_editor"  # session-state key: the name of whoever unlocked editing with the password
+
+
+def actor() -> access.Actor:
+    """Who is looking, with the role the settings give them (kpicore.access decides what each role may do)."""
+    settings = access_settings()
+    if logins() and st.user.is_logged_in:
+        claims = st.user.to_dict()
+        return access.Actor(str(claims.get("name") or claims.get("email") or "signed-in user"),
+                            settings.role_of(claims))
+    if settings.editor_password_hash and (name := st.session_state.get(EDITOR)):
+        return access.Actor(name, access.Role.EDITOR)
+    if settings.open_editing and not logins():
+        return access.Actor("anyone", access.Role.EDITOR, named=False)
+    return access.Actor("a visitor", access.Role.VIEWER)
+
+
+def login_gate() -> None:
+    """Where viewing needs a login (viewing = "login"): the login button instead of the app until signed in."""
+    settings = access_settings()
+    if settings.viewing != "login":
+        return
+    if not logins():
+        st.error("**Viewing is set to need a login** (viewing = \"login\" in secrets.toml), but no login is "
+                 "configured: add an [auth] section (see the README) or set viewing = \"open\".")
+        st.stop()
+    if not st.user.is_logged_in:
+        st.title("KPI scorecards")
+        st.info("Log in to see the scorecards.", icon=":material/lock:")
+        st.button("Log in", on_click=st.login, icon=":material/login:", type="primary", key="login")
+        st.stop()
+
+
+def editing_box(ctx: Context) -> None:
+    """The sidebar's Editing section: who may edit, and the way to unlock editing or log in."""
+    settings, me = access_settings(), actor()
+    st.header("Editing")
+    if logins():
+        if st.user.is_logged_in:
+            st.caption(f"Signed in as {plain(me.name)} ({me.role.value}).")
+            st.button("Log out", on_click=st.logout, icon=":material/logout:", key="logout")
+            return
+        st.button("Log in", on_click=st.login, icon=":material/login:", key="login")
+        return
+    if settings.open_editing:
+        st.caption(OPEN_EDITING)
+        return
+    if me.editor:
+        st.caption(f"Editing as {plain(me.name)}.")
+        if st.button("Lock editing", icon=":material/lock:", key="lock-editing"):
+            st.session_state.pop(EDITOR, None)
+            st.rerun()
+        return
+    with st.form("unlock", border=False):
+        st.text_input("Your name", key="unlock-name", max_chars=80)
+        st.text_input("Editor password", type="password", key="unlock-password")
+        st.form_submit_button("Unlock editing", icon=":material/lock_open:", on_click=_unlock)
+    if failed := st.session_state.pop("unlock-error", None):
+        st.error(failed)
+
+
+def _unlock() -> None:
+    """Check the editor password (against its argon2 hash); the session can edit under the given name."""
+    state = st.session_state
+    name = " ".join(printable(state.get("unlock-name", "")).split())
+    password = state.get("unlock-password", "")
+    state["unlock-password"] = ""
+    if not name:
+        state["unlock-error"] = "Give your name: it is recorded with every change you make."
+    elif not access_settings().password_unlocks(password):
+        state["unlock-error"] = "That is not the editor password."
+    else:
+        state[EDITOR] = name
 
 
 def writing() -> AbstractContextManager[duckdb.DuckDBPyConnection]:
@@ -364,6 +463,7 @@ def controls(ctx: Context) -> None:
                      help="No sidebar or controls, large type: for a projector or a wall screen."):
             st.query_params[PRESENT] = "1"
             st.rerun()
+        editing_box(ctx)
     if ctx.snapshot.id != ctx.latest.id:
         st.info(f"You are looking at snapshot {ctx.snapshot.id} from {ctx.snapshot.created_at:%Y-%m-%d %H:%M}. "
                 f"Newer data is in snapshot {ctx.latest.id}.", icon=":material/history:")

@@ -5,11 +5,11 @@ from datetime import date
 
 import streamlit as st
 
-from kpicore import store
+from kpicore import actions, store
 from kpicore.display import plain
 from kpicore.errors import KpiError
 from kpicore.exports import csv_bytes
-from kpicore.ingest import Mode, Upload, check_plan, import_files
+from kpicore.ingest import Mode, Upload, check_plan
 from kpicore.mapping import DateOrder, currency_of, remap
 from kpicore.model import TABLES, VOCABULARIES
 from kpicore.templates import describe, template_csv
@@ -17,6 +17,7 @@ from kpicore.texts import (
     KEEP_SAMPLE,
     START_EMPTY,
     TARGETS,
+    VIEW_ONLY,
     currency_assumed,
     currency_warning,
     missing_inputs,
@@ -43,8 +44,13 @@ def templates() -> None:
 
 
 templates_first = ctx.empty or st.query_params.get("section") == "templates"
-files = st.file_uploader("Exports", type=["csv", "tsv", "txt", "xlsx"], accept_multiple_files=True,
-                         help=f"Up to {uploads.upload_limit_mb()} MB per file.")
+me = common.actor()
+if me.editor:
+    files = st.file_uploader("Exports", type=["csv", "tsv", "txt", "xlsx"], accept_multiple_files=True,
+                             help=f"Up to {uploads.upload_limit_mb()} MB per file.")
+else:
+    st.info(VIEW_ONLY, icon=":material/visibility:")
+    files = []
 uploads.forget_others(files or [])
 to_import: list[Upload] = []
 keys: list[str] = []
@@ -64,7 +70,7 @@ for file in files or []:
             continue
         detail = f"{raw.encoding}, delimiter {raw.delimiter!r}, header on row {raw.header_row}"
         if saved_name:
-            detail += f", saved mapping '{saved_name}' applied"
+            detail += f", saved mapping {plain(store.mapping_origin(common.connection(), saved_name))} applied"
         st.caption(detail)
         tables = list(TABLES)
         table = st.selectbox("Table", tables, index=tables.index(plan.table), key=f"table-{key}",
@@ -160,9 +166,10 @@ if files:
                    key="import", help="Every file not skipped must be ready first." if blocked else None):
         bar = st.progress(0.0, text="Starting the import")
         try:
-            result = import_files(common.connection(), to_import, "Upload: " + ", ".join(u.raw.name for u in to_import),
-                                  progress=lambda share, text: bar.progress(share, text=text),
-                                  keep_sample=keep_sample)
+            result = actions.import_files(common.connection(), me, to_import,
+                                          "Upload: " + ", ".join(u.raw.name for u in to_import),
+                                          progress=lambda share, text: bar.progress(share, text=text),
+                                          keep_sample=keep_sample)
         except KpiError as error:
             bar.empty()
             st.error(f"Nothing was imported: {plain(error)}", icon=":material/error:")
@@ -206,23 +213,23 @@ st.dataframe(uploads.tables_frame(current, ctx.values.tables if ctx.snapshot.id 
              hide_index=True, width="stretch")
 filled = [name for name, table in current.items() if table.rows]
 with st.container(horizontal=True, vertical_alignment="bottom"):
-    if filled:
+    if filled and me.editor:
         chosen = st.selectbox("Table to empty", filled, index=None, placeholder="Choose a table", key="empty-choice",
                               width=260)
         if st.button("Empty it", key="empty-table", disabled=chosen is None):
-            emptied = store.empty_tables(common.connection(), [chosen])
+            emptied = actions.drop_tables(common.connection(), me, [chosen])
             common.forget_view()
             st.session_state["data-note"] = f"{chosen} is empty in snapshot {emptied.id}; restore snapshot " \
                                             f"{emptied.id - 1} to get its rows back."
             st.rerun()
         if st.button("Start with empty tables", key="start-empty"):
-            emptied = store.empty_snapshot(common.connection())
+            emptied = actions.start_empty(common.connection(), me)
             common.forget_view()
             st.session_state["data-note"] = f"Every table is empty in snapshot {emptied.id}; the earlier " \
                                             "snapshots stay restorable."
             st.rerun()
-    if not ctx.sample and st.button("Load the sample data", key="load-sample"):
-        loaded = store.load_sample(common.connection())
+    if me.editor and not ctx.sample and st.button("Load the sample data", key="load-sample"):
+        loaded = actions.load_sample(common.connection(), me)
         common.forget_view()
         st.session_state["data-note"] = f"The sample data is loaded, as snapshot {loaded.id}."
         st.rerun()
@@ -234,13 +241,15 @@ for snap, tables in store.snapshots(common.connection()):
     with st.container(border=True, key=f"snapshot-{snap.id}"):
         changed = ", ".join(f"{t.table} ({t.rows:,} rows from {plain(t.source)})" for t in tables if t.changed) or "–"
         mark = " · current" if snap.id == ctx.latest.id else ""
-        st.markdown(f"**Snapshot {snap.id}** · {snap.created_at:%Y-%m-%d %H:%M} · {plain(snap.note)}{mark}  \n"
+        by = f" · by {plain(snap.author)}" if snap.author else ""
+        st.markdown(f"**Snapshot {snap.id}** · {snap.created_at:%Y-%m-%d %H:%M}{by} · {plain(snap.note)}{mark}  \n"
                     f"Changed: {changed}")
         view, restore = st.columns([1, 1])
         with view:
             common.overview_link(ctx, snap.id, f"View snapshot {snap.id}")
-        if snap.id != ctx.latest.id and restore.button(f"Restore snapshot {snap.id}", key=f"restore-{snap.id}"):
-            restored = store.restore(common.connection(), snap.id)
+        if me.editor and snap.id != ctx.latest.id and restore.button(f"Restore snapshot {snap.id}",
+                                                                      key=f"restore-{snap.id}"):
+            restored = actions.restore(common.connection(), me, snap.id)
             common.forget_view()
             st.session_state["data-note"] = f"Snapshot {snap.id} is current again, as snapshot {restored.id}."
             st.rerun()

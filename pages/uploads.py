@@ -10,13 +10,13 @@ import pandas as pd
 import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
-from kpicore import store
+from kpicore import actions, store
 from kpicore.coverage import Coverage
 from kpicore.errors import KpiError
 from kpicore.files import RawFile, max_upload_bytes, read_file, workdir
 from kpicore.ingest import ExportDate, Upload, export_date
 from kpicore.mapping import Plan, to_saved
-from pages.common import connection
+from pages.common import actor, connection
 
 
 def upload_limit_mb() -> int:
@@ -88,7 +88,7 @@ def proposed_day(file: UploadedFile, raw: RawFile) -> ExportDate | None:
 
 def save_mapping(name: str, plan: Plan, raw: RawFile) -> None:
     """Keep the mapping under a name for the next export from the same tool."""
-    store.save_mapping(connection(), name, to_saved(plan, raw))
+    actions.save_mapping(connection(), actor(), name, to_saved(plan, raw))
 
 
 def batch_key(keys: Sequence[str], batch: Sequence[Upload]) -> str:

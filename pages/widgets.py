@@ -6,7 +6,7 @@ from collections.abc import Iterable
 import pandas as pd
 import streamlit as st
 
-from kpicore import checkins, report
+from kpicore import actions, checkins, report
 from kpicore.catalog import CUSTOMER, Catalog, Kpi
 from kpicore.charts import tension_chart, trend_chart
 from kpicore.display import GOOD_WAY_COLORS, STATUS_LOOKS, format_change, format_score, format_value
@@ -18,7 +18,7 @@ from kpicore.scorecard import KpiResult, Scorecard, Status, TeamScore
 from kpicore.story import contrast, story
 from kpicore.tensions import Tension, TensionKind
 from kpicore.texts import SAMPLE_LINE, WELCOME_HERE, WELCOME_TEXT, WELCOME_TITLE
-from pages.common import Context, chart, data_page, team_link, writing
+from pages.common import Context, actor, chart, data_page, team_link, writing
 
 
 def page_header(ctx: Context, title: str, period: bool = True) -> None:
@@ -282,7 +282,12 @@ def checkin_panel(ctx: Context, kpis: Iterable[Kpi]) -> None:
             st.text(f"{labels[note.kpi]}: {note.line}")  # plain text: a check-in is never Markdown or HTML
         if not found:
             st.caption(f"No check-in on these KPIs in {ctx.period.label} yet.")
-        st.text_input("Your name", max_chars=checkins.AUTHOR_LIMIT, key="checkin-author")
+        me = actor()
+        if not me.editor:
+            st.caption("Writing a check-in needs the editor role (unlock editing in the sidebar).")
+            return
+        if not me.named:  # nobody signs in: the note is signed by hand
+            st.text_input("Your name", max_chars=checkins.AUTHOR_LIMIT, key="checkin-author")
         with st.form("checkin", border=False):
             st.selectbox("KPI", list(labels), format_func=labels.__getitem__, key="checkin-kpi")
             st.text_input("Note", max_chars=checkins.NOTE_LIMIT, placeholder="e.g. campaign X paused on 14.10.",
@@ -295,10 +300,11 @@ def checkin_panel(ctx: Context, kpis: Iterable[Kpi]) -> None:
 def _add_checkin(ctx: Context) -> None:
     """Store the form's check-in before the run that shows it; the note field empties only once it is stored."""
     state = st.session_state
+    me = actor()
     try:
         with writing() as cursor:
-            checkins.add(cursor, ctx.catalog, state["checkin-kpi"], ctx.period, state["checkin-note"],
-                         state.get("checkin-author", ""))
+            actions.add_checkin(cursor, me, ctx.catalog, state["checkin-kpi"], ctx.period, state["checkin-note"],
+                                state.get("checkin-author", ""))
     except KpiError as error:
         state["checkin-error"] = str(error)
     else:

@@ -24,7 +24,7 @@ TIMEOUT_MS = 60_000
 expect.set_options(timeout=TIMEOUT_MS)
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -35,18 +35,18 @@ class AppDidNotStart(RuntimeError):
 
 
 @contextmanager
-def running_app(script: str | Path, db: Path, log: Path, python: str = sys.executable,
-                app: Path = ROOT) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+def running_app(script: str | Path, db: Path, log: Path, python: str = sys.executable, app: Path = ROOT,
+                port: int | None = None, options: tuple[str, ...] = ()) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """`streamlit run script` (from `app`, with `python`, on `db`) on a free port: its base URL and process while
     it runs (the benchmark reads its memory); stopped afterwards. AppDidNotStart if it does not come up."""
-    port = _free_port()
+    port = port or free_port()
     env = {**os.environ, "KPI_DB": str(db)}
     env.pop("KPI_CATALOG", None)
     # the app through its launcher (serve.py runs dashboard.py), any other script with `streamlit run`
     start = [python, "serve.py"] if Path(script).name == "dashboard.py" else [python, "-m", "streamlit", "run",
                                                                                str(script)]
     command = [*start, "--server.headless", "true", "--server.port", str(port),
-               "--browser.gatherUsageStats", "false"]
+               "--browser.gatherUsageStats", "false", *options]
     with log.open("wb") as out:
         proc = subprocess.Popen(command, cwd=app, env=env, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
@@ -72,11 +72,12 @@ def running_app(script: str | Path, db: Path, log: Path, python: str = sys.execu
 
 
 @contextmanager
-def streamlit_server(db: Path, log: Path, python: str = sys.executable, app: Path = ROOT) -> Iterator[str]:
+def streamlit_server(db: Path, log: Path, python: str = sys.executable, app: Path = ROOT, port: int | None = None,
+                     options: tuple[str, ...] = ()) -> Iterator[str]:
     """The app as the README starts it (`python serve.py`, from `app`, with `python`) on a free port, its base URL
     while it runs; stopped afterwards."""
     try:
-        with running_app("dashboard.py", db, log, python, app) as (url, _):
+        with running_app("dashboard.py", db, log, python, app, port, options) as (url, _):
             yield url
     except AppDidNotStart as error:
         pytest.fail(str(error))

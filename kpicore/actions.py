@@ -1,0 +1,61 @@
+"""Every change to what everybody sees, allowed or refused in one place: the app's pages and the command line call
+these, never the storage functions directly. Each needs the editor role (access.Actor.require_editor) and records
+who made the change."""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+
+import duckdb
+
+from kpicore import checkins, store
+from kpicore.access import Actor
+from kpicore.catalog import Catalog
+from kpicore.checkins import CheckIn
+from kpicore.ingest import ImportResult, Upload
+from kpicore.ingest import import_files as _import_files
+from kpicore.periods import Period
+
+
+def import_files(conn: duckdb.DuckDBPyConnection, actor: Actor, uploads: Sequence[Upload], note: str,
+                 progress: Callable[[float, str], None] | None = None, keep_sample: bool = True) -> ImportResult:
+    """Import exports as one new snapshot (ingest.import_files), made by `actor`."""
+    actor.require_editor("Importing files")
+    return _import_files(conn, uploads, note, progress=progress, keep_sample=keep_sample, author=actor.name)
+
+
+def drop_tables(conn: duckdb.DuckDBPyConnection, actor: Actor, names: Iterable[str]) -> store.Snapshot:
+    """A new snapshot with these tables empty."""
+    actor.require_editor("Emptying tables")
+    return store.empty_tables(conn, names, author=actor.name)
+
+
+def start_empty(conn: duckdb.DuckDBPyConnection, actor: Actor) -> store.Snapshot:
+    """A new snapshot with every table empty."""
+    actor.require_editor("Emptying every table")
+    return store.empty_snapshot(conn, author=actor.name)
+
+
+def load_sample(conn: duckdb.DuckDBPyConnection, actor: Actor) -> store.Snapshot:
+    """The bundled sample data as a new snapshot."""
+    actor.require_editor("Loading the sample data")
+    return store.load_sample(conn, author=actor.name)
+
+
+def restore(conn: duckdb.DuckDBPyConnection, actor: Actor, snapshot_id: int) -> store.Snapshot:
+    """An earlier snapshot made current again, as a new snapshot."""
+    actor.require_editor("Restoring a snapshot")
+    return store.restore(conn, snapshot_id, author=actor.name)
+
+
+def save_mapping(conn: duckdb.DuckDBPyConnection, actor: Actor, name: str, mapping: dict[str, object]) -> None:
+    """A mapping kept under a name for the next export with the same columns (applied to it automatically)."""
+    actor.require_editor("Saving a mapping")
+    store.save_mapping(conn, name, mapping, author=actor.name)
+
+
+def add_checkin(conn: duckdb.DuckDBPyConnection, actor: Actor, catalog: Catalog, kpi: str, period: Period, note: str,
+                name: str | None = None) -> CheckIn:
+    """A check-in on a KPI in a period, signed with the actor's name (or, where editing is open to everyone and
+    nobody logs in, the name they give)."""
+    actor.require_editor("Writing a check-in")
+    return checkins.add(conn, catalog, kpi, period, note, actor.name if actor.named else name or "")
