@@ -21,7 +21,7 @@ with common.database_for_this_run():
     page = st.navigation(pages, position="hidden" if present else "top")
     st.session_state["team"] = page.url_path
     ctx = common.context()
-    widgets.tile_style()
+    widgets.app_style()
     widgets.sample_banner(ctx)
     if ctx.empty:
         widgets.welcome(page.title)

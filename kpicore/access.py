@@ -60,6 +60,7 @@ def command_line() -> Actor:
 
 
 VIEWING = ("open", "login")
+ANYONE = "anyone (open editing)"  # who a change is by where editing is open and nobody signs in
 
 
 @dataclass(frozen=True)

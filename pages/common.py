@@ -108,7 +108,7 @@ def actor() -> access.Actor:
     if settings.editor_password_hash and (name := st.session_state.get(EDITOR)):
         return access.Actor(name, access.Role.EDITOR)
     if settings.open_editing and not logins():
-        return access.Actor("anyone", access.Role.EDITOR, named=False)
+        return access.Actor(access.ANYONE, access.Role.EDITOR, named=False)
     return access.Actor("a visitor", access.Role.VIEWER)
 
 

@@ -78,7 +78,7 @@ def metric(result: KpiResult, ctx: Context) -> None:
     explained = f"{kpi.description}\n\n**Formula:** {formula_text(kpi.formula, ctx.catalog)}"
     with st.container(border=True, key=f"tile-{kpi.id}"):
         # Streamlit colours a metric's chart like its delta, and a metric without a delta grey: the delta carries
-        # the line's colour, hidden by TILE_CSS, and the change is a badge of its own, coloured by its own way
+        # the line's colour, hidden by APP_CSS, and the change is a badge of its own, coloured by its own way
         st.metric(kpi.label, value, format_change(result) or "·", delta_color=GOOD_WAY_COLORS[result.line_improved],
                   delta_arrow="off", help=explained + (f"\n\n{result.cohort}" if result.cohort else ""),
                   chart_data=list(trend) if len(trend) > 1 else None)
@@ -93,12 +93,16 @@ def metric(result: KpiResult, ctx: Context) -> None:
             st.text(f"✎ {note.line}")  # plain text: a check-in is never Markdown or HTML
 
 
-TILE_CSS = """<style>[class*="st-key-tile-"] [data-testid="stMetricDelta"] { display: none; }</style>"""
+APP_CSS = """<style>
+[class*="st-key-tile-"] [data-testid="stMetricDelta"] { display: none; }
+[data-testid="stElementToolbar"] button[aria-label="Download as CSV"] { display: none !important; }
+</style>"""  # a tile's change is its own badge (see metric); the tables' own CSV download would write cells raw
 
 
-def tile_style() -> None:
-    """Once per run: a tile's change is its own badge (see metric)."""
-    st.markdown(TILE_CSS, unsafe_allow_html=True)  # kpicore's own constant CSS, never user text
+def app_style() -> None:
+    """Once per run: the app's constant CSS. Table widgets lose their own CSV download, which writes a cell such
+    as =HYPERLINK(...) as a live formula: KPI and journey tables have a CSV button that defuses them instead."""
+    st.markdown(APP_CSS, unsafe_allow_html=True)  # kpicore's own constant CSS, never user text
 
 
 def change_badge(result: KpiResult) -> str | None:

@@ -36,7 +36,8 @@ class AppDidNotStart(RuntimeError):
 
 @contextmanager
 def running_app(script: str | Path, db: Path, log: Path, python: str = sys.executable, app: Path = ROOT,
-                port: int | None = None, options: tuple[str, ...] = ()) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+                port: int | None = None,
+                options: tuple[str, ...] = ()) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """`streamlit run script` (from `app`, with `python`, on `db`) on a free port: its base URL and process while
     it runs (the benchmark reads its memory); stopped afterwards. AppDidNotStart if it does not come up."""
     port = port or free_port()

@@ -29,6 +29,16 @@ def sample_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture
+def app_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh DuckDB file with the sample data, which the app (AppTest) of this test reads."""
+    path = tmp_path / "app.duckdb"
+    store.connect(path).close()
+    monkeypatch.setenv("KPI_DB", str(path))
+    monkeypatch.delenv("KPI_CATALOG", raising=False)
+    return path
+
+
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
     """Headless Debian Chromium; CI installs it, so a missing one is a failure, not a skip."""

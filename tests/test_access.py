@@ -73,11 +73,17 @@ def _state(conn: duckdb.DuckDBPyConnection) -> tuple:
             conn.execute("SELECT * FROM checkins ORDER BY id").fetchall())
 
 
-def test_every_action_refuses_a_viewer_and_changes_nothing(tmp_path: Path, catalog: Catalog) -> None:
-    export = tmp_path / "leads.csv"
+def _leads(folder: Path) -> Upload:
+    """A one-row leads export, recognised."""
+    export = folder / "leads.csv"
     export.write_text("lead_id,created_at\nL1,2026-01-01 10:00:00\n", encoding="utf-8")
-    raw = read_file(export, workdir=tmp_path)
-    upload = Upload(raw, propose(raw, "leads"))
+    raw = read_file(export, workdir=folder)
+    return Upload(raw, propose(raw, "leads"))
+
+
+def test_every_action_refuses_a_viewer_and_changes_nothing(tmp_path: Path, catalog: Catalog) -> None:
+    upload = _leads(tmp_path)
+    raw = upload.raw
     with store.connect(tmp_path / "kpi.duckdb") as conn:
         before = _state(conn)
         for attempt in (lambda: actions.import_files(conn, VIEWER, [upload], "Upload"),
@@ -93,10 +99,8 @@ def test_every_action_refuses_a_viewer_and_changes_nothing(tmp_path: Path, catal
 
 
 def test_every_write_records_who_made_it(tmp_path: Path, catalog: Catalog) -> None:
-    export = tmp_path / "leads.csv"
-    export.write_text("lead_id,created_at\nL1,2026-01-01 10:00:00\n", encoding="utf-8")
-    raw = read_file(export, workdir=tmp_path)
-    upload = Upload(raw, propose(raw, "leads"))
+    upload = _leads(tmp_path)
+    raw = upload.raw
     with store.connect(tmp_path / "kpi.duckdb") as conn:
         imported = actions.import_files(conn, EDITOR, [upload], "Upload: leads.csv").snapshot
         dropped = actions.drop_tables(conn, Actor("Bo", Role.EDITOR), ["tickets"])
@@ -125,15 +129,6 @@ def test_the_command_line_is_an_editor_and_signs_its_changes(tmp_path: Path) -> 
     me = access.command_line().name
     assert me.endswith(" (command line)")
     assert f"Emptied surveys  by {me}" in out.getvalue()
-
-
-@pytest.fixture
-def app_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "kpi.duckdb"
-    store.connect(path).close()
-    monkeypatch.setenv("KPI_DB", str(path))
-    monkeypatch.delenv("KPI_CATALOG", raising=False)
-    return path
 
 
 def _app(password_hash: str | None, page: str = "data") -> AppTest:

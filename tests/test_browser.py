@@ -313,3 +313,16 @@ def test_a_link_or_image_in_a_url_parameter_shows_as_text(app_page: Page, app_ur
     assert any(link in text for text in shown) and any(image in text for text in shown), shown  # as written
     expect(app_page.locator("a[href*='evil.example']")).to_have_count(0)
     expect(app_page.locator("img[src*='evil.example']")).to_have_count(0)
+
+
+def test_tables_offer_only_the_defused_csv_download(app_page: Page, app_url: str) -> None:
+    """The table widget's own CSV download would write a cell like =HYPERLINK(...) as a live formula."""
+    open_app(app_page, f"{app_url}/?period=2026-10")
+    table = app_page.get_by_test_id("stDataFrame").first
+    table.scroll_into_view_if_needed()
+    table.hover()
+    toolbar = app_page.get_by_test_id("stElementContainer").filter(has=table).last.get_by_test_id("stElementToolbar")
+    shown = "e => getComputedStyle(e).display"
+    assert toolbar.locator('button[aria-label="Search"]').evaluate(shown) != "none"  # the toolbar is there
+    assert toolbar.locator('button[aria-label="Download as CSV"]').evaluate(shown) == "none"
+    expect(app_page.get_by_test_id("stMain").get_by_role("button", name="CSV").first).to_be_visible()

@@ -120,15 +120,6 @@ def test_the_cli_prints_rejected_cells_without_terminal_escapes(tmp_path: Path) 
     assert "\x1b" not in out.getvalue() and "\x07" not in out.getvalue()
 
 
-@pytest.fixture
-def app_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "kpi.duckdb"
-    store.connect(path).close()
-    monkeypatch.setenv("KPI_DB", str(path))
-    monkeypatch.delenv("KPI_CATALOG", raising=False)
-    return path
-
-
 @pytest.mark.parametrize(("params", "name"), [({"snapshot": LINK}, "snapshot"), ({"channel": IMAGE}, "channel"),
                                               ({"present": "1", "cycle": LINK}, "cycle")])
 def test_url_parameters_quoted_in_notices_are_text(app_db: Path, params: dict[str, str], name: str) -> None:

@@ -7,6 +7,7 @@ new snapshot next to an untouched previous one.
 from __future__ import annotations
 
 import importlib.util
+import re
 import shutil
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -561,7 +562,8 @@ def test_cli_saved_mapping_is_applied_to_the_next_file_with_the_same_headers(cap
                       encoding="utf-8")
     code, out, err = load(capsys, db_path, str(second))
     assert (code, err) == (0, "")
-    assert "next_week.csv: using the saved mapping 'old crm'." in out
+    assert re.search(r"next_week.csv: using the saved mapping 'old crm' saved by \S+ \(command line\) on "
+                     r"\d{4}-\d\d-\d\d\.", out)
     with duckdb.connect(str(db_path)) as conn:
         assert conn.execute("SELECT lead_id, channel FROM snapshot_3.leads ORDER BY 1").fetchall() == [
             ("L7", "fair"), ("L8", "fair")]

@@ -132,7 +132,7 @@ def test_only_the_latest_snapshots_values_are_kept(tmp_path, catalog):
     conn = store.connect(path)
     _values(conn, catalog)  # snapshot 1
     for number in range(2, kept.KEEP_SNAPSHOTS + 2):  # snapshots 2 .. 11: snapshot 1 is no longer among the latest 10
-        conn.execute("INSERT INTO snapshots VALUES ($n, now(), 'a later one')", {"n": number})
+        conn.execute("INSERT INTO snapshots (id, created_at, note) VALUES ($n, now(), 'a later one')", {"n": number})
     conn.execute(f"INSERT INTO {kept.TABLE} SELECT 11, catalog, code, grain, filters, payload, seconds "
                  f"FROM {kept.TABLE}")
     conn.close()

@@ -2,6 +2,7 @@
 viewing behind the login, the editor role from the group claim, a viewer without the Data page's controls."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from urllib.parse import quote
 
@@ -70,6 +71,8 @@ def test_viewing_needs_the_login_and_the_group_claim_makes_an_editor(provider: s
             expect(page.get_by_test_id("stFileUploader")).to_have_count(1)
 
             sidebar.get_by_role("button", name="Log out").click()
+            page.wait_for_url(re.compile(r"^(?!" + re.escape(app) + r"/data)"))  # to the provider's end of session
+            page.goto(f"{app}/")
             expect(page.get_by_text("Log in to see the scorecards.")).to_be_visible()
             _log_in(page, app, "bo@example.com")
             expect(sidebar.get_by_text("Signed in as Bo (viewer).")).to_be_visible()
