@@ -15,4 +15,5 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-python -m pytest -q
+# two workers (CI has 2 cores), each test file on one worker: its module-scoped servers and databases stay its own
+python -m pytest -q -n 2 --dist loadfile
