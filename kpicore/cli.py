@@ -46,6 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KpiError as error:
         print(f"Error: {error}", file=sys.stderr)
         return 1
+    except duckdb.IOException as error:  # a database damaged further in than the pages read when it opened
+        print(f"Error: {store.broken(store.db_path(args.db), error)}", file=sys.stderr)
+        return 1
     except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading
         sys.stderr.close()
         return 0
@@ -127,6 +130,17 @@ def _parser() -> argparse.ArgumentParser:
     mode.add_argument("--append", dest="mode", action="store_const", const="append",
                       help="add rows; rows with an id already stored replace the stored ones")
     load.set_defaults(run=_load, mode="replace")
+
+    saving = commands.add_parser("backup", help="copy the whole database (every snapshot) to a file",
+                                 description="Copy the whole database, with every snapshot, saved mapping and "
+                                             "check-in, to FILE (the app may keep running: the copy waits for it).")
+    saving.add_argument("file", metavar="FILE", help="where the copy goes, e.g. backups/kpi-2026-12-01.duckdb")
+    saving.set_defaults(run=_backup)
+    back = commands.add_parser("restore-backup", help="put a backup made by 'kpicore backup' in place of the database",
+                               description="Replace the database with a backup (checked first); the file it "
+                                           "replaces is kept beside it. Stop the app first, or it waits for it.")
+    back.add_argument("file", metavar="FILE", help="a backup made by 'kpicore backup'")
+    back.set_defaults(run=_restore_backup)
 
     listing = commands.add_parser("snapshots", help="list the stored snapshots",
                                   description="List the stored snapshots, newest first, with tables and row counts.")
@@ -448,6 +462,23 @@ def _drop(args: argparse.Namespace) -> int:
 def _restore(args: argparse.Namespace) -> int:
     restored = actions.restore(_connect(args), access.command_line(), args.snapshot)
     print(f"Snapshot {restored.id} created: {restored.note}.")
+    return 0
+
+
+def _backup(args: argparse.Namespace) -> int:
+    target = store.db_path(args.db)
+    with _connect(args) as conn:
+        count = store.backup(conn, target, Path(args.file))
+    print(f"{args.file}: a copy of {target} with {count} snapshot(s). 'kpicore --db {target} restore-backup "
+          f"{args.file}' puts it back.")
+    return 0
+
+
+def _restore_backup(args: argparse.Namespace) -> int:
+    target = store.db_path(args.db)
+    kept_aside = store.restore_backup(target, Path(args.file), wait=WAIT_SECONDS)
+    aside = f" The file it replaced is kept as {kept_aside}." if kept_aside.exists() else ""
+    print(f"{target} is now the backup {args.file}.{aside}")
     return 0
 
 

@@ -8,6 +8,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import date
 from enum import Enum
+from pathlib import Path
 
 import duckdb
 
@@ -32,7 +33,9 @@ from kpicore.store import (
     Snapshot,
     Stored,
     commit_snapshot,
+    disk_full,
     latest_snapshot,
+    out_of_space,
     release_tables,
     reserve_table,
     sample_tables,
@@ -272,6 +275,9 @@ def _stage(conn: duckdb.DuckDBPyConnection, upload: Upload, physical: str) -> No
             return _stage(conn, replace(upload, raw=raw.sequential()), physical)
         if raw.encoding == "utf-8" and not_utf8(error):
             return _stage(conn, replace(upload, raw=raw.transcoded()), physical)
+        if out_of_space(error):
+            raise disk_full(Path(conn.execute("SELECT path FROM duckdb_databases() WHERE database_name = "
+                                              "current_database()").fetchone()[0] or "."), raw.name) from None
         detail = str(error).strip().splitlines()[0][:300]
         raise BadFile(raw.name, f"could not be read completely ({detail}). Check that every row has the "
                                 "same columns and export it again.") from None

@@ -12,10 +12,13 @@ and the currency its amounts are in.
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import re
 import secrets
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -91,6 +94,33 @@ class DatabaseBusy(KpiError):
     """Another program holds the database file (DuckDB lets one process at a time open it for writing)."""
 
 
+class BrokenDatabase(KpiError):
+    """A database file that cannot be read (truncated, overwritten, not a DuckDB file), or a folder that cannot
+    be written; the message says what to run."""
+
+
+def broken(target: Path, error: Exception) -> BrokenDatabase:
+    """What to do about a database file DuckDB cannot read: nothing in it is changed."""
+    return BrokenDatabase(
+        f"{target} cannot be read as a KPI database ({_first(error)}). Nothing in it was changed. Put a backup back "
+        "with "
+        f"'kpicore --db {target} restore-backup BACKUP_FILE', or keep the file aside and start afresh: "
+        f"'mv {target} {target}.broken && kpicore --db {target} init'.")
+
+
+def out_of_space(error: Exception) -> bool:
+    """Whether a write failed for want of disk space (or of the file size this process may write)."""
+    text = str(error)
+    return "No space left on device" in text or "File too large" in text or "Disk quota exceeded" in text
+
+
+def disk_full(target: Path, what: str) -> KpiError:
+    """The disk (or the file size allowed) ran out while writing: nothing was changed."""
+    return KpiError(f"The disk is full: {what} could not be written to {target.parent}. Nothing was changed; the "
+                    "data stays as it was. Free some space there (or set KPI_DB to a file on a larger disk) and try "
+                    "again.")
+
+
 def db_path(explicit: str | os.PathLike[str] | None = None) -> Path:
     """The database to use: an explicit path, else $KPI_DB, else data/kpi.duckdb."""
     chosen = explicit or os.environ.get("KPI_DB")
@@ -104,8 +134,66 @@ def connect(path: str | os.PathLike[str] | None = None, sample_dir: Path = SAMPL
     why), then raise DatabaseBusy."""
     target = db_path(path)
     if str(target) != ":memory:":
-        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise BrokenDatabase(f"The folder {target.parent} cannot be made ({error.strerror}). Set KPI_DB (or "
+                                 "--db) to a file in a folder this user may write.") from None
     conn = _open(target, wait, waiting)
+    try:
+        _prepare(conn, sample_dir, sample)
+    except duckdb.Error as error:
+        conn.close()
+        if out_of_space(error):
+            raise disk_full(target, "the database") from None
+        raise broken(target, error) from None
+    return conn
+
+
+def backup(conn: duckdb.DuckDBPyConnection, target: Path, to: Path) -> int:
+    """Copy the whole database (every snapshot, mapping, check-in) to `to`, while `conn` holds it so that nothing
+    writes meanwhile; the copy is opened once to prove it reads. The number of snapshots in it."""
+    conn.execute("CHECKPOINT")  # everything in the file itself, nothing left in the write-ahead log
+    to.parent.mkdir(parents=True, exist_ok=True)
+    partial = to.with_name(to.name + ".partial")
+    try:
+        shutil.copyfile(target, partial)
+    except OSError as error:
+        partial.unlink(missing_ok=True)
+        if error.errno == errno.ENOSPC:
+            raise disk_full(to, "the backup") from None
+        raise KpiError(f"The backup could not be written to {to} ({error.strerror}).") from None
+    snapshots = _snapshot_count(partial)
+    os.replace(partial, to)
+    return snapshots
+
+
+def _snapshot_count(path: Path) -> int:
+    """How many snapshots a database file holds (BrokenDatabase if it is not a readable KPI database)."""
+    try:
+        with duckdb.connect(str(path), read_only=True) as copy:
+            return copy.execute("SELECT COUNT(*) FROM snapshots").fetchone()[0]
+    except duckdb.Error as error:
+        raise broken(path, error) from None
+
+
+def restore_backup(target: Path, source: Path, wait: float = 0.0) -> Path:
+    """Put a backup in place of the database file, after checking that it reads; the file it replaces is kept
+    beside it (returned). DatabaseBusy while the app or another command holds the database."""
+    _snapshot_count(source)
+    if target.exists():
+        with contextlib.suppress(BrokenDatabase):  # a broken file is what a backup replaces
+            _open(target, wait, None).close()  # nobody else has it open right now
+    kept_aside = target.with_name(target.name + f".before-restore-{datetime.now():%Y%m%d-%H%M%S}")
+    if target.exists():
+        os.replace(target, kept_aside)
+    Path(str(target) + ".wal").unlink(missing_ok=True)
+    shutil.copyfile(source, target)
+    return kept_aside
+
+
+def _prepare(conn: duckdb.DuckDBPyConnection, sample_dir: Path, sample: bool) -> None:
+    """The database's own tables (made or brought up to date), and the sample or empty tables if it is new."""
     conn.execute("SET enable_progress_bar = false")  # DuckDB would draw it into the CLI's output
     # DuckDB's default, stated because imports rely on it: a staged table keeps the file's row order, so a
     # row's rowid gives its row number in the file (ingest.staging_sql)
@@ -130,7 +218,6 @@ def connect(path: str | os.PathLike[str] | None = None, sample_dir: Path = SAMPL
             load_sample(conn, sample_dir)
         else:
             empty_snapshot(conn, "Empty tables")
-    return conn
 
 
 def _open(target: Path, wait: float, waiting: Callable[[str], None] | None) -> duckdb.DuckDBPyConnection:
@@ -142,7 +229,11 @@ def _open(target: Path, wait: float, waiting: Callable[[str], None] | None) -> d
         except duckdb.IOException as error:
             holder = _lock_holder(error)
             if holder is None:
-                raise
+                if "Permission denied" in str(error) or "Read-only file system" in str(error):
+                    raise BrokenDatabase(f"{target} cannot be opened for writing ({_first(error)}). Give this user "
+                                         "write access to it and its folder, or set KPI_DB (or --db) to a file "
+                                         "in a writable folder.") from None
+                raise broken(target, error) from None
             if time.monotonic() >= deadline:
                 raise DatabaseBusy(f"{target} is open in another program ({holder}), most likely the app while it "
                                    "imports or draws a page. Try again in a moment, or import on the app's Data "
@@ -151,6 +242,10 @@ def _open(target: Path, wait: float, waiting: Callable[[str], None] | None) -> d
                 waiting(f"{target} is in use by another program ({holder}); waiting up to {wait:g} s for it.")
                 told = True
             time.sleep(0.2)
+
+
+def _first(error: Exception) -> str:
+    return str(error).strip().splitlines()[0][:200]
 
 
 def _lock_holder(error: Exception) -> str | None:

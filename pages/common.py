@@ -65,9 +65,16 @@ def database_for_this_run() -> Iterator[None]:
                    "that is done: reload it in a moment.", icon=":material/hourglass_top:")
         st.stop()
         raise
+    except store.BrokenDatabase as error:
+        st.error(f"**The database cannot be used.** {plain(error)}", icon=":material/error:")
+        st.stop()
+        raise
     previous, _RUN.cursor = getattr(_RUN, "cursor", None), cursor
     try:
         yield
+    except duckdb.IOException as error:  # a file damaged further in than its first pages
+        st.error(f"**The database cannot be read.** {plain(store.broken(store.db_path(), error))}",
+                 icon=":material/error:")
     finally:
         _RUN.cursor = previous
         opened.__exit__(None, None, None)
