@@ -138,7 +138,8 @@ def sparkline(result: KpiResult, height: int = 48) -> Spec:
 TENSION_COLOR = "#bc4c00"
 
 
-def tension_chart(tension: Tension, values: KpiValues, currency: str = "EUR", periods: int = 12) -> Spec:
+def tension_chart(tension: Tension, values: KpiValues, currency: str = "EUR", periods: int = 12,
+                  notes: Sequence[CheckIn] = ()) -> Spec:
     """Both KPIs of a tension over the recent periods, each on its own axis (left, right), its window shaded.
 
     Each axis is titled with its unit only (long rotated titles squeezed the plot): the legend names each line,
@@ -180,6 +181,17 @@ def tension_chart(tension: Tension, values: KpiValues, currency: str = "EUR", pe
                   "mark": {"type": "point", "filled": True, "size": 50, "opacity": 1},
                   "encoding": encoding | {"fill": {"value": "white"}, "stroke": {"value": line_color}}}
         layers.append({"data": {"name": data}, "layer": [line, hollow]})
+    by_period: dict[str, list[str]] = {}
+    for note in notes:  # check-ins on either KPI, in the periods shown
+        kpi = next((k for k in (tension.kpi, tension.counterweight) if k.id == note.kpi), None)
+        if kpi is not None and note.grain is tension.period.grain and note.period in labels:
+            by_period.setdefault(note.period, []).append(f"{kpi.label}: {note.line}")
+    if by_period:
+        datasets["checkins"] = [{"period": p, "notes": " · ".join(lines)} for p, lines in by_period.items()]
+        layers.append({"data": {"name": "checkins"}, "mark": {"type": "rule", "color": CHECKIN_COLOR, "strokeWidth": 2,
+                                                               "strokeDash": [2, 2]},
+                       "encoding": {"x": x, "tooltip": [_tip("period", "ordinal", "Period"),
+                                                        _tip("notes", "nominal", "Check-in")]}})
     return _top({"layer": layers, "datasets": datasets, "resolve": {"scale": {"y": "independent"}},
                  "height": 340, "width": "container"})
 

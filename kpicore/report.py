@@ -85,7 +85,8 @@ def build(catalog: Catalog, values: KpiValues, card: Scorecard, tensions: Sequen
             who = f"within {first}" if first == second else f"{first} vs {second}"
             sections.append(Section(f"{tension.kpi.label} vs {tension.counterweight.label} ({who})",
                                     (tension.sentence, tension.rarity),
-                                    chart=charts.tension_chart(tension, values, catalog.currency), level=3))
+                                    chart=charts.tension_chart(tension, values, catalog.currency, notes=notes),
+                                    level=3))
     else:
         sections.append(Section("Top tensions", ("No KPI pulls against its counterweight.",)))
     labels = {k.id: k.label for k in catalog.kpis}

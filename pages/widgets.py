@@ -224,8 +224,10 @@ def _tension(ctx: Context, tension: Tension, index: int, here: str | None) -> No
                 if team_id not in (CUSTOMER, here):
                     team_link(ctx, team_id, f"Open {ctx.catalog.team(team_id).label}")
         with picture:
-            chart(ctx, f"tension-{key}-{tension.period.label}",
-                  lambda: tension_chart(tension, ctx.values, ctx.catalog.currency), key=f"tension-chart-{index}")
+            notes = [n for n in ctx.checkins if n.kpi in (tension.kpi.id, tension.counterweight.id)]
+            chart(ctx, f"tension-{key}-{tension.period.label}-{','.join(str(n.id) for n in notes)}",
+                  lambda: tension_chart(tension, ctx.values, ctx.catalog.currency, notes=notes),
+                  key=f"tension-chart-{index}")
 
 
 def owner_labels(ctx: Context) -> dict[str, str]:

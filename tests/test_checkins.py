@@ -12,10 +12,11 @@ from streamlit.testing.v1 import AppTest
 
 from kpicore import checkins, kept, store
 from kpicore.catalog import Catalog
-from kpicore.charts import trend_chart
+from kpicore.charts import tension_chart, trend_chart
 from kpicore.errors import BadParameter
 from kpicore.periods import Comparison, Grain, parse_period
 from kpicore.scorecard import build_scorecard
+from kpicore.tensions import find_tensions
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "dashboard.py"
@@ -76,6 +77,12 @@ def test_the_trend_chart_marks_the_period_of_a_checkin(sample_db: Path, catalog:
     note = checkins.CheckIn(7, "leads", Grain.MONTH, "2026-09", HOSTILE, "Ana", datetime(2026, 10, 2, 8, 0))
     other = checkins.CheckIn(8, "win_rate", Grain.MONTH, "2026-09", "not this KPI", "Bo", datetime(2026, 10, 2, 8, 0))
     spec = trend_chart(result, "Previous period", notes=[note, other])
+    tension = next(t for t in find_tensions(catalog, values, OCTOBER, Comparison.PREVIOUS) if "leads" in
+                   (t.kpi.id, t.counterweight.id))
+    marked = tension_chart(tension, values, notes=[note, other])["datasets"]["checkins"]
+    lines = [f"Leads: {note.line}"] + (
+        [f"Win rate: {other.line}"] if "win_rate" in (tension.kpi.id, tension.counterweight.id) else [])
+    assert marked == [{"period": "2026-09", "notes": " · ".join(lines)}]  # a KPI's check-ins show in its tensions
     assert spec["datasets"]["checkins"] == [{"period": "2026-09", "notes": note.line}]
     assert "checkins" not in trend_chart(result, "Previous period", notes=[other])["datasets"]
 
@@ -114,8 +121,10 @@ def test_a_checkin_added_on_a_team_page_shows_as_text_on_its_tile_and_chart(app_
     assert not any(HOSTILE in m.value for m in at.markdown)  # never rendered as Markdown
     assert at.text_input(key="checkin-note").value == ""  # stored, so the field is empty again
     marked = [json.loads(c.proto.spec) for c in at.get("vega_lite_chart") if '"checkins"' in c.proto.spec]
-    assert len(marked) == 1, "the Leads trend chart, and only it, marks the check-in"
-    assert any(layer.get("data") == {"name": "checkins"} for layer in marked[0]["layer"])
+    trends = [m for m in marked if m["height"] == 320]  # trend charts; the others are the tensions with Leads
+    assert len(trends) == 1, "the Leads trend chart, of all trend charts, marks the check-in"
+    assert any(layer.get("data") == {"name": "checkins"} for layer in trends[0]["layer"])
+    assert len(marked) == 1 + sum(1 for c in at.get("vega_lite_chart") if "Leads (Marketing)" in c.proto.spec)
 
 
 def test_a_refused_checkin_keeps_the_note_and_says_why(app_db: Path) -> None:
