@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import altair as alt
@@ -13,6 +13,7 @@ from kpicore.checkins import CheckIn
 from kpicore.compute import KpiValues
 from kpicore.display import CURRENCY_SYMBOLS, format_value
 from kpicore.journey import Journey, Step
+from kpicore.periods import Grain
 from kpicore.scorecard import KpiResult
 from kpicore.tensions import Tension
 
@@ -98,25 +99,33 @@ def trend_chart(result: KpiResult, comparison_label: str, currency: str | None =
                                                                                      "type": "nominal"}}})
     if marked := checkin_marks(result, notes):
         datasets["checkins"] = marked
-        note_x = x | {"field": "period"}
-        tip = [_tip("period", "ordinal", "Period"), _tip("notes", "nominal", "Check-in")]
-        layers.append({"data": {"name": "checkins"}, "mark": {"type": "rule", "color": CHECKIN_COLOR,
-                                                               "strokeWidth": 2, "strokeDash": [2, 2]},
-                       "encoding": {"x": note_x, "tooltip": tip}})
-        layers.append({"data": {"name": "checkins"}, "mark": {"type": "point", "shape": "diamond", "filled": True,
-                                                               "size": 90, "color": CHECKIN_COLOR, "opacity": 1},
-                       "encoding": {"x": note_x, "y": {"value": 0}, "tooltip": tip}})
+        rule = _checkin_rule(x | {"field": "period"})
+        layers += [rule, rule | {"mark": {"type": "point", "shape": "diamond", "filled": True, "size": 90,
+                                          "color": CHECKIN_COLOR, "opacity": 1},
+                                 "encoding": rule["encoding"] | {"y": {"value": 0}}}]
     return _top({"layer": layers, "datasets": datasets, "height": height, "width": "container"})
 
 
 def checkin_marks(result: KpiResult, notes: Sequence[CheckIn]) -> list[Spec]:
     """One mark per period of the trend with check-ins on the KPI: the period and its notes as one text."""
-    shown = {p.period.label for p in result.trend}
+    return _marks(notes, {result.kpi.id: ""}, result.period.grain, {p.period.label for p in result.trend})
+
+
+def _marks(notes: Sequence[CheckIn], kpis: dict[str, str], grain: Grain, shown: Collection[str]) -> list[Spec]:
+    """The check-ins on these KPIs (each note after its KPI's prefix) in the periods shown, one row per period."""
     by_period: dict[str, list[str]] = {}
     for note in notes:
-        if note.kpi == result.kpi.id and note.grain is result.period.grain and note.period in shown:
-            by_period.setdefault(note.period, []).append(note.line)
+        if note.kpi in kpis and note.grain is grain and note.period in shown:
+            by_period.setdefault(note.period, []).append(kpis[note.kpi] + note.line)
     return [{"period": period, "notes": " · ".join(lines)} for period, lines in by_period.items()]
+
+
+def _checkin_rule(x: Spec) -> Spec:
+    """The violet rule at each period with check-ins, its tooltip reading them."""
+    return {"data": {"name": "checkins"}, "mark": {"type": "rule", "color": CHECKIN_COLOR, "strokeWidth": 2,
+                                                    "strokeDash": [2, 2]},
+            "encoding": {"x": x, "tooltip": [_tip("period", "ordinal", "Period"),
+                                             _tip("notes", "nominal", "Check-in")]}}
 
 
 def sparkline(result: KpiResult, height: int = 48) -> Spec:
@@ -181,17 +190,10 @@ def tension_chart(tension: Tension, values: KpiValues, currency: str = "EUR", pe
                   "mark": {"type": "point", "filled": True, "size": 50, "opacity": 1},
                   "encoding": encoding | {"fill": {"value": "white"}, "stroke": {"value": line_color}}}
         layers.append({"data": {"name": data}, "layer": [line, hollow]})
-    by_period: dict[str, list[str]] = {}
-    for note in notes:  # check-ins on either KPI, in the periods shown
-        kpi = next((k for k in (tension.kpi, tension.counterweight) if k.id == note.kpi), None)
-        if kpi is not None and note.grain is tension.period.grain and note.period in labels:
-            by_period.setdefault(note.period, []).append(f"{kpi.label}: {note.line}")
-    if by_period:
-        datasets["checkins"] = [{"period": p, "notes": " · ".join(lines)} for p, lines in by_period.items()]
-        layers.append({"data": {"name": "checkins"}, "mark": {"type": "rule", "color": CHECKIN_COLOR, "strokeWidth": 2,
-                                                               "strokeDash": [2, 2]},
-                       "encoding": {"x": x, "tooltip": [_tip("period", "ordinal", "Period"),
-                                                        _tip("notes", "nominal", "Check-in")]}})
+    prefixes = {k.id: f"{k.label}: " for k in (tension.kpi, tension.counterweight)}
+    if marked := _marks(notes, prefixes, tension.period.grain, labels):  # check-ins on either KPI
+        datasets["checkins"] = marked
+        layers.append(_checkin_rule(x))
     return _top({"layer": layers, "datasets": datasets, "resolve": {"scale": {"y": "independent"}},
                  "height": 340, "width": "container"})
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import io
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -207,8 +208,6 @@ _PLAIN = str.maketrans({"€": "EUR ", "–": "-", "—": "-", "→": "->", "≥
 def pdf_font() -> Path | None:
     """The Unicode font the PDF uses ($KPI_PDF_FONT, else a common system one); None: the PDF's built-in
     Helvetica, with the few signs it lacks written out (EUR, ->, >=)."""
-    import os
-
     chosen = os.environ.get("KPI_PDF_FONT")
     for path in ((chosen,) if chosen else FONT_PATHS):
         if Path(path).is_file():
