@@ -9,6 +9,7 @@ import shutil
 import tempfile
 import time as time_module
 import zipfile
+import zlib
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -355,6 +356,7 @@ def _excel_to_csv(path: Path, name: str, workdir: Path) -> tuple[Path, str]:
     workbook that would expand to more than max_expanded_bytes() is refused before anything is expanded.
     """
     _check_expanded_size(path, name)
+    _check_cell_sizes(path, name)
     try:
         workbook = CalamineWorkbook.from_path(str(path))
         names = workbook.sheet_names
@@ -400,6 +402,44 @@ def _check_expanded_size(path: Path, name: str) -> None:
         raise BadFile(name, f"would expand to {expanded / 1024 / 1024:,.0f} MB when opened, more than the "
                             f"{limit / 1024 / 1024:,.0f} MB allowed. Save the sheet as CSV and upload that (or raise "
                             "the limit with KPI_MAX_XLSX_MB).")
+
+
+EXCEL_CELL_CHARS = 32_767  # Excel's own limit for the text of one cell
+_MAX_CELL_XML = EXCEL_CELL_CHARS * 10  # the most XML that text can take (each character written as &#x10FFFF;)
+_CELL_PARTS = ("xl/sharedStrings.xml", "xl/worksheets/")  # where a workbook keeps its cells' text
+
+
+def _check_cell_sizes(path: Path, name: str) -> None:
+    """Refuse a workbook with a cell longer than Excel allows, reading its text parts as a stream (a 1 MB file
+    can hold one 1 GB cell, which a reader would hold in memory several times over). Between two tags of the XML
+    is a cell's text or the space between tags, so the longest stretch without '<' bounds the longest cell."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                if info.filename.startswith(_CELL_PARTS) and _longest_text(archive, info) > _MAX_CELL_XML:
+                    raise BadFile(name, f"holds a cell longer than {EXCEL_CELL_CHARS:,} characters, Excel's own "
+                                        "limit for a cell, so it was not saved by Excel or is damaged. Open it in "
+                                        "Excel and save it again, or export the table as CSV.")
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError) as error:
+        raise BadFile(name, f"is not a readable Excel file ({_first_line(error)}). "
+                            "Open it in Excel and save it again as .xlsx or CSV.") from None
+
+
+def _longest_text(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> int:
+    """The longest stretch of bytes without '<' in one part of the archive, found chunk by chunk."""
+    longest = run = 0  # run: the bytes since the last '<' of the chunks read so far
+    with archive.open(info) as stream:
+        while chunk := stream.read(4 * _CHUNK):
+            marks = np.flatnonzero(np.frombuffer(chunk, dtype=np.uint8) == ord("<"))
+            if marks.size == 0:
+                run += len(chunk)
+            else:
+                inner = int(np.diff(marks).max()) - 1 if marks.size > 1 else 0
+                longest = max(longest, run + int(marks[0]), inner)
+                run = len(chunk) - 1 - int(marks[-1])
+            if max(longest, run) > _MAX_CELL_XML:
+                break
+    return max(longest, run)
 
 
 WORKDIR_OWNER = ".owner"  # in each import's temporary directory: the id of the process using it

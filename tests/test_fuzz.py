@@ -6,10 +6,10 @@ from __future__ import annotations
 import codecs
 import io
 import os
+from pathlib import Path
 
 import duckdb
 import openpyxl
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -78,17 +78,34 @@ def _stored(conn: duckdb.DuckDBPyConnection) -> tuple:
                          [latest.id]).fetchall())
 
 
-@pytest.fixture(scope="module")
-def conn(tmp_path_factory: pytest.TempPathFactory) -> duckdb.DuckDBPyConnection:
-    path = tmp_path_factory.mktemp("fuzz") / "kpi.duckdb"
-    connection = store.connect(path)
-    yield connection
-    connection.close()
+FRESH_EVERY = 250  # a new database after this many inputs, so a long run does not slow down as snapshots pile up
 
 
-def test_any_export_is_imported_or_refused_and_a_refusal_changes_nothing(conn: duckdb.DuckDBPyConnection,
-                                                                         tmp_path_factory: pytest.TempPathFactory):
-    folder = tmp_path_factory.mktemp("inputs")
+class Fresh:
+    """The database the fuzzer imports into, replaced by a fresh copy every FRESH_EVERY inputs."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder, self.used, self.made, self.conn = folder, 0, 0, None
+
+    def get(self) -> duckdb.DuckDBPyConnection:
+        if self.conn is None or self.used >= FRESH_EVERY:
+            self.close()
+            self.made += 1
+            self.conn, self.used = store.connect(self.folder / f"kpi-{self.made}.duckdb"), 0
+        self.used += 1
+        return self.conn
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            (self.folder / f"kpi-{self.made}.duckdb").unlink()
+            self.conn = None
+
+
+def test_any_export_is_imported_or_refused_and_a_refusal_changes_nothing(tmp_path: Path) -> None:
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    databases = Fresh(tmp_path)
 
     @settings(max_examples=EXAMPLES, deadline=None, database=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -97,6 +114,7 @@ def test_any_export_is_imported_or_refused_and_a_refusal_changes_nothing(conn: d
         name, data = export
         path = folder / name
         path.write_bytes(data)
+        conn = databases.get()
         before = _stored(conn)
         try:
             raw = read_file(path, workdir=folder)
@@ -106,4 +124,7 @@ def test_any_export_is_imported_or_refused_and_a_refusal_changes_nothing(conn: d
             assert str(refused), "a refusal says why"
             assert _stored(conn) == before, "a refused file changes no stored data"
 
-    one()
+    try:
+        one()
+    finally:
+        databases.close()

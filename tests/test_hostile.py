@@ -6,15 +6,18 @@ import codecs
 import contextlib
 import io
 import os
+import random
 import subprocess
 import sys
+import textwrap
+import zipfile
 from pathlib import Path
 
 import openpyxl
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from kpicore import store
+from kpicore import files, store
 from kpicore.cli import main
 from kpicore.display import plain, printable
 from kpicore.errors import BadFile
@@ -73,6 +76,68 @@ def test_an_excel_file_that_would_expand_past_the_limit_is_refused_unexpanded(tm
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bomb.xlsx"], "nothing was expanded"
     monkeypatch.setenv("KPI_MAX_XLSX_MB", "100")
     assert read_file(path, workdir=tmp_path).columns == ("lead_id", "created_at")
+
+
+def _workbook_with_cell(path: Path, text: str) -> Path:
+    """A one-sheet workbook whose second row holds `text` in one cell. openpyxl cuts text at Excel's limit, so the
+    cell is written into the sheet's XML afterwards, as a damaged or hand-made file would have it."""
+    book = openpyxl.Workbook()
+    book.active.append(["lead_id", "created_at", "campaign"])
+    book.active.append(["L1", "2026-01-05", "PLACEHOLDER"])
+    made = io.BytesIO()
+    book.save(made)
+    with zipfile.ZipFile(made) as source, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as target:
+        for info in source.infolist():
+            data = source.read(info)
+            if info.filename == "xl/worksheets/sheet1.xml":
+                assert b"PLACEHOLDER" in data
+                data = data.replace(b"PLACEHOLDER", text.encode("utf-8"))
+            target.writestr(info.filename, data)
+    return path
+
+
+def test_a_cell_longer_than_excel_allows_is_refused_without_expanding_it(tmp_path: Path) -> None:
+    # one 200 MB cell packs into a file of about 200 KB; reading it would hold it in memory several times
+    path = _workbook_with_cell(tmp_path / "one cell.xlsx", "A" * 200_000_000)
+    assert path.stat().st_size < 1_000_000
+    probe = textwrap.dedent(f"""
+        import resource, sys
+        from pathlib import Path
+        from kpicore.errors import BadFile
+        from kpicore.files import read_file
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        try:
+            read_file(Path({str(path)!r}), workdir=Path({str(tmp_path)!r}))
+        except BadFile as refused:
+            print(refused)
+        print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)
+    """)
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
+    message, grown_mb = done.stdout.strip().splitlines()
+    assert "one cell.xlsx" in message and "longer than 32,767 characters, Excel's own limit" in message, message
+    assert int(grown_mb) < 60, f"reading the refused workbook grew memory by {grown_mb} MB"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one cell.xlsx"], "nothing was expanded"
+
+
+def test_a_cell_as_long_as_excel_allows_is_read(tmp_path: Path) -> None:
+    # Excel's longest cell, in four-byte characters (its XML is four times its length)
+    text = "\U0001F600" * 32_767
+    raw = read_file(_workbook_with_cell(tmp_path / "long.xlsx", text), workdir=tmp_path)
+    assert raw.sample[0][2] == text
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 16, 1 << 20])
+def test_the_longest_text_is_found_across_chunk_boundaries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           chunk: int) -> None:
+    monkeypatch.setattr(files, "_CHUNK", chunk)  # the scan reads 4 * _CHUNK bytes at a time
+    parts = random.Random(chunk)
+    for _ in range(30):
+        data = bytes(parts.choice(b"<ab>") for _ in range(parts.randint(0, 300)))
+        with zipfile.ZipFile(tmp_path / "t.zip", "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr("xl/sharedStrings.xml", data)
+        with zipfile.ZipFile(tmp_path / "t.zip") as archive:
+            found = files._longest_text(archive, archive.getinfo("xl/sharedStrings.xml"))
+        assert found == max(len(piece) for piece in data.split(b"<")), data
 
 
 def test_the_working_copies_of_ended_processes_are_removed(tmp_path: Path) -> None:
