@@ -127,6 +127,18 @@ def plain(text: object) -> str:
     return re.sub(r"^(\d+)([.)])(?=\s)", r"\1\\\2", out)  # '1. ' would start a numbered list
 
 
+_LINKING = re.compile(r"\]\s*[(\[]|<\s*[a-z][a-z0-9+.-]*:|[a-z][a-z0-9+.-]*://|\bwww\.|\bjavascript:|"
+                      r"[^\s@]@[^\s@]+\.[a-z]", re.IGNORECASE)
+
+
+def linking(text: str) -> str | None:
+    """The part of a text that Markdown would turn into a link or an image (a '[..](..)' or '![..](..)', an
+    '<scheme:...>', a web or mail address), or None. Text the deployment writes (the catalog) is checked with it,
+    since pages show that text as Markdown."""
+    found = _LINKING.search(text)
+    return None if found is None else text[max(0, found.start() - 20):found.end() + 20]
+
+
 def printable(text: str) -> str:
     """Text without control characters (terminal escapes, line breaks, bells): each becomes a space."""
     return "".join(" " if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") else c for c in text)

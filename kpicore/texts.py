@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date
+from pathlib import Path
 
-from kpicore.catalog import Catalog
+from kpicore.catalog import DEFAULT_CATALOG, Catalog
 from kpicore.coverage import Loaded, missing_columns
 from kpicore.display import printable
 from kpicore.ingest import FileReport
@@ -22,6 +23,13 @@ NO_LEADS = ("The journey follows the leads of a period to customers who stay and
             "so there is no cohort to follow.")
 TARGETS = ("Targets, bands and the currency come from the KPI catalog in use ({source}); the shipped one is set for "
            "the sample company: give your own with KPI_CATALOG (or --catalog).")
+
+
+def catalog_named(source: str) -> str:
+    """The catalog in use as a page names it: its file name, never the server's folders."""
+    if Path(source) == DEFAULT_CATALOG:
+        return f"the shipped {DEFAULT_CATALOG.name}"
+    return f"{Path(source).name}, the file KPI_CATALOG names"
 WELCOME_HERE = ("Upload the exports of your CRM, marketing, helpdesk or billing tool (CSV, TSV or Excel) below. "
                 "Each file becomes one of the tables listed under Templates, where an empty template of each is; or "
                 "load the sample data to look around first.")

@@ -31,6 +31,7 @@ from kpicore.catalog import (
     Team,
     Unit,
 )
+from kpicore.display import linking, printable
 from kpicore.errors import CatalogIssue
 from kpicore.model import TABLES, ColumnType
 
@@ -85,7 +86,15 @@ class _Entry:
         if not isinstance(value, str) or not value.strip():
             self.problem(key, "must be a non-empty text.")
             return None
-        return value.strip()
+        return self.words(key, value.strip())
+
+    def words(self, key: str, value: str) -> str | None:
+        """Text shown on the pages, which show it as Markdown: nothing in it may become a link or an image."""
+        if (part := linking(value)) is not None:
+            self.problem(key, f"'{printable(part)}' would show as a link or an image; catalog text is shown as "
+                              "written, so links, images and web or mail addresses are refused. Remove it.")
+            return None
+        return value
 
     def number(self, key: str, default: float | None = None, low: float | None = None) -> float | None:
         value = self.raw.get(key, default)
@@ -114,6 +123,8 @@ class _Entry:
         value = self.raw.get(key, [])
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             self.problem(key, "must be a list of names.")
+            return ()
+        if any(self.words(key, v) is None for v in value):
             return ()
         return tuple(value)
 
@@ -182,7 +193,8 @@ def _journey(entry: _Entry | None, teams: list[Team], kpis: list[Kpi]) -> Journe
         if not isinstance(item, dict) or set(item) != {"kpi", "hand_over"} or item["kpi"] not in by_id:
             entry.problem("handoffs", f"{item!r} must be {{kpi: <a KPI id>, hand_over: <what it measures>}}.")
             continue
-        handoffs.append((item["kpi"], str(item["hand_over"])))
+        if (text := entry.words("handoffs", str(item["hand_over"]))) is not None:
+            handoffs.append((item["kpi"], text))
     if retained is None:
         return None
     return JourneySettings(tuple((s, owners[s]) for s in JOURNEY_STEPS if s in owners), tuple(settle.items()),

@@ -35,7 +35,7 @@ from kpicore.journey import ChannelChurn, Journey, early_churn_by_channel, journ
 from kpicore.periods import Comparison, Grain, Period
 from kpicore.scorecard import Scorecard, build_scorecard
 from kpicore.tensions import Tension, find_tensions, spread_over_teams
-from kpicore.texts import OPEN_EDITING
+from kpicore.texts import OPEN_EDITING, catalog_named
 from kpicore.view import View
 
 VIEW_KEYS = ("grain", "period", "comparison", "snapshot", *DIMENSIONS)
@@ -223,7 +223,8 @@ def catalog() -> Catalog:
     try:
         return _catalog(str(path), path.stat().st_mtime if path.exists() else 0.0)
     except CatalogError as error:
-        st.error(f"**The KPI catalog cannot be used.** Fix these problems in `{error.source}` and reload:")
+        named = plain(catalog_named(error.source))
+        st.error(f"**The KPI catalog cannot be used.** Fix these problems in {named} and reload:")
         st.code("\n".join(str(issue) for issue in error.issues), language=None)
         st.stop()
         raise

@@ -18,6 +18,7 @@ from kpicore.texts import (
     START_EMPTY,
     TARGETS,
     VIEW_ONLY,
+    catalog_named,
     currency_assumed,
     currency_warning,
     missing_inputs,
@@ -30,7 +31,7 @@ widgets.page_header(ctx, "Data", period=False)
 st.markdown("Upload CSV, TSV or Excel exports from your CRM, marketing, helpdesk or billing tool. Each file is "
             "recognised as one of the tables below; check the mapping, then import. An import becomes a new "
             "snapshot: the previous data stays readable and can be restored.")
-st.caption(TARGETS.format(source=ctx.catalog.source))
+st.caption(TARGETS.format(source=catalog_named(ctx.catalog.source)))
 
 
 def templates() -> None:

@@ -9,7 +9,7 @@ import streamlit as st
 from kpicore import actions, checkins, report
 from kpicore.catalog import CUSTOMER, Catalog, Kpi
 from kpicore.charts import tension_chart, trend_chart
-from kpicore.display import GOOD_WAY_COLORS, STATUS_LOOKS, format_change, format_score, format_value
+from kpicore.display import GOOD_WAY_COLORS, STATUS_LOOKS, format_change, format_score, format_value, plain
 from kpicore.errors import KpiError
 from kpicore.glossary import formula_text
 from kpicore.journey import ChannelChurn, Journey, Step
@@ -26,7 +26,7 @@ def page_header(ctx: Context, title: str, period: bool = True) -> None:
     st.title(title)
     if ctx.empty or not period:
         return
-    filtered = f" · filtered by {ctx.view.filters.describe()}" if ctx.view.filters else ""
+    filtered = f" · filtered by {plain(ctx.view.filters.describe())}" if ctx.view.filters else ""
     st.caption(f"{ctx.view.grain.value.capitalize()} {ctx.period.label} · compared with {ctx.comparison_label}"
                f"{filtered}")
 

@@ -36,13 +36,16 @@ class AppDidNotStart(RuntimeError):
 
 @contextmanager
 def running_app(script: str | Path, db: Path, log: Path, python: str = sys.executable, app: Path = ROOT,
-                port: int | None = None,
-                options: tuple[str, ...] = ()) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """`streamlit run script` (from `app`, with `python`, on `db`) on a free port: its base URL and process while
-    it runs (the benchmark reads its memory); stopped afterwards. AppDidNotStart if it does not come up."""
+                port: int | None = None, options: tuple[str, ...] = (),
+                catalog: Path | None = None) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`streamlit run script` (from `app`, with `python`, on `db`, with the shipped catalog or `catalog`) on a free
+    port: its base URL and process while it runs (the benchmark reads its memory); stopped afterwards.
+    AppDidNotStart if it does not come up."""
     port = port or free_port()
     env = {**os.environ, "KPI_DB": str(db)}
     env.pop("KPI_CATALOG", None)
+    if catalog is not None:
+        env["KPI_CATALOG"] = str(catalog)
     # the app through its launcher (serve.py runs dashboard.py), any other script with `streamlit run`
     start = [python, "serve.py"] if Path(script).name == "dashboard.py" else [python, "-m", "streamlit", "run",
                                                                                str(script)]
@@ -74,11 +77,11 @@ def running_app(script: str | Path, db: Path, log: Path, python: str = sys.execu
 
 @contextmanager
 def streamlit_server(db: Path, log: Path, python: str = sys.executable, app: Path = ROOT, port: int | None = None,
-                     options: tuple[str, ...] = ()) -> Iterator[str]:
+                     options: tuple[str, ...] = (), catalog: Path | None = None) -> Iterator[str]:
     """The app as the README starts it (`python serve.py`, from `app`, with `python`) on a free port, its base URL
     while it runs; stopped afterwards."""
     try:
-        with running_app("dashboard.py", db, log, python, app, port, options) as (url, _):
+        with running_app("dashboard.py", db, log, python, app, port, options, catalog) as (url, _):
             yield url
     except AppDidNotStart as error:
         pytest.fail(str(error))
