@@ -136,9 +136,28 @@ def viewer(number: int, base: str, began: float, until: float, think: tuple[floa
             time.sleep(chance.uniform(*think))
 
 
+def solo(base: str, rounds: int = 3) -> list[float]:
+    """The reference measured in the same run: one viewer alone on the server, each scorecard page `rounds`
+    times, as fresh links (seconds per page)."""
+    times = []
+    with httpx.Client(base_url=base, timeout=TIMEOUT_S) as client:
+        session = client.post("/_stcore/agent/interact", json={}).json()["session_id"]
+        for _ in range(rounds):
+            for page in sorted(SCORECARDS):
+                started = time.monotonic()
+                answer = client.post("/_stcore/agent/interact", json={
+                    "session_id": session, "page": page, "query_params": {"period": [PERIODS[-1]]}}).json()
+                times.append(time.monotonic() - started)
+                if read_page(answer)[2] is not None:
+                    raise SystemExit(f"the page /{page} fails with nobody else on the server: {read_page(answer)[2]}")
+    return times
+
+
 def editor(number: int, base: str, export: tuple[Path, Path], began: float, until: float, pause: float,
            uploads: list[Upload], lock: threading.Lock) -> None:
-    """One editor in Chromium: unlock editing, then upload the export on the Data page until the time is up."""
+    """One editor in Chromium: unlock editing, then upload the export on the Data page until the time is up (a
+    failed upload leaves a screenshot beside the exports)."""
+    shots = export[0].parent.parent
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
@@ -165,7 +184,9 @@ def editor(number: int, base: str, export: tuple[Path, Path], began: float, unti
                 expect(done).to_be_visible()
                 upload.snapshot = int(done.inner_text().rstrip(".").rsplit(" ", 1)[-1])
             except Exception as error:  # noqa: BLE001 - whatever the browser met is this upload's error
-                upload.error = f"{type(error).__name__}: {str(error).splitlines()[0][:300]}"
+                shown = " | ".join(page.get_by_test_id("stAlert").all_inner_texts())[:500]
+                page.screenshot(path=str(shots / f"editor-{number}-upload-{turn}.png"), full_page=True)
+                upload.error = f"{type(error).__name__}: {str(error).splitlines()[0][:200]}; the page said: {shown}"
             upload.seconds = time.monotonic() - started
             with lock:
                 uploads.append(upload)
@@ -255,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     options = ("--server.enableAgentApi", "true", "--secrets.files", str(secrets))
     with running_app("dashboard.py", db, workdir / "server.log", options=options) as (base, proc):
         httpx.post(f"{base}/_stcore/agent/interact", json={}, timeout=TIMEOUT_S)  # the first run loads modules
+        alone = solo(base)
         _, cpu_before = server_facts(proc.pid)
         began = time.monotonic()
         until = began + args.seconds
@@ -295,6 +317,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  scorecard p50 / p95    {percentile(scorecards, 0.5):.2f} s / {percentile(scorecards, 0.95):.2f} s "
           f"({len(scorecards)} Overview and team pages)")
     every = [load.seconds for load in ok]
+    print(f"  alone p50 / p95        {percentile(alone, 0.5):.2f} s / {percentile(alone, 0.95):.2f} s (one viewer "
+          "on the server, the same scorecard pages, measured first)")
     print(f"  any page p50 / p95     {percentile(every, 0.5):.2f} s / {percentile(every, 0.95):.2f} s")
     print(f"  imports                {sum(u.error is None for u in uploads)} committed, median "
           f"{statistics.median([u.seconds for u in uploads]) if uploads else float('nan'):.1f} s from upload to "
@@ -312,7 +336,8 @@ def main(argv: list[str] | None = None) -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({
             "date": date.today().isoformat(), "viewers": args.viewers, "editors": args.editors,
-            "seconds": elapsed, "think": think, "peak_mb": peak_mb, "server_cpu_s": cpu_after - cpu_before,
+            "seconds": elapsed, "think": think, "alone": alone, "peak_mb": peak_mb,
+            "server_cpu_s": cpu_after - cpu_before,
             "loads": [asdict(load) for load in loads], "uploads": [asdict(u) for u in uploads],
             "committed": sorted(committed, key=int), "mixes": mixed}, indent=1), encoding="utf-8")
     return 0 if alive and not errors and not mixed and held == args.viewers + args.editors else 1

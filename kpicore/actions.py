@@ -7,13 +7,15 @@ from collections.abc import Callable, Iterable, Sequence
 
 import duckdb
 
-from kpicore import checkins, store
+from kpicore import checkins, store, targets
 from kpicore.access import Actor
 from kpicore.catalog import Catalog
 from kpicore.checkins import CheckIn
 from kpicore.ingest import ImportResult, Upload
 from kpicore.ingest import import_files as _import_files
 from kpicore.periods import Period
+from kpicore.store import Snapshot
+from kpicore.targets import TargetChange
 
 
 def import_files(conn: duckdb.DuckDBPyConnection, actor: Actor, uploads: Sequence[Upload], note: str,
@@ -59,3 +61,10 @@ def add_checkin(conn: duckdb.DuckDBPyConnection, actor: Actor, catalog: Catalog,
     nobody logs in, the name they give)."""
     actor.require_editor("Writing a check-in")
     return checkins.add(conn, catalog, kpi, period, note, actor.name if actor.named else name or "")
+
+
+def change_target(conn: duckdb.DuckDBPyConnection, actor: Actor, catalog: Catalog, kpi: str, value: float | None,
+                  at_risk: float | None = None) -> tuple[Snapshot, TargetChange]:
+    """Set a KPI's monthly target and at-risk band (None: back to the catalog's), as a new snapshot."""
+    actor.require_editor("Changing a target")
+    return targets.change(conn, catalog, kpi, value, at_risk, actor.name)

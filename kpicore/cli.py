@@ -14,7 +14,7 @@ from pathlib import Path
 
 import duckdb
 
-from kpicore import access, actions, checkins, kept, report, sample, store
+from kpicore import access, actions, checkins, kept, report, sample, store, targets
 from kpicore.catalog import CUSTOMER, Catalog, load_catalog
 from kpicore.compute import KpiValues
 from kpicore.coverage import Loaded
@@ -93,6 +93,15 @@ def _parser() -> argparse.ArgumentParser:
     meeting.add_argument("--origin", default="http://localhost:8501",
                          help="scheme and host of the app, for the report's link to the live view")
     meeting.set_defaults(run=_report)
+
+    target = commands.add_parser(
+        "target", help="show or change a KPI's monthly target (a new snapshot, signed by the command line)",
+        description="Without a value: the KPI's target in force and who changed it. With a value: set the monthly "
+                    "target (rates as fractions, 0.25 = 25%%), or 'catalog' to go back to the catalog's.")
+    target.add_argument("kpi", help="KPI id, as in the catalog")
+    target.add_argument("value", nargs="?", help="the new monthly target, or 'catalog'")
+    target.add_argument("--at-risk", type=float, help="at risk from this share of the target (0.9: 90%%)")
+    target.set_defaults(run=_target)
 
     secret = commands.add_parser(
         "hash-password", help="the line for secrets.toml that sets the editor password",
@@ -207,8 +216,9 @@ def _init(args: argparse.Namespace) -> int:
     return 0
 
 
-def _values(args: argparse.Namespace, catalog: Catalog) -> tuple[KpiValues, Period]:
-    """KPI values of the latest snapshot for the grain, and the period asked for (default: latest complete)."""
+def _values(args: argparse.Namespace, catalog: Catalog) -> tuple[KpiValues, Period, Catalog]:
+    """KPI values of the latest snapshot for the grain, the period asked for (default: latest complete), and the
+    catalog with the targets in force in that snapshot."""
     grain = Grain(args.grain)
     conn = _connect(args)
     snapshot = store.latest_snapshot(conn)
@@ -216,13 +226,14 @@ def _values(args: argparse.Namespace, catalog: Catalog) -> tuple[KpiValues, Peri
         print(SAMPLE_LINE, file=sys.stderr)
     values = kept.values(conn.cursor(), catalog, snapshot.id, snapshot.schema, grain,
                          loaded=store.loaded(conn, snapshot))
-    return values, values.check(parse_period(args.period, grain)) if args.period else values.latest()
+    period = values.check(parse_period(args.period, grain)) if args.period else values.latest()
+    return values, period, targets.catalog_for(conn, catalog, snapshot.id)
 
 
 def _results(args: argparse.Namespace, catalog: Catalog) -> list[KpiResult]:
     if args.team and args.team != CUSTOMER:
         catalog.team(args.team)
-    values, period = _values(args, catalog)
+    values, period, catalog = _values(args, catalog)
     card = build_scorecard(catalog, values, period, Comparison(args.comparison))
     results = list(card.outcomes) + [r for team in card.teams for r in team.kpis]
     if args.team:
@@ -276,7 +287,7 @@ def _table(results: list[KpiResult], catalog: Catalog) -> str:
 
 def _tensions(args: argparse.Namespace) -> int:
     catalog = load_catalog(args.catalog)
-    values, period = _values(args, catalog)
+    values, period, catalog = _values(args, catalog)
     found = spread_over_teams(find_tensions(catalog, values, period, Comparison(args.comparison)))
     if args.format == "json":
         print(json.dumps([tension_record(t) for t in found], indent=2))
@@ -295,7 +306,7 @@ def _report(args: argparse.Namespace) -> int:
     team = args.team
     if team is not None:
         catalog.team(team)
-    values, period = _values(args, catalog)
+    values, period, catalog = _values(args, catalog)
     comparison = Comparison(args.comparison)
     with _connect(args) as conn:
         snapshot = store.latest_snapshot(conn)
@@ -456,6 +467,30 @@ def _drop(args: argparse.Namespace) -> int:
     emptied = actions.drop_tables(_connect(args), access.command_line(), args.tables)
     print(f"Snapshot {emptied.id} created: {', '.join(args.tables)} empty. 'kpicore restore {emptied.id - 1}' "
           "brings the rows back.")
+    return 0
+
+
+def _target(args: argparse.Namespace) -> int:
+    catalog = load_catalog(args.catalog)
+    conn = _connect(args)
+    if args.value is None:
+        snapshot = store.latest_snapshot(conn)
+        kpi = next((k for k in catalog.kpis if k.id == args.kpi), None)
+        if kpi is None or kpi.target is None:
+            raise BadParameter(f"'{args.kpi}' is not a KPI with a target in the catalog in use.")
+        judged = targets.catalog_for(conn, catalog, snapshot.id)
+        print(printable(targets.describe(judged, args.kpi, targets.in_force(conn, snapshot.id).get(args.kpi))))
+        return 0
+    if args.value == "catalog":
+        value = None
+    else:
+        try:
+            value = float(args.value)
+        except ValueError:
+            raise BadParameter(f"'{args.value}' is not a number: give the monthly target (0.25 for 25%) or "
+                               "'catalog'.") from None
+    made, change = actions.change_target(conn, access.command_line(), catalog, args.kpi, value, args.at_risk)
+    print(printable(f"Snapshot {made.id} created: {made.note}."))
     return 0
 
 

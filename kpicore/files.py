@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import errno
 import os
 import re
 import shutil
@@ -21,7 +22,7 @@ import duckdb
 import numpy as np
 from python_calamine import CalamineWorkbook
 
-from kpicore.errors import BadFile
+from kpicore.errors import BadFile, KpiError
 
 DEFAULT_MAX_UPLOAD_MB = 200
 DEFAULT_MAX_XLSX_MB = 1000
@@ -191,9 +192,30 @@ def max_upload_bytes() -> int:
         return DEFAULT_MAX_UPLOAD_MB * 1024 * 1024
 
 
+_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # a write failed for want of space
+
+
 def read_file(path: Path, name: str | None = None, workdir: Path | None = None) -> RawFile:
-    """Inspect an export (CSV, TSV or XLSX) and make it readable by DuckDB; BadFile says what is wrong."""
+    """Inspect an export (CSV, TSV or XLSX) and make it readable by DuckDB; BadFile says what is wrong, KpiError
+    that its working copy did not fit into the temporary folder."""
     name = name or path.name
+    try:
+        return _read_file(path, name, workdir)
+    except OSError as error:
+        if error.errno not in _FULL:
+            raise
+        raise temp_full(name) from None
+
+
+def temp_full(name: str) -> KpiError:
+    """The temporary folder ran out of space while a working copy of an export was written (its path is left out:
+    visitors of the app see this message)."""
+    return KpiError(f"{name}: its working copy could not be written, because the temporary folder (TMPDIR) is "
+                    "full. Nothing was imported. Free some space there, or point TMPDIR at a larger disk, and try "
+                    "again.")
+
+
+def _read_file(path: Path, name: str, workdir: Path | None) -> RawFile:
     size = path.stat().st_size
     limit = max_upload_bytes()
     if size > limit:
@@ -370,6 +392,11 @@ def _excel_to_csv(path: Path, name: str, workdir: Path) -> tuple[Path, str]:
             writer = csv.writer(sink)
             for row in sheet.iter_rows() if sheet is not None else ():
                 writer.writerow([_excel_text(v) for v in row])
+    except OSError as error:
+        if error.errno in _FULL:
+            raise
+        raise BadFile(name, f"is not a readable Excel file ({_first_line(error)}). "
+                            "Open it in Excel and save it again as .xlsx or CSV.") from None
     except Exception as error:  # noqa: BLE001 - a malformed cell fails while the rows are read
         raise BadFile(name, f"is not a readable Excel file ({_first_line(error)}). "
                             "Open it in Excel and save it again as .xlsx or CSV.") from None
@@ -442,17 +469,27 @@ def _longest_text(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> int:
     return max(longest, run)
 
 
-WORKDIR_OWNER = ".owner"  # in each import's temporary directory: the id of the process using it
+WORKDIR_OWNER = ".owner"  # in an import's temporary directory of an older version: the id of its process
 _WORKDIR_PREFIXES = ("kpi-upload-", "kpi-load-", "kpi-import-")
+_OWNER_IN_NAME = re.compile(r"^kpi-(?:upload|load|import)-(\d+)-")
 _ORPHAN_SECONDS = 24 * 3600  # a directory without owner (older versions) is left alone for a day
 
 
 def workdir(purpose: str) -> Path:
-    """A new temporary directory for one import's copies ('upload', 'load' or 'import'), marked with this
-    process's id, so that clean_workdirs removes it once the process is gone (killed in the middle, say)."""
-    folder = Path(tempfile.mkdtemp(prefix=f"kpi-{purpose}-"))
-    (folder / WORKDIR_OWNER).write_text(str(os.getpid()), encoding="ascii")
-    return folder
+    """A new temporary directory for one import's copies ('upload', 'load' or 'import'), named with this
+    process's id (made in one step, so a process killed at any moment leaves no directory without its owner),
+    so that clean_workdirs removes it once the process is gone."""
+    return Path(tempfile.mkdtemp(prefix=f"kpi-{purpose}-{os.getpid()}-"))
+
+
+def _owner(folder: Path) -> int | None:
+    """The id of the process a temporary directory belongs to, from its name or an older version's .owner file."""
+    if found := _OWNER_IN_NAME.match(folder.name):
+        return int(found.group(1))
+    try:
+        return int((folder / WORKDIR_OWNER).read_text(encoding="ascii"))
+    except (OSError, ValueError):
+        return None
 
 
 def clean_workdirs(root: Path | None = None) -> list[Path]:
@@ -461,10 +498,7 @@ def clean_workdirs(root: Path | None = None) -> list[Path]:
     for folder in Path(root or tempfile.gettempdir()).iterdir():
         if not folder.name.startswith(_WORKDIR_PREFIXES) or not folder.is_dir():
             continue
-        try:
-            pid = int((folder / WORKDIR_OWNER).read_text(encoding="ascii"))
-        except (OSError, ValueError):
-            pid = None
+        pid = _owner(folder)
         if pid is not None and _running(pid):
             continue
         try:

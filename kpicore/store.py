@@ -213,6 +213,8 @@ def _prepare(conn: duckdb.DuckDBPyConnection, sample_dir: Path, sample: bool) ->
     drop_unused_tables(conn)
     kept.create(conn)
     checkins.create(conn)
+    from kpicore import targets  # targets builds on this module
+    targets.create(conn)
     if latest_snapshot(conn) is None:
         if sample and any(sample_dir.glob("*.csv")):
             load_sample(conn, sample_dir)
@@ -436,17 +438,28 @@ def commit_snapshot(conn: duckdb.DuckDBPyConnection, snapshot_id: int, changed: 
 
 
 def _new_snapshot(conn: duckdb.DuckDBPyConnection, note: str, changed: dict[str, Stored],
-                  emptied: Iterable[str] = (), author: str | None = None) -> Snapshot:
-    """Commit a snapshot of its own (not part of an import) after the latest one."""
+                  emptied: Iterable[str] = (), author: str | None = None,
+                  also: Callable[[int], None] | None = None) -> Snapshot:
+    """Commit a snapshot of its own (not part of an import) after the latest one, with what `also` writes for
+    it in the same transaction."""
     conn.execute("BEGIN TRANSACTION")
     try:
         new_id = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM snapshots").fetchone()[0]
         made = commit_snapshot(conn, new_id, changed, note, latest_snapshot(conn), emptied, author)
+        if also is not None:
+            also(new_id)
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
     return made
+
+
+def snapshot_with(conn: duckdb.DuckDBPyConnection, note: str, author: str | None,
+                  write: Callable[[int], None]) -> Snapshot:
+    """A new snapshot with the latest one's tables, committed together with what `write` stores for it (a target
+    change, say)."""
+    return _new_snapshot(conn, note, {}, (), author, write)
 
 
 def empty_snapshot(conn: duckdb.DuckDBPyConnection, note: str = "Started with empty tables",

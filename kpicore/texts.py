@@ -22,7 +22,8 @@ WELCOME_TEXT = (
 NO_LEADS = ("The journey follows the leads of a period to customers who stay and recommend: no leads are loaded yet, "
             "so there is no cohort to follow.")
 TARGETS = ("Targets, bands and the currency come from the KPI catalog in use ({source}); the shipped one is set for "
-           "the sample company: give your own with KPI_CATALOG (or --catalog).")
+           "the sample company: give your own with KPI_CATALOG (or --catalog). Editors can change a KPI's target "
+           "under Targets below.")
 
 
 def catalog_named(source: str) -> str:

@@ -20,7 +20,7 @@ import streamlit as st
 from streamlit import dataframe_util
 from streamlit.errors import StreamlitSecretNotFoundError
 
-from kpicore import access, charts, checkins, exports, kept, report, store
+from kpicore import access, charts, checkins, exports, kept, report, store, targets
 from kpicore.catalog import CUSTOMER, Catalog, JourneySettings, catalog_path, load_catalog
 from kpicore.charts import Spec
 from kpicore.checkins import CheckIn
@@ -383,6 +383,7 @@ def _read_context() -> Context:
         params = st.session_state["view"]
     view, notices = View.from_query_params(params)
     snapshot, latest = _snapshot(view, notices)
+    cat = targets.catalog_for(connection(), cat, snapshot.id)  # the targets in force in the snapshot shown
     filters, dropped = checked(view.filters, _options(db, snapshot.schema))
     view = replace(view, snapshot=snapshot.id, filters=filters)
     values = _values(db, snapshot, cat.fingerprint, view.grain, filters, cat)

@@ -5,9 +5,9 @@ from datetime import date
 
 import streamlit as st
 
-from kpicore import actions, store
+from kpicore import actions, store, targets
 from kpicore.display import plain
-from kpicore.errors import KpiError
+from kpicore.errors import BadParameter, KpiError
 from kpicore.exports import csv_bytes
 from kpicore.ingest import Mode, Upload, check_plan
 from kpicore.mapping import DateOrder, currency_of, remap
@@ -236,6 +236,39 @@ with st.container(horizontal=True, vertical_alignment="bottom"):
         st.rerun()
 if note := st.session_state.pop("data-note", None):
     st.success(note, icon=":material/check_circle:")
+
+st.subheader("Targets", help="Each KPI's monthly target and the share of it below which it is at risk. The catalog "
+                             "sets them; an editor's change is a new snapshot, so links to earlier snapshots keep "
+                             "the statuses they showed.")
+in_force = targets.in_force(common.connection(), ctx.latest.id)
+judged = targets.apply(common.catalog(), in_force)
+st.dataframe(targets.rows(judged, in_force), hide_index=True, width="stretch")
+if me.editor:
+    scored = {k.id: k for k in judged.kpis if not k.is_measure and k.target is not None}
+    with st.form("target", border=True):
+        chosen = st.selectbox("KPI", list(scored), format_func=lambda k: scored[k].label, key="target-kpi")
+        left, right = st.columns(2)
+        value = left.number_input("New monthly target (in % for rates)", value=None, key="target-value",
+                                  placeholder="e.g. 40")
+        band = right.number_input("At risk from (% of the target)", min_value=1.0, max_value=100.0, value=None,
+                                  key="target-band", placeholder="as now")
+        with st.container(horizontal=True):
+            set_it = st.form_submit_button("Set the target", type="primary")
+            back = st.form_submit_button("Back to the catalog's target")
+    if set_it or back:
+        kpi = scored[chosen]
+        try:
+            if set_it and value is None:
+                raise BadParameter("Give the new monthly target first.")
+            made, _ = actions.change_target(common.connection(), me, common.catalog(), kpi.id,
+                                            targets.entered(value, kpi.unit) if set_it else None,
+                                            band / 100 if set_it and band is not None else None)
+        except KpiError as error:
+            st.error(plain(error), icon=":material/error:")
+        else:
+            common.forget_view()
+            st.session_state["data-note"] = f"{plain(made.note)}, as snapshot {made.id}."
+            st.rerun()
 
 st.subheader("Snapshots")
 for snap, tables in store.snapshots(common.connection()):

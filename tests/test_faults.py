@@ -3,6 +3,7 @@ and nothing that was there is changed."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import resource
 import signal
@@ -116,3 +117,99 @@ def test_a_full_disk_during_an_import_changes_nothing(good: Path, tmp_path: Path
     with store.connect(db) as conn:
         assert (conn.execute("SELECT * FROM snapshots").fetchall(),
                 conn.execute("SELECT COUNT(*) FROM snapshot_1.leads").fetchone()) == before
+
+
+# --- a real small, full or read-only disk: a tmpfs in a mount namespace of the test's own ----------------------
+
+ON_DISK = """
+import contextlib, io, json, shutil, subprocess, sys
+from pathlib import Path
+import duckdb
+from kpicore.cli import main
+
+good, disk, export, how = sys.argv[1], Path(sys.argv[2]), sys.argv[3], sys.argv[4]
+db = disk / "kpi.duckdb"
+shutil.copy(good, db)
+if how == "read-only":
+    subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+
+def state():
+    conn = duckdb.connect(str(db), read_only=True)
+    try:
+        return [conn.execute("SELECT id, note FROM snapshots ORDER BY id").fetchall(),
+                conn.execute("SELECT COUNT(*), SUM(hash(t)) FROM snapshot_1.leads t").fetchone()]
+    finally:
+        conn.close()
+
+before = state()
+told = io.StringIO()
+with contextlib.redirect_stderr(told):
+    code = main(["--db", str(db), "load", export, "--no-precompute"])
+print(json.dumps({"code": code, "told": told.getvalue(), "same": state() == before,
+                  "left": sorted(p.name for p in disk.iterdir())}, default=str))
+"""
+
+
+def on_small_disk(disk: Path, size_kb: int, script: str, *args: str,
+                  env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`python -c script args` with `disk` a fresh tmpfs of `size_kb` KB, mounted in a mount namespace of its own
+    (unshare; root in a user namespace where the test is not root), gone when it ends."""
+    disk.mkdir(exist_ok=True)
+    return subprocess.run(
+        ["unshare", "--map-root-user", "--mount", "sh", "-c",
+         'mount -t tmpfs -o size="$1" tmpfs "$2" && shift 2 && exec "$@"', "sh", f"{size_kb}k", str(disk),
+         sys.executable, "-c", script, *args],
+        capture_output=True, text=True, cwd=ROOT, env={**os.environ, **(env or {})}, timeout=300)
+
+
+def _leads(path: Path, rows: int) -> Path:
+    duckdb.execute("COPY (SELECT 'L' || i AS lead_id, TIMESTAMP '2024-01-01' + to_seconds(i) AS created_at, "
+                   f"'channel ' || (i % 9) AS channel FROM range({rows}) t(i)) TO '{path}' (HEADER)")
+    return path
+
+
+def test_a_database_on_a_disk_that_fills_up_during_an_import_keeps_its_data(good: Path, tmp_path: Path) -> None:
+
+    export = _leads(tmp_path / "leads.csv", 400_000)
+    room = good.stat().st_size // 1024 + 1024  # the database and one more megabyte
+    done = on_small_disk(tmp_path / "disk", room, ON_DISK, str(good), str(tmp_path / "disk"), str(export), "full")
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["code"] == 1 and "The disk is full" in seen["told"] and "Nothing was changed" in seen["told"], seen
+    assert "Traceback" not in seen["told"]
+    assert seen["same"], "the snapshots and the sample's leads are as they were"
+
+
+def test_a_database_in_a_read_only_folder_is_refused_with_what_to_do(good: Path, tmp_path: Path) -> None:
+
+    export = _leads(tmp_path / "leads.csv", 10)
+    room = good.stat().st_size // 1024 + 1024
+    done = on_small_disk(tmp_path / "disk", room, ON_DISK, str(good), str(tmp_path / "disk"), str(export),
+                         "read-only")
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["code"] == 1 and "cannot be opened for writing" in seen["told"], seen
+    assert "Give this user write access to it and its folder, or set KPI_DB" in seen["told"]
+    assert "Traceback" not in seen["told"] and seen["same"] and seen["left"] == ["kpi.duckdb"], seen
+
+
+def test_a_full_temporary_folder_during_an_excel_import_says_so(good: Path, tmp_path: Path) -> None:
+    import openpyxl
+    book = openpyxl.Workbook(write_only=True)
+    sheet = book.create_sheet()
+    sheet.append(["lead_id", "created_at", "channel"])
+    for i in range(40_000):  # its CSV copy is about 1.5 MB
+        sheet.append([f"L{i}", "2026-01-05 10:00:00", f"channel {i % 9}"])
+    export = tmp_path / "leads.xlsx"
+    book.save(export)
+    db = tmp_path / "kpi.duckdb"
+    db.write_bytes(good.read_bytes())
+    before = _digest(db)
+    script = ("import sys; from kpicore.cli import main; "
+              "sys.exit(main(['--db', sys.argv[1], 'load', sys.argv[2], '--no-precompute']))")
+    done = on_small_disk(tmp_path / "temp", 512, script, str(db), str(export), env={"TMPDIR": str(tmp_path / "temp")})
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "leads.xlsx: its working copy could not be written, because the temporary folder (TMPDIR) is full" \
+        in done.stderr and "Nothing was imported" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+    assert _digest(db) == before

@@ -151,11 +151,15 @@ def test_the_working_copies_of_ended_processes_are_removed(tmp_path: Path) -> No
         (folder / "copy.csv").write_text("x\n")
     fresh_orphan = tmp_path / "kpi-import-old-version"  # no owner file, made just now: left for a day
     fresh_orphan.mkdir()
-    assert clean_workdirs(tmp_path) == [gone]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["kpi-import-old-version", "kpi-upload-mine", "other-dir"]
+    named_gone, named_mine = tmp_path / f"kpi-load-{dead}-x1y2", tmp_path / f"kpi-upload-{os.getpid()}-x3y4"
+    named_gone.mkdir()
+    named_mine.mkdir()
+    assert sorted(clean_workdirs(tmp_path)) == sorted([gone, named_gone])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["kpi-import-old-version", "kpi-upload-mine",
+                                                                 "other-dir", named_mine.name])
     made = workdir("upload")
     try:
-        assert (made / WORKDIR_OWNER).read_text() == str(os.getpid())
+        assert made.name.startswith(f"kpi-upload-{os.getpid()}-")  # the owner is in the name from the start
     finally:
         import shutil
         shutil.rmtree(made)

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -10,8 +12,8 @@ from pathlib import Path
 
 import duckdb
 
-from kpicore import checkins, kept, store
-from kpicore.files import read_file
+from kpicore import checkins, kept, store, targets
+from kpicore.files import clean_workdirs, read_file
 from kpicore.ingest import Upload, import_files
 from kpicore.mapping import propose
 from kpicore.model import TABLES
@@ -83,7 +85,7 @@ def test_killing_an_import_midway_leaves_the_previous_snapshot_intact(tmp_path, 
         tables = {name for (name,) in conn.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
         used = {name for (name,) in conn.execute("SELECT physical FROM snapshot_tables").fetchall()}
         assert tables == used | {"snapshots", "snapshot_tables", "mappings", "duplicate_rows", kept.TABLE,
-                                 checkins.TABLE}
+                                 checkins.TABLE, targets.TABLE}
         small = tmp_path / "leads.csv"
         small.write_text("lead_id,created_at\nL3,2026-02-01 08:00:00\n", encoding="utf-8")
         raw = read_file(small, workdir=tmp_path)
@@ -94,3 +96,75 @@ def test_killing_an_import_midway_leaves_the_previous_snapshot_intact(tmp_path, 
         conn.execute("CHECKPOINT")
     finally:
         conn.close()
+
+
+# --- killed at twenty random moments ---------------------------------------------------------------------------
+
+KILLS = 20
+LOOP_ROWS = 150_000
+
+
+def checksums(path: Path) -> tuple[list[tuple], dict[str, tuple[int, int]]]:
+    """The snapshots and, for every table of the latest one, its row count and the sum of its rows' hashes."""
+    conn = duckdb.connect(str(path), read_only=True)
+    try:
+        latest = store.latest_snapshot(conn)
+        sums = {name: conn.execute(f'SELECT COUNT(*), SUM(hash(t)) FROM "{latest.schema}"."{name}" AS t').fetchone()
+                for name in TABLES}
+        return conn.execute("SELECT id, note, author FROM snapshots ORDER BY id").fetchall(), sums
+    finally:
+        conn.close()
+
+
+def load(db: Path, export: Path, temp: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", "import sys; from kpicore.cli import main; sys.exit(main(sys.argv[1:]))",
+         "--db", str(db), "load", str(export)],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "TMPDIR": str(temp)})
+
+
+def test_an_import_killed_at_twenty_random_moments_leaves_the_previous_snapshot_identical(tmp_path):
+    db = tmp_path / "kpi.duckdb"
+    store.connect(db).close()  # the sample data as snapshot 1
+    export = tmp_path / "leads.csv"
+    duckdb.execute(
+        "COPY (SELECT 'N' || i AS lead_id, TIMESTAMP '2025-01-01' + to_seconds(i * 60) AS created_at, "
+        "'channel ' || (i % 7) AS channel FROM range(?) t(i)) "
+        f"TO '{export}' (HEADER)", [LOOP_ROWS])
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    # how long a whole import takes here, on a copy, and what it leaves
+    reference = tmp_path / "reference.duckdb"
+    shutil.copy(db, reference)
+    started = time.monotonic()
+    assert load(reference, export, temp).wait(timeout=300) == 0
+    whole = time.monotonic() - started
+    imported = checksums(reference)[1]["leads"]
+    assert imported[0] == LOOP_ROWS
+
+    seed = random.randrange(1 << 30)
+    moments = random.Random(seed).sample(range(1, 1000), KILLS)  # thousandths of a whole import's time
+    committed = 0
+    for moment in moments:
+        before = checksums(db)
+        process = load(db, export, temp)
+        time.sleep(whole * moment / 1000)
+        process.kill()
+        code = process.wait()
+        after = checksums(db)
+        where = f"killed after {whole * moment / 1000:.2f} s of {whole:.2f} s (seed {seed}, exit {code})"
+        assert code in (-signal.SIGKILL, 0), where
+        if after != before:  # it committed before the kill came: the new snapshot is the whole import
+            committed += 1
+            assert after[0][:-1] == before[0] and after[1]["leads"] == imported, where
+            conn = duckdb.connect(str(db), read_only=True)
+            try:
+                old = conn.execute(f"SELECT COUNT(*), SUM(hash(t)) FROM snapshot_{before[0][-1][0]}.leads t")
+                assert old.fetchone() == before[1]["leads"], f"{where}: the previous snapshot changed"
+            finally:
+                conn.close()
+        clean_workdirs(temp)  # what the next start of the app or a command does
+        assert list(temp.iterdir()) == [], f"{where}: temporary files left"
+        store.connect(db).close()  # reopens: drops whatever the killed import staged
+        assert checksums(db) == after, where
+    assert KILLS - committed >= KILLS // 4, f"too few kills came before the commit (seed {seed})"
