@@ -499,7 +499,7 @@ def clean_workdirs(root: Path | None = None) -> list[Path]:
         if not folder.name.startswith(_WORKDIR_PREFIXES) or not folder.is_dir():
             continue
         pid = _owner(folder)
-        if pid is not None and _running(pid):
+        if pid is not None and process_running(pid):
             continue
         try:
             if pid is None and time_module.time() - folder.stat().st_mtime < _ORPHAN_SECONDS:
@@ -511,7 +511,8 @@ def clean_workdirs(root: Path | None = None) -> list[Path]:
     return removed
 
 
-def _running(pid: int) -> bool:
+def process_running(pid: int) -> bool:
+    """Whether a process with this id runs (of any user)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

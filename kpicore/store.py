@@ -32,7 +32,7 @@ import duckdb
 from kpicore import checkins, kept
 from kpicore.coverage import Loaded
 from kpicore.errors import KpiError
-from kpicore.files import RawFile
+from kpicore.files import RawFile, process_running
 from kpicore.mapping import Plan, apply_saved, propose
 from kpicore.model import TABLES
 from kpicore.sql import quote
@@ -225,25 +225,65 @@ def _prepare(conn: duckdb.DuckDBPyConnection, sample_dir: Path, sample: bool) ->
 def _open(target: Path, wait: float, waiting: Callable[[str], None] | None) -> duckdb.DuckDBPyConnection:
     deadline = time.monotonic() + wait
     told = False
-    while True:
-        try:
-            return duckdb.connect(str(target))
-        except duckdb.IOException as error:
-            holder = _lock_holder(error)
-            if holder is None:
-                if "Permission denied" in str(error) or "Read-only file system" in str(error):
-                    raise BrokenDatabase(f"{target} cannot be opened for writing ({_first(error)}). Give this user "
-                                         "write access to it and its folder, or set KPI_DB (or --db) to a file "
-                                         "in a writable folder.") from None
-                raise broken(target, error) from None
-            if time.monotonic() >= deadline:
-                raise DatabaseBusy(f"{target} is open in another program ({holder}), most likely the app while it "
-                                   "imports or draws a page. Try again in a moment, or import on the app's Data "
-                                   "page.") from None
-            if waiting is not None and not told:
-                waiting(f"{target} is in use by another program ({holder}); waiting up to {wait:g} s for it.")
-                told = True
-            time.sleep(0.2)
+    try:
+        while True:
+            try:
+                return duckdb.connect(str(target))
+            except duckdb.IOException as error:
+                holder = _lock_holder(error)
+                if holder is None:
+                    if "Permission denied" in str(error) or "Read-only file system" in str(error):
+                        raise BrokenDatabase(f"{target} cannot be opened for writing ({_first(error)}). Give this "
+                                             "user write access to it and its folder, or set KPI_DB (or --db) to a "
+                                             "file in a writable folder.") from None
+                    raise broken(target, error) from None
+                if time.monotonic() >= deadline:
+                    raise DatabaseBusy(f"{target} is open in another program ({holder}), most likely the app while "
+                                       "it imports or draws a page. Try again in a moment, or import on the app's "
+                                       "Data page.") from None
+                _want(target)  # the app lets go of the file between two page runs when it sees this
+                if waiting is not None and not told:
+                    waiting(f"{target} is in use by another program ({holder}); waiting up to {wait:g} s for it.")
+                    told = True
+                time.sleep(0.1)
+    finally:
+        _unwant(target)
+
+
+def _wanted_path(target: Path) -> Path:
+    return target.with_name(target.name + ".wanted")
+
+
+def _want(target: Path) -> None:
+    """Say that this process waits for the database file (one waiting process at a time is said)."""
+    if wanted_by_another(target):
+        return
+    with contextlib.suppress(OSError):  # a read-only folder: the others will not know, only wait
+        _wanted_path(target).write_text(str(os.getpid()), encoding="ascii")
+
+
+def _unwant(target: Path) -> None:
+    """This process no longer waits (it has the file, or gave up)."""
+    marker = _wanted_path(target)
+    with contextlib.suppress(OSError, ValueError):
+        if int(marker.read_text(encoding="ascii")) == os.getpid():
+            marker.unlink()
+
+
+def wanted_by_another(target: Path) -> bool:
+    """Whether another running process waits for the database file (a marker of an ended one is removed)."""
+    marker = _wanted_path(target)
+    try:
+        pid = int(marker.read_text(encoding="ascii"))
+    except (OSError, ValueError):
+        return False
+    if pid == os.getpid():
+        return False
+    if not process_running(pid):
+        with contextlib.suppress(OSError):
+            marker.unlink()
+        return False
+    return True
 
 
 def _first(error: Exception) -> str:
@@ -272,8 +312,11 @@ def _add_table_facts(conn: duckdb.DuckDBPyConnection) -> None:
 
 class Database:
     """The DuckDB file as the app uses it: open while some session uses it, closed `linger` seconds after the
-    last use, so that the command line can open it in between (DuckDB lets one process at a time open a file for
-    writing). Lingering spares a run of clicks the reopening (a tenth of a rerun); a command waits for it."""
+    last use, so that the command line or a second app process can open it in between (DuckDB lets one process at
+    a time open a file for writing). Lingering spares a run of clicks the reopening (a tenth of a rerun). When
+    another process says it waits for the file (a `.wanted` marker beside it), the runs under way finish, the file
+    is closed at once, and new runs wait until the other process has it (at most `wait` seconds), then open it
+    again in turn."""
 
     def __init__(self, path: str | os.PathLike[str], wait: float = 5.0, linger: float = 0.0) -> None:
         self.path, self.wait, self.linger = Path(path), wait, linger
@@ -286,6 +329,7 @@ class Database:
     def cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A cursor on the open database (opened first if nobody uses it); DatabaseBusy while another
         program holds the file."""
+        self._give_way()
         with self._lock:
             if self._closing is not None:
                 self._closing.cancel()
@@ -301,13 +345,26 @@ class Database:
             with self._lock:
                 self._users -= 1
                 if self._users == 0 and self._conn is not None:
-                    if self.linger > 0:
+                    if self.linger > 0 and not wanted_by_another(self.path):
                         timer = threading.Timer(self.linger, lambda: self._close_if_unused(timer))
                         timer.daemon = True
                         self._closing = timer
                         timer.start()
                     else:
                         self._close()
+
+    def _give_way(self) -> None:
+        """While another process waits for the file: let the runs under way finish, close, and wait for it to
+        take the file (or for `wait` seconds)."""
+        deadline = time.monotonic() + self.wait
+        while wanted_by_another(self.path) and time.monotonic() < deadline:
+            with self._lock:
+                if self._users == 0:
+                    if self._closing is not None:
+                        self._closing.cancel()
+                        self._closing = None
+                    self._close()
+            time.sleep(0.05)
 
     def _close_if_unused(self, timer: threading.Timer) -> None:
         """The linger is over: close unless a later use took over (a timer that fired while a run began and
