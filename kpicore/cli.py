@@ -14,7 +14,7 @@ from pathlib import Path
 
 import duckdb
 
-from kpicore import access, actions, checkins, kept, report, sample, store, targets
+from kpicore import access, actions, checkins, engines, kept, report, sample, store, targets
 from kpicore.catalog import CUSTOMER, Catalog, load_catalog
 from kpicore.compute import KpiValues
 from kpicore.coverage import Loaded
@@ -102,6 +102,17 @@ def _parser() -> argparse.ArgumentParser:
     target.add_argument("value", nargs="?", help="the new monthly target, or 'catalog'")
     target.add_argument("--at-risk", type=float, help="at risk from this share of the target (0.9: 90%%)")
     target.set_defaults(run=_target)
+
+    sql = commands.add_parser(
+        "sql", help="the SQL that computes a KPI, as DuckDB or another engine writes it",
+        description="Print the query that computes one KPI (and the KPIs it is computed from) for every period of "
+                    "the latest snapshot, in the SQL of an engine, with its parameters. DuckDB and PostgreSQL are "
+                    "verified against each other; the others are generated, not verified here.")
+    sql.add_argument("kpi", help="KPI id, as in the catalog")
+    sql.add_argument("--engine", choices=engines.DIALECTS, default="duckdb", help="whose SQL to write")
+    sql.add_argument("--grain", choices=[g.value for g in Grain], default="month", help="period length")
+    sql.add_argument("--schema", default="kpi", help="the schema holding the canonical tables on that engine")
+    sql.set_defaults(run=_sql)
 
     secret = commands.add_parser(
         "hash-password", help="the line for secrets.toml that sets the editor password",
@@ -467,6 +478,27 @@ def _drop(args: argparse.Namespace) -> int:
     emptied = actions.drop_tables(_connect(args), access.command_line(), args.tables)
     print(f"Snapshot {emptied.id} created: {', '.join(args.tables)} empty. 'kpicore restore {emptied.id - 1}' "
           "brings the rows back.")
+    return 0
+
+
+def _sql(args: argparse.Namespace) -> int:
+    catalog = load_catalog(args.catalog)
+    grain = Grain(args.grain)
+    conn = _connect(args)
+    snapshot = store.latest_snapshot(conn)
+    periods = kept.values(conn.cursor(), catalog, snapshot.id, snapshot.schema, grain,
+                          loaded=store.loaded(conn, snapshot)).periods
+    if not periods:
+        raise KpiError("The latest snapshot has no data, so there is no period to write the query for.")
+    text, params = engines.kpi_sql(catalog, args.kpi, grain, periods, args.schema, args.engine)
+    checked = "verified against DuckDB here" if args.engine in engines.VERIFIED else "generated, not verified here"
+    print(f"-- {args.kpi} per {grain.value}, {periods[0].label} to {periods[-1].label}, {args.engine} SQL "
+          f"({checked}); parameters at the end")
+    if "PERCENTILE" in text.upper() or "percentile" in text:
+        print(f"-- medians and quartiles: {engines.PERCENTILES[args.engine]}")
+    print(text + ";")
+    for name, value in params.items():
+        print(f"-- ${name} = {value!r}")
     return 0
 
 

@@ -9,6 +9,8 @@ missing=()
 # the report tests render PDF pages (pdftoppm) and read their text (pdftotext); the PDF's Unicode font
 [ -x /usr/bin/pdftoppm ] || missing+=(poppler-utils)
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
+# tests/test_engines.py computes the catalog on a real PostgreSQL server (Debian's package, started by the test)
+compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null || missing+=(postgresql)
 # tests/test_install.py installs the project into a fresh virtual environment (Debian splits venv off Python)
 python -c "import ensurepip" 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then

@@ -1,0 +1,158 @@
+"""Where the KPIs are computed: the embedded DuckDB file by default, or a warehouse that already holds the data.
+
+The compiler (`kpicore.compute`), the coverage queries and the filters write one SQL, DuckDB's, kept to a small
+set of standard constructs (the lint test `tests/test_engines.py` holds the allow-list). An engine runs it as its
+own dialect: sqlglot transpiles it, and the engine binds the named parameters its driver's way. What sqlglot
+would turn into something else silently is kept out of the SQL in the first place (no `generate_series` or
+`range`, periods from a calendar of VALUES; casts before every division; medians through one exact
+`PERCENTILE_CONT`; weeks from `date_trunc('week')`, ISO Mondays in every engine listed here).
+
+Verified here against DuckDB on the same data (`tests/test_engines.py`, a real PostgreSQL server on loopback):
+PostgreSQL. Generated and inspectable (`kpicore sql KPI --engine trino`), not run here: the other dialects in
+`UNVERIFIED`.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from typing import Any
+
+import sqlglot
+
+from kpicore.catalog import Catalog, Derived, Ratio
+from kpicore.compute import build_query
+from kpicore.errors import BadParameter
+from kpicore.model import TABLES, ColumnType
+from kpicore.periods import Grain, Period
+from kpicore.sql import quote
+from kpicore.validate import references
+
+VERIFIED = ("duckdb", "postgres")
+UNVERIFIED = ("trino", "bigquery", "snowflake", "clickhouse", "spark")  # SQL generated, not verified here
+DIALECTS = VERIFIED + UNVERIFIED
+_LITERAL_PERCENT = re.compile(r"%(?!\(\w+\)s)")  # a '%' that is not one of psycopg's %(name)s placeholders
+# the canonical columns' types as PostgreSQL names them
+_PG_TYPES = {ColumnType.ID: "VARCHAR", ColumnType.TEXT: "VARCHAR", ColumnType.TIMESTAMP: "TIMESTAMP",
+             ColumnType.MONTH: "DATE", ColumnType.NUMBER: "DOUBLE PRECISION", ColumnType.INTEGER: "INTEGER",
+             ColumnType.BOOLEAN: "BOOLEAN"}
+
+
+_MATERIALIZING = ("duckdb", "postgres")  # the engines that take `WITH x AS MATERIALIZED (...)`
+# How each engine's SQL takes medians and quartiles (PERCENTILE_CONT ... WITHIN GROUP in DuckDB's)
+PERCENTILES = {
+    "duckdb": "exact", "postgres": "exact", "snowflake": "exact",
+    "spark": "exact (written as Spark's percentile(); sqlglot alone would make it percentile_approx)",
+    "trino": "approximate (Trino has only approx_percentile): label medians approximate",
+    "bigquery": "not runnable as written (PERCENTILE_CONT is a window function in BigQuery): needs a template",
+    "clickhouse": "not runnable as written (ClickHouse has no WITHIN GROUP; quantileExactInclusive is the exact "
+                  "one): needs a template",
+}
+
+
+@lru_cache(maxsize=256)
+def transpile(sql: str, dialect: str) -> str:
+    """DuckDB SQL as another engine writes it. Named parameters are written the way each engine's driver binds
+    them (`$name` for DuckDB, `%(name)s` for psycopg, `:name` for Trino...). A common table expression is
+    computed once where the engine is told so (`MATERIALIZED`), and left to the planner elsewhere."""
+    if dialect not in DIALECTS:
+        raise BadParameter(f"'{dialect}' is not an engine kpicore writes SQL for. Use one of: {', '.join(DIALECTS)}.")
+    if dialect == "duckdb":
+        return sql
+    tree = sqlglot.parse_one(sql, read="duckdb")
+    if dialect not in _MATERIALIZING:
+        for cte in tree.find_all(sqlglot.exp.CTE):
+            cte.set("materialized", None)
+    if dialect == "spark":  # percentile(x, p) is exact and interpolates as PERCENTILE_CONT does
+        for within in list(tree.find_all(sqlglot.exp.WithinGroup)):
+            if isinstance(within.this, sqlglot.exp.PercentileCont):
+                ordered = within.expression.expressions[0].this
+                within.replace(sqlglot.exp.Anonymous(this="percentile",
+                                                     expressions=[ordered, within.this.this]))
+    return tree.sql(dialect=dialect)
+
+
+@dataclass
+class _Result:
+    """What a query gave: its rows and its columns (DB-API `description`)."""
+
+    rows: list[tuple]
+    description: list[tuple]
+
+    def fetchall(self) -> list[tuple]:
+        return self.rows
+
+    def fetchone(self) -> tuple | None:
+        return self.rows[0] if self.rows else None
+
+
+class PostgresEngine:
+    """KPIs computed in PostgreSQL (`postgresql://user@host:port/db`), on the canonical tables in `schema`: the
+    `Engine` that kpicore.compute needs. Each query is transpiled once and runs in its own read-only transaction,
+    with JIT compilation off (it costs seconds on a statement this wide and saves nothing)."""
+
+    def __init__(self, dsn: str, schema: str = "kpi") -> None:
+        import psycopg  # imported here: only a PostgreSQL engine needs the driver
+
+        self.dsn, self.schema = dsn, schema
+        self._conn = psycopg.connect(dsn, autocommit=True)
+        self._conn.execute("SET jit = off")
+
+    def execute(self, query: str, parameters: dict[str, Any] | None = None) -> _Result:
+        sql = _LITERAL_PERCENT.sub("%%", transpile(query, "postgres"))  # sqlglot writes $name as %(name)s
+        with self._conn.transaction(), self._conn.cursor() as cursor:
+            cursor.execute("SET TRANSACTION READ ONLY")
+            cursor.execute(sql, parameters or {})
+            columns = [(column.name,) for column in cursor.description or ()]
+            return _Result(cursor.fetchall() if cursor.description else [], columns)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    @contextmanager
+    def writing(self) -> Iterator[Any]:
+        """A transaction on the server for writing the canonical tables (see `copy_tables`)."""
+        with self._conn.transaction():
+            yield self._conn
+
+
+def copy_tables(rows_of: Iterable[tuple[str, Sequence[tuple]]], engine: PostgresEngine) -> dict[str, int]:
+    """Write canonical tables into the engine's schema, replacing what was there (one transaction): `rows_of`
+    gives each table's name and its rows in the data model's column order. The rows written per table."""
+    written = {}
+    with engine.writing() as conn:
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(engine.schema)}")
+        for name, rows in rows_of:
+            table = TABLES[name]
+            target = f"{quote(engine.schema)}.{quote(name)}"
+            columns = ", ".join(quote(c.name) for c in table.columns)
+            conn.execute(f"DROP TABLE IF EXISTS {target}")
+            conn.execute(f"CREATE TABLE {target} ("
+                         + ", ".join(f"{quote(c.name)} {_PG_TYPES[c.type]}" for c in table.columns) + ")")
+            with conn.cursor().copy(f"COPY {target} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            written[name] = len(rows)
+    return written
+
+
+def kpi_sql(catalog: Catalog, kpi_id: str, grain: Grain, periods: Sequence[Period], schema: str,
+            dialect: str) -> tuple[str, dict[str, Any]]:
+    """The query that computes one KPI (and what it is computed from) for these periods, as `dialect` writes it,
+    and its parameters (`$name` in the SQL)."""
+    by_id = {k.id: k for k in catalog.kpis}
+    if kpi_id not in by_id:
+        raise BadParameter(f"'{kpi_id}' is not in the catalog in use. Use one of: {', '.join(by_id)}.")
+    needed, todo = set(), [kpi_id]
+    while todo:
+        current = todo.pop()
+        if current in needed or current not in by_id:
+            continue
+        needed.add(current)
+        formula = by_id[current].formula
+        todo += references(formula) if isinstance(formula, (Ratio, Derived)) else []
+    subset = replace(catalog, kpis=tuple(k for k in catalog.kpis if k.id in needed))
+    sql, params = build_query(subset, grain, periods, schema)
+    return transpile(sql, dialect), dict(params)
