@@ -292,11 +292,20 @@ def _transcode(path: Path, encoding: str, workdir: Path, errors: str | None = No
     return target
 
 
+def scratch(query: str, params: object = None) -> list[tuple]:
+    """Rows of a query that reads files only, on a connection of its own: DuckDB's module-level connection is one
+    for the whole process, and two sessions reading uploads at once found it busy ("connection is busy with
+    another call")."""
+    with duckdb.connect(":memory:") as conn:
+        return conn.execute(query, params).fetchall()
+
+
 def _layout(path: Path, name: str) -> tuple[str, int, tuple[str, ...]]:
     """Delimiter (DuckDB's sniffer), header row (skipping title rows) and column names."""
     try:  # null_padding as read_sql reads: without it one short row makes the sniffer see a single column
-        sniffed = duckdb.execute("SELECT Delimiter FROM sniff_csv($path, sample_size = 2048, null_padding = true)",
-                                 {"path": str(path)}).fetchone()
+        sniffed = scratch("SELECT Delimiter FROM sniff_csv($path, sample_size = 2048, null_padding = true)",
+                          {"path": str(path)})
+        sniffed = sniffed[0] if sniffed else None
     except duckdb.Error as error:
         raise BadFile(name, f"could not be read as a table ({_first_line(error)}). "
                             "Upload a CSV, TSV or XLSX export with a header row.") from None
@@ -359,7 +368,7 @@ def _unique_names(header: list[str]) -> tuple[str, ...]:
 def _sample(raw: RawFile) -> RawFile:
     """The file with its first data rows as text (read by one thread if they have quoted line breaks)."""
     try:
-        rows = duckdb.execute(f"SELECT * FROM {raw.read_sql()} LIMIT {SAMPLE_ROWS}", raw.read_params()).fetchall()
+        rows = scratch(f"SELECT * FROM {raw.read_sql()} LIMIT {SAMPLE_ROWS}", raw.read_params())
     except duckdb.Error as error:
         if raw.parallel and needs_sequential(error):
             return _sample(raw.sequential())

@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 
 from kpicore.errors import BadFile
-from kpicore.files import RawFile, TextCounts, needs_sequential, not_utf8, text_counts
+from kpicore.files import RawFile, TextCounts, needs_sequential, not_utf8, scratch, text_counts
 from kpicore.mapping import DateOrder, Plan, currency_of, date_order, date_share
 from kpicore.model import (
     FALLBACKS,
@@ -203,8 +203,7 @@ def _latest_date(raw: RawFile) -> ExportDate | None:
         params = Params(raw.read_params())
         formats = ", ".join(params.bind(f) for f in _ISO_FORMATS + _ORDER_FORMATS[order])
         cleaned = f"regexp_replace(trim(c{i}), '(Z|[+-][0-9]{{2}}:?[0-9]{{2}})$', '')"
-        found = duckdb.execute(f"SELECT MAX(try_strptime({cleaned}, [{formats}])) FROM {raw.read_sql()}",
-                               params).fetchone()[0]
+        found = scratch(f"SELECT MAX(try_strptime({cleaned}, [{formats}])) FROM {raw.read_sql()}", params)[0][0]
         if found is not None and (best is None or found.date() > best.day):
             best = ExportDate(found.date(), f"the latest date in '{name}'")
     return best

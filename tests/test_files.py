@@ -191,3 +191,30 @@ def test_text_counts(tmp_path, content, lines, quotes):
     path = tmp_path / "f.csv"
     path.write_bytes(content)
     assert text_counts(path) == (lines, quotes)
+
+
+def test_sessions_reading_uploads_at_once_do_not_share_a_connection(tmp_path):
+    # two editors uploading at the same moment: each read of a file runs on its own DuckDB connection (the
+    # module-level one refused the second caller with "connection is busy with another call")
+    import threading
+    paths = []
+    for n in range(6):
+        path = tmp_path / f"leads_{n}.csv"
+        path.write_text("lead_id,created_at,channel\n" + "".join(
+            f"L{i},2026-01-05 10:00:00,web\n" for i in range(20_000)), encoding="utf-8")
+        paths.append(path)
+    failures = []
+
+    def read_often(path):
+        for _ in range(8):
+            try:
+                assert read_file(path, workdir=tmp_path).columns == ("lead_id", "created_at", "channel")
+            except Exception as error:  # noqa: BLE001 - collected, and the test fails on any
+                failures.append(repr(error))
+
+    threads = [threading.Thread(target=read_often, args=(path,)) for path in paths]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
