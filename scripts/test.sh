@@ -11,6 +11,8 @@ missing=()
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
 # tests/test_engines.py computes the catalog on a real PostgreSQL server (Debian's package, started by the test)
 compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null || missing+=(postgresql)
+# tests/test_spark.py runs a local Spark session, which needs a Java runtime (17 or later)
+command -v java >/dev/null || missing+=(default-jre-headless)
 # tests/test_install.py installs the project into a fresh virtual environment (Debian splits venv off Python)
 python -c "import ensurepip" 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then

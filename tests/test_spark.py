@@ -1,0 +1,68 @@
+"""The same catalog on Spark: every KPI of the shipped catalog, every period and grain of the sample data, computed
+by a local Spark session (pyspark, `local[2]`) from the same tables, equals DuckDB's, and the hand-worked helpdesk
+fixture of tests/test_engines.py gives its hand-worked values. Spark takes medians exactly (`percentile()`).
+Marked `spark` (about a minute and a half): CI runs it, a quick local run may skip it with -m 'not spark'."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pytest
+from conftest import build_tiny_store
+from test_engines import EXPECTED, TICKETS, differences, ts
+
+from kpicore import compute, engines, store
+from kpicore.catalog import Catalog
+from kpicore.model import TABLES
+from kpicore.periods import Grain, parse_period
+from kpicore.sql import quote
+
+pytestmark = pytest.mark.spark
+
+
+def rows_of(conn: duckdb.DuckDBPyConnection, schema: str) -> Iterator[tuple[str, list[tuple]]]:
+    for name, table in TABLES.items():
+        yield name, conn.execute(f"SELECT {', '.join(quote(c.name) for c in table.columns)} "
+                                 f"FROM {quote(schema)}.{quote(name)}").fetchall()
+
+
+@pytest.fixture(scope="module")
+def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[engines.SparkEngine]:
+    engine = engines.SparkEngine("local[2]", "sample", warehouse=str(tmp_path_factory.mktemp("warehouse")))
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="module")
+def sample_on_spark(sample_db: Path, spark: engines.SparkEngine):
+    conn = duckdb.connect(str(sample_db), read_only=True)
+    snapshot = store.latest_snapshot(conn)
+    spark.write_tables(rows_of(conn, snapshot.schema))
+    yield conn, snapshot
+    conn.close()
+
+
+@pytest.mark.parametrize("grain", list(Grain))
+def test_every_kpi_on_spark_equals_duckdb_on_the_sample(sample_on_spark, spark: engines.SparkEngine,
+                                                        catalog: Catalog, grain: Grain) -> None:
+    conn, snapshot = sample_on_spark
+    ours = compute.compute(conn, catalog, snapshot.schema, grain)
+    theirs = compute.compute(spark, catalog, "sample", grain)
+    assert ours.periods == theirs.periods and len(ours.periods) >= 3
+    assert sum(v is not None for vs in ours.values.values() for v in vs) > 3 * len(catalog.kpis)
+    assert differences(ours, theirs, catalog) == []
+
+
+def test_week_boundaries_even_medians_and_small_shares_by_hand_on_spark(spark: engines.SparkEngine,
+                                                                       catalog: Catalog, memory_conn) -> None:
+    rows = [{"ticket_id": f"T{n}", "created_at": ts(created), "resolved_at": ts(resolved), "reopened": reopened}
+            for n, (created, resolved, reopened) in enumerate(TICKETS)]
+    schema = build_tiny_store(memory_conn, {"tickets": rows}, "edge")
+    edge = engines.SparkEngine("local[2]", "edge")  # the same session, another database
+    edge.write_tables(rows_of(memory_conn, schema))
+    values = compute.compute(edge, catalog, "edge", Grain.WEEK)
+    assert [p.label for p in values.periods] == list(EXPECTED)
+    for label, expected in EXPECTED.items():
+        for kpi, value in expected.items():
+            assert values.value(kpi, parse_period(label, Grain.WEEK)) == pytest.approx(value), (label, kpi)
