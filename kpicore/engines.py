@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import sqlglot
@@ -140,23 +141,13 @@ class SparkEngine:
     def close(self) -> None:
         self.session.stop()
 
-    def write_tables(self, rows_of: Iterable[tuple[str, Sequence[tuple]]]) -> dict[str, int]:
-        """Write canonical tables into the engine's database, replacing what was there: `rows_of` gives each
-        table's name and its rows in the data model's column order. The rows written per table."""
-        from pyspark.sql import types
-
-        kinds = {ColumnType.ID: types.StringType(), ColumnType.TEXT: types.StringType(),
-                 ColumnType.TIMESTAMP: types.TimestampNTZType(), ColumnType.MONTH: types.DateType(),
-                 ColumnType.NUMBER: types.DoubleType(), ColumnType.INTEGER: types.IntegerType(),
-                 ColumnType.BOOLEAN: types.BooleanType()}
+    def write_tables(self, files: dict[str, Path]) -> None:
+        """Make the engine's database hold the canonical tables, each read from a Parquet file (DuckDB writes
+        them: `COPY (SELECT ...) TO 'x.parquet'`), replacing what was there."""
         self.session.sql(f"CREATE DATABASE IF NOT EXISTS `{self.schema}`")
-        written = {}
-        for name, rows in rows_of:
-            schema = types.StructType([types.StructField(c.name, kinds[c.type]) for c in TABLES[name].columns])
-            frame = self.session.createDataFrame(list(rows), schema)
-            frame.write.mode("overwrite").saveAsTable(f"`{self.schema}`.`{name}`")
-            written[name] = len(rows)
-        return written
+        for name, path in files.items():
+            self.session.sql(f"DROP TABLE IF EXISTS `{self.schema}`.`{name}`")
+            self.session.sql(f"CREATE TABLE `{self.schema}`.`{name}` USING parquet LOCATION '{path}'")
 
 
 def copy_tables(rows_of: Iterable[tuple[str, Sequence[tuple]]], engine: PostgresEngine) -> dict[str, int]:

@@ -97,3 +97,14 @@ def build_tiny_store(conn: duckdb.DuckDBPyConnection, rows: dict[str, list[dict]
 def tiny_store(memory_conn: duckdb.DuckDBPyConnection):
     """A function rows -> schema that fills a fresh in-memory DuckDB with hand-made canonical tables."""
     return lambda rows, schema="tiny": build_tiny_store(memory_conn, rows, schema)
+
+
+# The longest test files, started first: with two workers taking one file each, a long file collected last (they
+# are collected by name) would run alone at the end and stretch the suite by minutes.
+LONGEST_FIRST = ("test_spark.py", "test_hostile_browser.py", "test_install.py", "test_benchmark.py",
+                 "test_reference.py", "test_fuzz.py", "test_kill.py", "test_load.py", "test_browser.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: place for place, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))

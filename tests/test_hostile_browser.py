@@ -180,8 +180,9 @@ def test_hostile_text_through_every_input_is_shown_as_text_and_changes_no_table(
         hostile_params = "&".join(f"{key}={quote(text)}" for key, text in (
             ("snapshot", HOSTILE[2][1]), ("channel", HOSTILE[3][1]), ("period", HOSTILE[0][1]),
             ("grain", HOSTILE[4][1]), ("comparison", HOSTILE[1][1]), ("present", HOSTILE[6][1])))
+        # (every page reads the URL parameters through the same code: four kinds of page try the hostile ones)
         for path in ("", "marketing", "sales", "service", "journey", "glossary", "data"):
-            for params in ("period=2026-10", hostile_params):
+            for params in ("period=2026-10", hostile_params)[:2 if path in ("", "sales", "journey", "data") else 1]:
                 page.goto(f"{url}/{path}?{params}")
                 settled(page)
                 nothing_ran(page, f"/{path}?{params[:40]}")

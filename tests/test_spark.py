@@ -21,10 +21,15 @@ from kpicore.sql import quote
 pytestmark = pytest.mark.spark
 
 
-def rows_of(conn: duckdb.DuckDBPyConnection, schema: str) -> Iterator[tuple[str, list[tuple]]]:
+def parquet_files(conn: duckdb.DuckDBPyConnection, schema: str, folder: Path) -> dict[str, Path]:
+    """The canonical tables of a DuckDB schema as Parquet files, for Spark to read."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {}
     for name, table in TABLES.items():
-        yield name, conn.execute(f"SELECT {', '.join(quote(c.name) for c in table.columns)} "
-                                 f"FROM {quote(schema)}.{quote(name)}").fetchall()
+        files[name] = folder / f"{name}.parquet"
+        conn.execute(f"COPY (SELECT {', '.join(quote(c.name) for c in table.columns)} FROM {quote(schema)}."
+                     f"{quote(name)}) TO '{files[name]}' (FORMAT parquet)")
+    return files
 
 
 @pytest.fixture(scope="module")
@@ -35,10 +40,10 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[engines.SparkEng
 
 
 @pytest.fixture(scope="module")
-def sample_on_spark(sample_db: Path, spark: engines.SparkEngine):
+def sample_on_spark(sample_db: Path, spark: engines.SparkEngine, tmp_path_factory: pytest.TempPathFactory):
     conn = duckdb.connect(str(sample_db), read_only=True)
     snapshot = store.latest_snapshot(conn)
-    spark.write_tables(rows_of(conn, snapshot.schema))
+    spark.write_tables(parquet_files(conn, snapshot.schema, tmp_path_factory.mktemp("sample-parquet")))
     yield conn, snapshot
     conn.close()
 
@@ -55,12 +60,13 @@ def test_every_kpi_on_spark_equals_duckdb_on_the_sample(sample_on_spark, spark: 
 
 
 def test_week_boundaries_even_medians_and_small_shares_by_hand_on_spark(spark: engines.SparkEngine,
-                                                                       catalog: Catalog, memory_conn) -> None:
+                                                                       catalog: Catalog, memory_conn,
+                                                                       tmp_path: Path) -> None:
     rows = [{"ticket_id": f"T{n}", "created_at": ts(created), "resolved_at": ts(resolved), "reopened": reopened}
             for n, (created, resolved, reopened) in enumerate(TICKETS)]
     schema = build_tiny_store(memory_conn, {"tickets": rows}, "edge")
     edge = engines.SparkEngine("local[2]", "edge")  # the same session, another database
-    edge.write_tables(rows_of(memory_conn, schema))
+    edge.write_tables(parquet_files(memory_conn, schema, tmp_path / "edge"))
     values = compute.compute(edge, catalog, "edge", Grain.WEEK)
     assert [p.label for p in values.periods] == list(EXPECTED)
     for label, expected in EXPECTED.items():
