@@ -184,7 +184,8 @@ def editor(number: int, base: str, export: tuple[Path, Path], began: float, unti
                 expect(done).to_be_visible()
                 upload.snapshot = int(done.inner_text().rstrip(".").rsplit(" ", 1)[-1])
             except Exception as error:  # noqa: BLE001 - whatever the browser met is this upload's error
-                shown = " | ".join(page.get_by_test_id("stAlert").all_inner_texts())[:500]
+                said = page.locator("[data-testid=stAlert], [data-testid=stException]").all_inner_texts()
+                shown = " | ".join(said)[:500]
                 page.screenshot(path=str(shots / f"editor-{number}-upload-{turn}.png"), full_page=True)
                 upload.error = f"{type(error).__name__}: {str(error).splitlines()[0][:200]}; the page said: {shown}"
             upload.seconds = time.monotonic() - started

@@ -128,7 +128,8 @@ class SparkEngine:
         from pyspark.sql import SparkSession  # imported here: only a Spark engine needs pyspark
 
         builder = (SparkSession.builder.master(master).appName("kpicore")
-                   .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "4")
+                   .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
+                   .config("spark.sql.shuffle.partitions", "4")
                    .config("spark.sql.session.timeZone", "UTC").config("spark.sql.ansi.enabled", "false"))
         if warehouse is not None:
             builder = builder.config("spark.sql.warehouse.dir", warehouse)

@@ -380,6 +380,11 @@ class Database:
             self._conn = None
 
 
+COMMITS = threading.Lock()
+"""One snapshot commit at a time in this process (and only one process writes the file): two imports committing at
+once both took the next id ("write-write conflict on create snapshot_2"), and the later one would have carried the
+tables of the snapshot before the other's."""
+
 _STAGING: set[str] = set()  # physical tables imports in this process are filling and have not committed yet
 _STAGING_LOCK = threading.Lock()
 
@@ -499,16 +504,17 @@ def _new_snapshot(conn: duckdb.DuckDBPyConnection, note: str, changed: dict[str,
                   also: Callable[[int], None] | None = None) -> Snapshot:
     """Commit a snapshot of its own (not part of an import) after the latest one, with what `also` writes for
     it in the same transaction."""
-    conn.execute("BEGIN TRANSACTION")
-    try:
-        new_id = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM snapshots").fetchone()[0]
-        made = commit_snapshot(conn, new_id, changed, note, latest_snapshot(conn), emptied, author)
-        if also is not None:
-            also(new_id)
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
+    with COMMITS:
+        conn.execute("BEGIN TRANSACTION")
+        try:
+            new_id = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM snapshots").fetchone()[0]
+            made = commit_snapshot(conn, new_id, changed, note, latest_snapshot(conn), emptied, author)
+            if also is not None:
+                also(new_id)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
     return made
 
 

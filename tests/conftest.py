@@ -99,8 +99,9 @@ def tiny_store(memory_conn: duckdb.DuckDBPyConnection):
     return lambda rows, schema="tiny": build_tiny_store(memory_conn, rows, schema)
 
 
-# The longest test files, started first: with two workers taking one file each, a long file collected last (they
-# are collected by name) would run alone at the end and stretch the suite by minutes.
+# The longest test files, started first (scripts/test.sh turns off xdist's own order, files with most tests first):
+# with two workers taking one file each, a long file with few tests (Spark, the fresh install) was started last and
+# ran alone at the end, stretching the suite by minutes.
 LONGEST_FIRST = ("test_spark.py", "test_hostile_browser.py", "test_install.py", "test_benchmark.py",
                  "test_reference.py", "test_fuzz.py", "test_kill.py", "test_load.py", "test_browser.py")
 

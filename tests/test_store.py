@@ -117,3 +117,47 @@ def test_a_failing_upload_changes_nothing(db, tmp_path, table, header, bad_row):
     assert store.latest_snapshot(db).id == 1
     # and the database still takes the next good upload as snapshot 2
     assert upload(db, {"leads": store.SAMPLE_DIR / "leads.csv"}, "good").id == 2
+
+
+def test_two_imports_committing_at_once_both_land_one_after_the_other(tmp_path):
+    # two editors' imports in one app process (two cursors): both commit, as consecutive snapshots, and the later
+    # one keeps the earlier one's table (it once failed with "write-write conflict on create snapshot_2")
+    import threading
+
+    from kpicore.files import read_file
+    from kpicore.ingest import Upload, import_files
+    from kpicore.mapping import propose
+
+    path = tmp_path / "kpi.duckdb"
+    conn = store.connect(path)
+    exports = {"leads": "lead_id,created_at\n" + "".join(f"L{i},2026-01-05 10:00:00\n" for i in range(30_000)),
+               "tickets": "ticket_id,created_at\n" + "".join(f"T{i},2026-01-05 10:00:00\n" for i in range(30_000))}
+    uploads = []
+    for name, text in exports.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / f"{name}.csv").write_text(text, encoding="utf-8")
+        raw = read_file(tmp_path / name / f"{name}.csv", workdir=tmp_path)
+        uploads.append(Upload(raw, propose(raw)))
+    failures, start = [], threading.Barrier(2)
+
+    def run(upload):
+        cursor = conn.cursor()
+        start.wait()
+        try:
+            import_files(cursor, [upload], f"Upload: {upload.raw.name}")
+        except Exception as error:  # noqa: BLE001 - collected, the test fails on any
+            failures.append(repr(error))
+        finally:
+            cursor.close()
+
+    threads = [threading.Thread(target=run, args=(u,)) for u in uploads]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    latest = store.latest_snapshot(conn)
+    assert latest.id == 3
+    assert conn.execute(f"SELECT COUNT(*) FROM {latest.schema}.leads").fetchone() == (30_000,)
+    assert conn.execute(f"SELECT COUNT(*) FROM {latest.schema}.tickets").fetchone() == (30_000,)
+    conn.close()
