@@ -20,4 +20,4 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 # two workers (CI has 2 cores), each test file on one worker: its module-scoped servers and databases stay its own
-python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder
+python -m pytest -q -n 2 --dist loadfile

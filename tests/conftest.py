@@ -98,14 +98,3 @@ def tiny_store(memory_conn: duckdb.DuckDBPyConnection):
     """A function rows -> schema that fills a fresh in-memory DuckDB with hand-made canonical tables."""
     return lambda rows, schema="tiny": build_tiny_store(memory_conn, rows, schema)
 
-
-# The longest test files, started first (scripts/test.sh turns off xdist's own order, files with most tests first):
-# with two workers taking one file each, a long file with few tests (Spark, the fresh install) was started last and
-# ran alone at the end, stretching the suite by minutes.
-LONGEST_FIRST = ("test_spark.py", "test_hostile_browser.py", "test_install.py", "test_benchmark.py",
-                 "test_reference.py", "test_fuzz.py", "test_kill.py", "test_load.py", "test_browser.py")
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    rank = {name: place for place, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
