@@ -237,9 +237,9 @@ with st.container(horizontal=True, vertical_alignment="bottom"):
 if note := st.session_state.pop("data-note", None):
     st.success(note, icon=":material/check_circle:")
 
-st.subheader("Targets", help="Each KPI's monthly target and the share of it below which it is at risk. The catalog "
-                             "sets them; an editor's change is a new snapshot, so links to earlier snapshots keep "
-                             "the statuses they showed.")
+st.subheader("Targets", help="Each KPI's monthly target: on track at the target, at risk below it, off track below "
+                             "the share shown. The catalog sets them; an editor's change is a new snapshot, so links "
+                             "to earlier snapshots keep the statuses they showed.")
 in_force = targets.in_force(common.connection(), ctx.latest.id)
 judged = targets.apply(common.catalog(), in_force)
 st.dataframe(targets.rows(judged, in_force), hide_index=True, width="stretch")
