@@ -7,10 +7,12 @@ from collections.abc import Callable, Iterable, Sequence
 
 import duckdb
 
-from kpicore import checkins, store, targets
+from kpicore import checkins, store, targets, warehouse
 from kpicore.access import Actor
 from kpicore.catalog import Catalog
 from kpicore.checkins import CheckIn
+from kpicore.coverage import Engine
+from kpicore.errors import KpiError
 from kpicore.ingest import ImportResult, Upload
 from kpicore.ingest import import_files as _import_files
 from kpicore.periods import Period
@@ -22,24 +24,28 @@ def import_files(conn: duckdb.DuckDBPyConnection, actor: Actor, uploads: Sequenc
                  progress: Callable[[float, str], None] | None = None, keep_sample: bool = True) -> ImportResult:
     """Import exports as one new snapshot (ingest.import_files), made by `actor`."""
     actor.require_editor("Importing files")
+    _local(conn, "Importing files")
     return _import_files(conn, uploads, note, progress=progress, keep_sample=keep_sample, author=actor.name)
 
 
 def drop_tables(conn: duckdb.DuckDBPyConnection, actor: Actor, names: Iterable[str]) -> store.Snapshot:
     """A new snapshot with these tables empty."""
     actor.require_editor("Emptying tables")
+    _local(conn, "Emptying tables")
     return store.empty_tables(conn, names, author=actor.name)
 
 
 def start_empty(conn: duckdb.DuckDBPyConnection, actor: Actor) -> store.Snapshot:
     """A new snapshot with every table empty."""
     actor.require_editor("Emptying every table")
+    _local(conn, "Emptying every table")
     return store.empty_snapshot(conn, author=actor.name)
 
 
 def load_sample(conn: duckdb.DuckDBPyConnection, actor: Actor) -> store.Snapshot:
     """The bundled sample data as a new snapshot."""
     actor.require_editor("Loading the sample data")
+    _local(conn, "Loading the sample data")
     return store.load_sample(conn, author=actor.name)
 
 
@@ -47,6 +53,24 @@ def restore(conn: duckdb.DuckDBPyConnection, actor: Actor, snapshot_id: int) -> 
     """An earlier snapshot made current again, as a new snapshot."""
     actor.require_editor("Restoring a snapshot")
     return store.restore(conn, snapshot_id, author=actor.name)
+
+
+def _local(conn: duckdb.DuckDBPyConnection, what: str) -> None:
+    """Refuse a change to the app's own tables while the latest snapshot is a reading of a warehouse: its data
+    lives there."""
+    latest = store.latest_snapshot(conn)
+    if latest is not None and latest.warehouse:
+        raise KpiError(f"{what} changes the tables kept in the app's own file, but the data shown is read from the "
+                       f"warehouse ({latest.warehouse}, schema {latest.schema}): change the data there and read it "
+                       "again. To work on the file's own tables instead, unset KPI_ENGINE and restore one of its "
+                       "snapshots.")
+
+
+def read_warehouse(conn: duckdb.DuckDBPyConnection, actor: Actor, engine: Engine,
+                   chosen: warehouse.Setting) -> store.Snapshot:
+    """Read the warehouse's canonical tables again, as a new snapshot."""
+    actor.require_editor("Reading the warehouse again")
+    return warehouse.read(conn, engine, chosen, actor.name)
 
 
 def save_mapping(conn: duckdb.DuckDBPyConnection, actor: Actor, name: str, mapping: dict[str, object]) -> None:

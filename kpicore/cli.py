@@ -14,10 +14,10 @@ from pathlib import Path
 
 import duckdb
 
-from kpicore import access, actions, checkins, engines, kept, report, sample, store, targets
+from kpicore import access, actions, checkins, engines, kept, report, sample, store, targets, warehouse
 from kpicore.catalog import CUSTOMER, Catalog, load_catalog
 from kpicore.compute import KpiValues
-from kpicore.coverage import Loaded
+from kpicore.coverage import Engine, Loaded
 from kpicore.display import format_change, format_value, printable
 from kpicore.errors import BadFile, BadParameter, CatalogError, KpiError, UnknownTeam
 from kpicore.files import RawFile, clean_workdirs, read_file, workdir
@@ -177,6 +177,17 @@ def _parser() -> argparse.ArgumentParser:
     restore.add_argument("snapshot", type=int, help="the snapshot number ('kpicore snapshots' lists them)")
     restore.set_defaults(run=_restore)
 
+    house = commands.add_parser(
+        "warehouse", help="compute on a warehouse ($KPI_ENGINE): make the canonical views, read the tables again",
+        description="With KPI_ENGINE set (postgresql://..., spark://host:port or local[*]) KPIs are computed "
+                    "there, on the canonical tables or views of KPI_SCHEMA (default kpi). See docs/warehouse.md.")
+    doing = house.add_subparsers(dest="doing", required=True, metavar="ACTION")
+    views = doing.add_parser("views", help="make the canonical views from a mapping of the company's tables")
+    views.add_argument("mapping", metavar="MAPPING.yaml", help="canonical table: from, columns and values")
+    views.set_defaults(run=_warehouse_views)
+    reading = doing.add_parser("read", help="read the canonical tables again, as a new snapshot")
+    reading.set_defaults(run=_warehouse_read)
+
     ahead = commands.add_parser("precompute", help="compute views of the latest snapshot for the dashboard now",
                                 description="Compute the KPIs of views of the latest snapshot and keep them in the "
                                             "database, so that opening them in the app is instant (kpicore load "
@@ -210,8 +221,23 @@ WAIT_SECONDS = 30  # how long a command waits for the database while the app hol
 
 
 def _connect(args: argparse.Namespace, sample: bool = True) -> duckdb.DuckDBPyConnection:
-    """The database, waiting a while if the app holds it (DatabaseBusy after WAIT_SECONDS)."""
+    """The database, waiting a while if the app holds it (DatabaseBusy after WAIT_SECONDS). With a warehouse set,
+    a new database starts without the sample data (the warehouse holds the data)."""
+    sample = sample and not warehouse.setting().url
     return store.connect(args.db, sample=sample, wait=WAIT_SECONDS, waiting=lambda text: print(text, file=sys.stderr))
+
+
+def _latest(conn: duckdb.DuckDBPyConnection) -> tuple[store.Snapshot, Engine]:
+    """The latest snapshot and what computes its KPIs: the database itself, or the warehouse $KPI_ENGINE names
+    (read first when the latest snapshot is not a reading of it)."""
+    chosen, latest = warehouse.setting(), store.latest_snapshot(conn)
+    if not chosen.url:
+        return latest, conn.cursor()
+    engine = warehouse.open_engine(chosen)
+    if not warehouse.is_reading_of(latest, chosen):
+        latest = warehouse.read(conn, engine, chosen, access.command_line().name)
+        print(f"Read the warehouse ({chosen.describe}) as snapshot {latest.id}.", file=sys.stderr)
+    return latest, engine
 
 
 def _init(args: argparse.Namespace) -> int:
@@ -232,11 +258,11 @@ def _values(args: argparse.Namespace, catalog: Catalog) -> tuple[KpiValues, Peri
     catalog with the targets in force in that snapshot."""
     grain = Grain(args.grain)
     conn = _connect(args)
-    snapshot = store.latest_snapshot(conn)
+    snapshot, engine = _latest(conn)
     if store.sample_tables(conn, snapshot):
         print(SAMPLE_LINE, file=sys.stderr)
     values = kept.values(conn.cursor(), catalog, snapshot.id, snapshot.schema, grain,
-                         loaded=store.loaded(conn, snapshot))
+                         loaded=store.loaded(conn, snapshot), engine=engine)
     period = values.check(parse_period(args.period, grain)) if args.period else values.latest()
     return values, period, targets.catalog_for(conn, catalog, snapshot.id)
 
@@ -406,26 +432,26 @@ def _precompute(conn: duckdb.DuckDBPyConnection, catalog: Catalog, snapshot: sto
 
 
 def _keep(conn: duckdb.DuckDBPyConnection, catalog: Catalog, snapshot: store.Snapshot, grain: Grain,
-          filters: Filters, loaded: Mapping[str, Loaded]) -> float:
-    """Compute and keep one view of a snapshot; the seconds it took."""
+          filters: Filters, loaded: Mapping[str, Loaded], engine: Engine | None = None) -> float:
+    """Compute (on `engine`, the database itself if None) and keep one view of a snapshot; the seconds it took."""
     started = time.perf_counter()
-    kept.values(conn.cursor(), catalog, snapshot.id, snapshot.schema, grain, filters, loaded)
+    kept.values(conn.cursor(), catalog, snapshot.id, snapshot.schema, grain, filters, loaded, engine)
     return time.perf_counter() - started
 
 
 def _precompute_views(args: argparse.Namespace) -> int:
     catalog = load_catalog(args.catalog)
     conn = _connect(args)
-    snapshot = store.latest_snapshot(conn)
+    snapshot, engine = _latest(conn)
     loaded = store.loaded(conn, snapshot)
     grains = [Grain(g) for g in args.grain] if args.grain else [Grain.MONTH]
-    wanted = kept.views(filter_options(conn, snapshot.schema), grains, args.filters)
+    wanted = kept.views(filter_options(engine, snapshot.schema), grains, args.filters)
     for grain, filters in wanted:
         what = f"{grain.value}, {filters.describe() or 'no filters'}"
         if kept.is_kept(conn, catalog, snapshot.id, grain, filters):
             print(f"{what}: kept already")
             continue
-        print(f"{what}: computed in {_keep(conn, catalog, snapshot, grain, filters, loaded):.1f} s")
+        print(f"{what}: computed in {_keep(conn, catalog, snapshot, grain, filters, loaded, engine):.1f} s")
     print(f"Snapshot {snapshot.id}: {len(wanted)} view(s) kept for the dashboard.")
     return 0
 
@@ -472,6 +498,35 @@ def _plan(conn: duckdb.DuckDBPyConnection, raw: RawFile, args: argparse.Namespac
         for column in plan.ambiguous_dates:
             plan = plan.with_date_order(column, DateOrder(args.dates))
     return plan
+
+
+def _warehouse_setting() -> warehouse.Setting:
+    chosen = warehouse.setting()
+    if not chosen.url:
+        raise BadParameter("KPI_ENGINE is not set, so KPIs are computed in the embedded DuckDB file. Set it to the "
+                           "warehouse (postgresql://user@host:port/db, spark://host:port or local[*]) first.")
+    return chosen
+
+
+def _warehouse_views(args: argparse.Namespace) -> int:
+    chosen = _warehouse_setting()
+    sources = warehouse.load_mapping(Path(args.mapping))
+    engine = warehouse.open_engine(chosen)
+    made = warehouse.make_views(engine, sources, chosen.schema, Path(args.mapping).name)
+    mapped = [name for name in made if name in sources]
+    print(f"Views made in {chosen.describe}: {', '.join(mapped)} from your tables; "
+          f"{', '.join(n for n in made if n not in sources) or 'none'} empty.")
+    return 0
+
+
+def _warehouse_read(args: argparse.Namespace) -> int:
+    chosen = _warehouse_setting()
+    conn = _connect(args)
+    made = actions.read_warehouse(conn, access.command_line(), warehouse.open_engine(chosen), chosen)
+    for name, table in store.tables(conn, made).items():
+        print(f"{name}: {table.rows:,} rows")
+    print(f"Snapshot {made.id}: {made.note}.")
+    return 0
 
 
 def _drop(args: argparse.Namespace) -> int:

@@ -14,6 +14,7 @@ here: the other dialects in `UNVERIFIED`.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -97,13 +98,14 @@ class PostgresEngine:
     def __init__(self, dsn: str, schema: str = "kpi") -> None:
         import psycopg  # imported here: only a PostgreSQL engine needs the driver
 
-        self.dsn, self.schema = dsn, schema
+        self.dsn, self.schema, self.dialect = dsn, schema, "postgres"
+        self._lock = threading.Lock()  # one statement at a time on the connection (the app's sessions share it)
         self._conn = psycopg.connect(dsn, autocommit=True)
         self._conn.execute("SET jit = off")
 
     def execute(self, query: str, parameters: dict[str, Any] | None = None) -> _Result:
         sql = _LITERAL_PERCENT.sub("%%", transpile(query, "postgres"))  # sqlglot writes $name as %(name)s
-        with self._conn.transaction(), self._conn.cursor() as cursor:
+        with self._lock, self._conn.transaction(), self._conn.cursor() as cursor:
             cursor.execute("SET TRANSACTION READ ONLY")
             cursor.execute(sql, parameters or {})
             columns = [(column.name,) for column in cursor.description or ()]
@@ -117,6 +119,12 @@ class PostgresEngine:
         """A transaction on the server for writing the canonical tables (see `copy_tables`)."""
         with self._conn.transaction():
             yield self._conn
+
+    def define(self, statements: Sequence[str]) -> None:
+        """Run statements already in PostgreSQL's dialect (views, schemas) in one transaction: all or none."""
+        with self._lock, self.writing() as conn:
+            for statement in statements:
+                conn.execute(statement)  # without parameters, psycopg sends the text as it is
 
 
 class SparkEngine:
@@ -133,7 +141,7 @@ class SparkEngine:
                    .config("spark.sql.session.timeZone", "UTC").config("spark.sql.ansi.enabled", "false"))
         if warehouse is not None:
             builder = builder.config("spark.sql.warehouse.dir", warehouse)
-        self.session, self.schema = builder.getOrCreate(), schema
+        self.session, self.schema, self.dialect = builder.getOrCreate(), schema, "spark"
 
     def execute(self, query: str, parameters: dict[str, Any] | None = None) -> _Result:
         frame = self.session.sql(transpile(query, "spark"), args=dict(parameters or {}))
@@ -141,6 +149,12 @@ class SparkEngine:
 
     def close(self) -> None:
         self.session.stop()
+
+    def define(self, statements: Sequence[str]) -> None:
+        """Run statements already in Spark's dialect (views, databases), one after another (Spark SQL has no
+        transactions: a failed one leaves the earlier ones made)."""
+        for statement in statements:
+            self.session.sql(statement)
 
     def write_tables(self, files: dict[str, Path]) -> None:
         """Make the engine's database hold the canonical tables, each read from a Parquet file (DuckDB writes

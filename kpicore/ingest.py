@@ -30,10 +30,10 @@ from kpicore.model import (
 )
 from kpicore.sql import Bind, Params, quote
 from kpicore.store import (
-    COMMITS,
     Snapshot,
     Stored,
     commit_snapshot,
+    committing,
     disk_full,
     latest_snapshot,
     out_of_space,
@@ -287,24 +287,17 @@ def _commit(conn: duckdb.DuckDBPyConnection, uploads: Sequence[Upload], staged: 
             counts: dict[str, Future[TextCounts]], note: str, keep_sample: bool, sample: bool,
             author: str | None) -> ImportResult:
     """In one transaction: check each staged file, mark repeated ids, and record the new snapshot (one commit at a
-    time, store.COMMITS)."""
-    with COMMITS:
-        conn.execute("BEGIN TRANSACTION")
-        try:
-            previous = latest_snapshot(conn)
-            snapshot_id = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM snapshots").fetchone()[0]
-            reports = [_check(conn, u, staged[u.plan.table], counts[u.plan.table].result(), previous)
-                       for u in uploads]
-            stored = {r.table: Stored(staged[r.table], r.file, _columns(u, previous, conn), r.as_of, r.currency,
-                                      sample) for u, r in zip(uploads, reports, strict=True)}
-            emptied = () if keep_sample or previous is None else \
-                tuple(t for t in sample_tables(conn, previous) if t not in stored)
-            snapshot = commit_snapshot(conn, snapshot_id, stored, note, previous, emptied, author)
-            reports = [_with_warnings(conn, r, snapshot) for r in reports]
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+    time, store.committing)."""
+    with committing(conn) as snapshot_id:
+        previous = latest_snapshot(conn, local=True)
+        reports = [_check(conn, u, staged[u.plan.table], counts[u.plan.table].result(), previous)
+                   for u in uploads]
+        stored = {r.table: Stored(staged[r.table], r.file, _columns(u, previous, conn), r.as_of, r.currency,
+                                  sample) for u, r in zip(uploads, reports, strict=True)}
+        emptied = () if keep_sample or previous is None else \
+            tuple(t for t in sample_tables(conn, previous) if t not in stored)
+        snapshot = commit_snapshot(conn, snapshot_id, stored, note, previous, emptied, author)
+        reports = [_with_warnings(conn, r, snapshot) for r in reports]
     return ImportResult(snapshot, tuple(reports), emptied)
 
 

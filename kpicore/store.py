@@ -52,11 +52,13 @@ class Snapshot:
     created_at: datetime
     note: str
     author: str | None = None  # who made it (None: before authors were recorded, or the sample at first start)
+    warehouse: str | None = None  # a reading of a warehouse: the engine (no password); None: tables in this file
+    warehouse_schema: str | None = None  # ... and the schema there that holds the canonical tables
 
     @property
     def schema(self) -> str:
-        """The schema whose views show this snapshot's tables."""
-        return f"snapshot_{self.id}"
+        """The schema whose tables or views show this snapshot's tables (in this file, or in the warehouse)."""
+        return self.warehouse_schema or f"snapshot_{self.id}"
 
 
 @dataclass(frozen=True)
@@ -204,7 +206,8 @@ def _prepare(conn: duckdb.DuckDBPyConnection, sample_dir: Path, sample: bool) ->
         "rows BIGINT, changed BOOLEAN, source VARCHAR, status_as_of DATE)"
     )
     _add_table_facts(conn)
-    conn.execute("ALTER TABLE snapshots ADD COLUMN IF NOT EXISTS author VARCHAR")
+    for column in ("author", "warehouse", "warehouse_schema"):
+        conn.execute(f"ALTER TABLE snapshots ADD COLUMN IF NOT EXISTS {column} VARCHAR")
     conn.execute("CREATE TABLE IF NOT EXISTS mappings (name VARCHAR PRIMARY KEY, headers VARCHAR, mapping VARCHAR)")
     for column, kind in (("saved_by", "VARCHAR"), ("saved_at", "TIMESTAMP")):
         conn.execute(f"ALTER TABLE mappings ADD COLUMN IF NOT EXISTS {column} {kind}")
@@ -318,8 +321,9 @@ class Database:
     is closed at once, and new runs wait until the other process has it (at most `wait` seconds), then open it
     again in turn."""
 
-    def __init__(self, path: str | os.PathLike[str], wait: float = 5.0, linger: float = 0.0) -> None:
-        self.path, self.wait, self.linger = Path(path), wait, linger
+    def __init__(self, path: str | os.PathLike[str], wait: float = 5.0, linger: float = 0.0,
+                 sample: bool = True) -> None:
+        self.path, self.wait, self.linger, self.sample = Path(path), wait, linger, sample
         self._lock = threading.Lock()
         self._conn: duckdb.DuckDBPyConnection | None = None
         self._users = 0
@@ -335,7 +339,7 @@ class Database:
                 self._closing.cancel()
                 self._closing = None
             if self._conn is None:
-                self._conn = connect(self.path, wait=self.wait)
+                self._conn = connect(self.path, sample=self.sample, wait=self.wait)
             self._users += 1
             cursor = self._conn.cursor()
         try:
@@ -418,15 +422,20 @@ def drop_unused_tables(conn: duckdb.DuckDBPyConnection) -> list[str]:
     return unused
 
 
-def latest_snapshot(conn: duckdb.DuckDBPyConnection) -> Snapshot | None:
-    """The newest snapshot, or None in an empty database."""
-    row = conn.execute("SELECT id, created_at, note, author FROM snapshots ORDER BY id DESC LIMIT 1").fetchone()
+_SNAPSHOT = "id, created_at, note, author, warehouse, warehouse_schema"
+
+
+def latest_snapshot(conn: duckdb.DuckDBPyConnection, local: bool = False) -> Snapshot | None:
+    """The newest snapshot (with `local`, the newest whose tables are in this file), or None in an empty
+    database."""
+    where = "WHERE warehouse IS NULL " if local else ""
+    row = conn.execute(f"SELECT {_SNAPSHOT} FROM snapshots {where}ORDER BY id DESC LIMIT 1").fetchone()
     return Snapshot(*row) if row else None
 
 
 def snapshot(conn: duckdb.DuckDBPyConnection, snapshot_id: int) -> Snapshot:
     """The snapshot with this id; KpiError if there is none."""
-    row = conn.execute("SELECT id, created_at, note, author FROM snapshots WHERE id = ?", [snapshot_id]).fetchone()
+    row = conn.execute(f"SELECT {_SNAPSHOT} FROM snapshots WHERE id = ?", [snapshot_id]).fetchone()
     if row is None:
         raise KpiError(f"There is no snapshot {snapshot_id}. 'kpicore snapshots' and the Data page list them.")
     return Snapshot(*row)
@@ -450,7 +459,7 @@ def tables(conn: duckdb.DuckDBPyConnection, snap: Snapshot) -> dict[str, Snapsho
 
 def snapshots(conn: duckdb.DuckDBPyConnection) -> list[tuple[Snapshot, list[SnapshotTable]]]:
     """Every snapshot, newest first, with its tables' row counts and sources."""
-    rows = conn.execute("SELECT id, created_at, note, author FROM snapshots ORDER BY id DESC").fetchall()
+    rows = conn.execute(f"SELECT {_SNAPSHOT} FROM snapshots ORDER BY id DESC").fetchall()
     return [(snap, list(tables(conn, snap).values())) for snap in (Snapshot(*row) for row in rows)]
 
 
@@ -504,24 +513,36 @@ def _new_snapshot(conn: duckdb.DuckDBPyConnection, note: str, changed: dict[str,
                   also: Callable[[int], None] | None = None) -> Snapshot:
     """Commit a snapshot of its own (not part of an import) after the latest one, with what `also` writes for
     it in the same transaction."""
+    with committing(conn) as new_id:
+        made = commit_snapshot(conn, new_id, changed, note, latest_snapshot(conn, local=True), emptied, author)
+        if also is not None:
+            also(new_id)
+    return made
+
+
+@contextmanager
+def committing(conn: duckdb.DuckDBPyConnection) -> Iterator[int]:
+    """The next snapshot id, in a transaction committed when the block ends (rolled back if it fails), one commit
+    of this process at a time (`COMMITS`)."""
     with COMMITS:
         conn.execute("BEGIN TRANSACTION")
         try:
-            new_id = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM snapshots").fetchone()[0]
-            made = commit_snapshot(conn, new_id, changed, note, latest_snapshot(conn), emptied, author)
-            if also is not None:
-                also(new_id)
+            yield conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM snapshots").fetchone()[0]
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-    return made
 
 
 def snapshot_with(conn: duckdb.DuckDBPyConnection, note: str, author: str | None,
                   write: Callable[[int], None]) -> Snapshot:
-    """A new snapshot with the latest one's tables, committed together with what `write` stores for it (a target
-    change, say)."""
+    """A new snapshot with the latest one's tables (the same reading's, where it is a warehouse reading), committed
+    together with what `write` stores for it (a target change, say)."""
+    latest = latest_snapshot(conn)
+    if latest is not None and latest.warehouse:
+        counted = {name: (t.rows, t.stored.columns or tuple(c.name for c in TABLES[name].columns))
+                   for name, t in tables(conn, latest).items()}
+        return record_reading(conn, latest.warehouse, latest.schema, counted, author, note, write)
     return _new_snapshot(conn, note, {}, (), author, write)
 
 
@@ -557,9 +578,34 @@ def _empty_table(conn: duckdb.DuckDBPyConnection, name: str) -> str:
     return physical
 
 
+def record_reading(conn: duckdb.DuckDBPyConnection, engine: str, schema: str, counted: dict[str, tuple[int, tuple]],
+                   author: str | None = None, note: str | None = None,
+                   also: Callable[[int], None] | None = None) -> Snapshot:
+    """Record a reading of the warehouse as a new snapshot (with what `also` writes for it, in the same
+    transaction): its tables are the warehouse schema's, as `counted` (rows, and the canonical columns holding any
+    value) found them. A column without any value counts as not in the data, as a column an export lacks does."""
+    with committing(conn) as new_id:
+        made = Snapshot(new_id, datetime.now().replace(microsecond=0),
+                        note or f"Read the warehouse ({engine}, schema {schema})", author, engine, schema)
+        for name, (rows, filled) in counted.items():
+            every = len(filled) == len(TABLES[name].columns)
+            conn.execute(f"INSERT INTO snapshot_tables (snapshot_id, {_TABLE_FACTS}) VALUES "
+                         "(?, ?, ?, ?, ?, ?, ?, NULL, NULL, false)",
+                         [new_id, name, rows, note is None, f"{schema}.{name}", f"warehouse {schema}.{name}",
+                          None if every else json.dumps(list(filled))])
+        conn.execute(f"INSERT INTO snapshots ({_SNAPSHOT}) VALUES (?, ?, ?, ?, ?, ?)",
+                     [made.id, made.created_at, made.note, author, engine, schema])
+        if also is not None:
+            also(new_id)
+    return made
+
+
 def restore(conn: duckdb.DuckDBPyConnection, snapshot_id: int, author: str | None = None) -> Snapshot:
     """Make an earlier snapshot current again, as a new snapshot (history is never rewritten)."""
     old = snapshot(conn, snapshot_id)
+    if old.warehouse:
+        raise KpiError(f"Snapshot {old.id} was read from the warehouse ({old.warehouse}), which keeps no earlier "
+                       "states: it cannot be made current again. Its kept values still show under its link.")
     stored = {name: t.stored for name, t in tables(conn, old).items()}
     return _new_snapshot(conn, f"Restored snapshot {old.id} ({old.note})", stored, author=author)
 
@@ -580,7 +626,7 @@ def load_sample(conn: duckdb.DuckDBPyConnection, sample_dir: Path = SAMPLE_DIR, 
 
 def known_ids(conn: duckdb.DuckDBPyConnection) -> Callable[[str, list[str]], float]:
     """For recognising references: the share of some values that are ids of a table in the latest snapshot."""
-    snap = latest_snapshot(conn)
+    snap = latest_snapshot(conn, local=True)
 
     def share(table: str, values: list[str]) -> float:
         key = TABLES[table].key

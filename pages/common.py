@@ -20,11 +20,12 @@ import streamlit as st
 from streamlit import dataframe_util
 from streamlit.errors import StreamlitSecretNotFoundError
 
-from kpicore import access, charts, checkins, exports, kept, report, store, targets
+from kpicore import access, charts, checkins, exports, kept, report, store, targets, warehouse
 from kpicore.catalog import CUSTOMER, Catalog, JourneySettings, catalog_path, load_catalog
 from kpicore.charts import Spec
 from kpicore.checkins import CheckIn
 from kpicore.compute import KpiValues
+from kpicore.coverage import Engine
 from kpicore.display import plain, printable
 from kpicore.errors import CatalogError, KpiError
 from kpicore.files import clean_workdirs
@@ -46,11 +47,16 @@ _RUN = threading.local()  # the cursor of the script run going on in this thread
 
 
 @st.cache_resource
-def _database(path: str) -> store.Database:
+def _database(path: str, sample: bool = True) -> store.Database:
     """The database file, shared by every session of the process (open only while a run uses it). First, what
-    a killed import left in the temporary directory is removed."""
+    a killed import left in the temporary directory is removed. A new file starts with the sample data, unless
+    a warehouse holds the data."""
     clean_workdirs()
-    return store.Database(path, linger=LINGER)
+    return store.Database(path, linger=LINGER, sample=sample)
+
+
+def _app_database() -> store.Database:
+    return _database(str(store.db_path()), not warehouse_setting().url)
 
 
 @contextmanager
@@ -58,7 +64,7 @@ def database_for_this_run() -> Iterator[None]:
     """Hold the database open while this run reads and draws; between runs the command line can open it
     (DuckDB lets one process at a time open the file). While another program holds it, say so and stop."""
     try:
-        opened = _database(str(store.db_path())).cursor()
+        opened = _app_database().cursor()
         cursor = opened.__enter__()
     except store.DatabaseBusy as error:
         st.warning(f"**The data is being changed from the command line.** {plain(error)} This page shows the data when "
@@ -80,18 +86,54 @@ def database_for_this_run() -> Iterator[None]:
         opened.__exit__(None, None, None)
 
 
+def _kpi_secrets() -> dict[str, object]:
+    """The [kpi] section of .streamlit/secrets.toml (empty without one)."""
+    try:
+        return dict(st.secrets.get("kpi", {}))
+    except (FileNotFoundError, KeyError, StreamlitSecretNotFoundError):  # no secrets.toml
+        return {}
+
+
 def access_settings() -> access.Settings:
     """The deployment's access settings ([kpi] in .streamlit/secrets.toml; none: editing is open to everyone)."""
     try:
-        given = dict(st.secrets.get("kpi", {}))
-    except (FileNotFoundError, KeyError, StreamlitSecretNotFoundError):  # no secrets.toml
-        given = {}
-    try:
-        return access.Settings.from_mapping(given)
+        return access.Settings.from_mapping(_kpi_secrets())
     except KpiError as error:
         st.error(f"**The access settings cannot be used.** {plain(error)}")
         st.stop()
         raise
+
+
+def warehouse_setting() -> warehouse.Setting:
+    """Where KPIs are computed ($KPI_ENGINE, or engine in [kpi] of secrets.toml; none: the embedded DuckDB file)."""
+    try:
+        return warehouse.setting(_kpi_secrets())
+    except KpiError as error:
+        st.error(f"**The engine setting cannot be used.** {plain(error)}", icon=":material/error:")
+        st.stop()
+        raise
+
+
+@st.cache_resource
+def _warehouse(url: str, schema: str) -> warehouse.Engine:
+    """The warehouse connection, shared by every session of the process."""
+    return warehouse.open_engine(warehouse.Setting(url, schema))
+
+
+def warehouse_engine() -> warehouse.Engine:
+    """The warehouse set (an error on the page, and the page stops, when it cannot be reached)."""
+    chosen = warehouse_setting()
+    try:
+        return _warehouse(chosen.url, chosen.schema)
+    except KpiError as error:
+        st.error(f"**The warehouse cannot be used.** {plain(error)}", icon=":material/error:")
+        st.stop()
+        raise
+
+
+def data_engine(snapshot: store.Snapshot) -> Engine:
+    """What computes a snapshot's KPIs: this run's cursor, or the warehouse the snapshot was read from."""
+    return warehouse.engine_for(snapshot, warehouse_setting(), connection(), warehouse_engine)
 
 
 def logins() -> bool:
@@ -180,7 +222,7 @@ def _unlock() -> None:
 def writing() -> AbstractContextManager[duckdb.DuckDBPyConnection]:
     """A cursor for a widget callback, which runs before the run opens the database (DatabaseBusy while the
     command line holds it)."""
-    return _database(str(store.db_path())).cursor()
+    return _app_database().cursor()
 
 
 def connection() -> duckdb.DuckDBPyConnection:
@@ -202,13 +244,14 @@ def _values(db: str, snapshot: store.Snapshot, catalog_fingerprint: str, grain: 
     """KPI values, cached per database, snapshot, catalog version, grain and filters (and kept in the database,
     so that a restarted server or another process reads them back instead of computing them)."""
     cursor = connection()
-    return kept.values(cursor, _catalog, snapshot.id, snapshot.schema, grain, filters, store.loaded(cursor, snapshot))
+    return kept.values(cursor, _catalog, snapshot.id, snapshot.schema, grain, filters, store.loaded(cursor, snapshot),
+                       data_engine(snapshot))
 
 
 @st.cache_data(max_entries=16)
-def _options(db: str, schema: str) -> dict[str, list[str]]:
+def _options(db: str, snapshot: store.Snapshot) -> dict[str, list[str]]:
     """The channels, segments and regions in a snapshot."""
-    return filter_options(connection(), schema)
+    return filter_options(data_engine(snapshot), snapshot.schema)
 
 
 @st.cache_data(max_entries=64)
@@ -384,7 +427,7 @@ def _read_context() -> Context:
     view, notices = View.from_query_params(params)
     snapshot, latest = _snapshot(view, notices)
     cat = targets.catalog_for(connection(), cat, snapshot.id)  # the targets in force in the snapshot shown
-    filters, dropped = checked(view.filters, _options(db, snapshot.schema))
+    filters, dropped = checked(view.filters, _options(db, snapshot))
     view = replace(view, snapshot=snapshot.id, filters=filters)
     values = _values(db, snapshot, cat.fingerprint, view.grain, filters, cat)
     notices += dropped
@@ -417,10 +460,20 @@ def _snapshot(view: View, notices: list[str]) -> tuple[store.Snapshot, store.Sna
     """The snapshot the view asks for (the latest if none or unknown) and the latest one."""
     cursor = connection()
     latest = store.latest_snapshot(cursor)
+    chosen = warehouse_setting()
+    if chosen.url and not warehouse.is_reading_of(latest, chosen):  # the first run on this warehouse: read it
+        try:
+            latest = warehouse.read(cursor, warehouse_engine(), chosen)
+        except KpiError as error:
+            st.error(f"**The warehouse's tables cannot be read.** {plain(error)}", icon=":material/error:")
+            st.stop()
+            raise
     if view.snapshot is None or view.snapshot == latest.id:
         return latest, latest
     try:
-        return store.snapshot(cursor, view.snapshot), latest
+        shown = store.snapshot(cursor, view.snapshot)
+        warehouse.engine_for(shown, chosen, cursor, lambda: cursor)  # a reading of another warehouse: refused
+        return shown, latest
     except KpiError as error:
         notices.append(f"URL parameter snapshot: {error} Showing the latest data.")
         return latest, latest
@@ -447,7 +500,7 @@ def controls(ctx: Context) -> None:
         st.radio("Compare with", comparisons, index=comparisons.index(ctx.view.comparison.value),
                  key=keys["comparison"], format_func=lambda c: Comparison(c).label.capitalize(), **changed)
         st.header("Filters")
-        options = _options(str(store.db_path()), ctx.snapshot.schema)
+        options = _options(str(store.db_path()), ctx.snapshot)
         for dimension in DIMENSIONS:
             st.multiselect(
                 FILTER_LABELS[dimension].capitalize(), options[dimension],
@@ -663,16 +716,16 @@ def kpi_links(ctx: Context) -> dict[str, str]:
 
 
 @st.cache_data(show_spinner="Following the lead cohorts…", max_entries=64)
-def _journey(db: str, schema: str, period: Period, filters: Filters,
+def _journey(db: str, snapshot: store.Snapshot, period: Period, filters: Filters,
              settings: JourneySettings) -> tuple[Journey, list[ChannelChurn]]:
     """A period's journey and early churn by channel, cached per database, snapshot, period, filters and the
     catalog's journey settings."""
-    cursor = connection()
-    return (journey(cursor, schema, period, filters, settings=settings),
-            early_churn_by_channel(cursor, schema, period, filters, settings.early_churn_days))
+    engine, schema = data_engine(snapshot), snapshot.schema
+    return (journey(engine, schema, period, filters, settings=settings),
+            early_churn_by_channel(engine, schema, period, filters, settings.early_churn_days))
 
 
 def journey_of(ctx: Context, period: Period | None = None) -> tuple[Journey, list[ChannelChurn]]:
     """The journey of the period shown (or `period`), and its new customers' early churn by channel, as filtered."""
-    return _journey(str(store.db_path()), ctx.snapshot.schema, period or ctx.period, ctx.view.filters,
+    return _journey(str(store.db_path()), ctx.snapshot, period or ctx.period, ctx.view.filters,
                     ctx.catalog.journey)

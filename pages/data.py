@@ -28,9 +28,15 @@ from pages import common, uploads, widgets
 
 ctx = common.context()
 widgets.page_header(ctx, "Data", period=False)
-st.markdown("Upload CSV, TSV or Excel exports from your CRM, marketing, helpdesk or billing tool. Each file is "
-            "recognised as one of the tables below; check the mapping, then import. An import becomes a new "
-            "snapshot: the previous data stays readable and can be restored.")
+house = common.warehouse_setting()
+if house.url:
+    st.markdown(f"KPIs are computed on the warehouse: **{plain(house.describe)}**. Its canonical tables are read "
+                "as snapshots: each reading records the row counts, and the KPI values computed from it are kept "
+                "under it, so a pinned link shows the same numbers. Read it again after the data there changed.")
+else:
+    st.markdown("Upload CSV, TSV or Excel exports from your CRM, marketing, helpdesk or billing tool. Each file is "
+                "recognised as one of the tables below; check the mapping, then import. An import becomes a new "
+                "snapshot: the previous data stays readable and can be restored.")
 st.caption(TARGETS.format(source=catalog_named(ctx.catalog.source)))
 
 
@@ -46,7 +52,20 @@ def templates() -> None:
 
 templates_first = ctx.empty or st.query_params.get("section") == "templates"
 me = common.actor()
-if me.editor:
+if house.url:
+    files = []
+    if me.editor and st.button("Read the warehouse again", icon=":material/sync:", key="read-warehouse"):
+        try:
+            made = actions.read_warehouse(common.connection(), me, common.warehouse_engine(), house)
+        except KpiError as error:
+            st.error(f"Nothing was read: {plain(error)}", icon=":material/error:")
+        else:
+            common.forget_view()
+            st.session_state["data-note"] = f"The warehouse is read again, as snapshot {made.id}."
+            st.rerun()
+    elif not me.editor:
+        st.info(VIEW_ONLY, icon=":material/visibility:")
+elif me.editor:
     files = st.file_uploader("Exports", type=["csv", "tsv", "txt", "xlsx"], accept_multiple_files=True,
                              help=f"Up to {uploads.upload_limit_mb()} MB per file.")
 else:
@@ -214,7 +233,7 @@ st.dataframe(uploads.tables_frame(current, ctx.values.tables if ctx.snapshot.id 
              hide_index=True, width="stretch")
 filled = [name for name, table in current.items() if table.rows]
 with st.container(horizontal=True, vertical_alignment="bottom"):
-    if filled and me.editor:
+    if filled and me.editor and not house.url:
         chosen = st.selectbox("Table to empty", filled, index=None, placeholder="Choose a table", key="empty-choice",
                               width=260)
         if st.button("Empty it", key="empty-table", disabled=chosen is None):
@@ -229,7 +248,7 @@ with st.container(horizontal=True, vertical_alignment="bottom"):
             st.session_state["data-note"] = f"Every table is empty in snapshot {emptied.id}; the earlier " \
                                             "snapshots stay restorable."
             st.rerun()
-    if me.editor and not ctx.sample and st.button("Load the sample data", key="load-sample"):
+    if me.editor and not ctx.sample and not house.url and st.button("Load the sample data", key="load-sample"):
         loaded = actions.load_sample(common.connection(), me)
         common.forget_view()
         st.session_state["data-note"] = f"The sample data is loaded, as snapshot {loaded.id}."
@@ -281,7 +300,7 @@ for snap, tables in store.snapshots(common.connection()):
         view, restore = st.columns([1, 1])
         with view:
             common.overview_link(ctx, snap.id, f"View snapshot {snap.id}")
-        if me.editor and snap.id != ctx.latest.id and restore.button(f"Restore snapshot {snap.id}",
+        if me.editor and not house.url and snap.id != ctx.latest.id and restore.button(f"Restore snapshot {snap.id}",
                                                                       key=f"restore-{snap.id}"):
             restored = actions.restore(common.connection(), me, snap.id)
             common.forget_view()
