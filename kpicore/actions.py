@@ -11,7 +11,6 @@ from kpicore import checkins, store, targets, warehouse
 from kpicore.access import Actor
 from kpicore.catalog import Catalog
 from kpicore.checkins import CheckIn
-from kpicore.coverage import Engine
 from kpicore.errors import KpiError
 from kpicore.ingest import ImportResult, Upload
 from kpicore.ingest import import_files as _import_files
@@ -26,6 +25,14 @@ def import_files(conn: duckdb.DuckDBPyConnection, actor: Actor, uploads: Sequenc
     actor.require_editor("Importing files")
     _local(conn, "Importing files")
     return _import_files(conn, uploads, note, progress=progress, keep_sample=keep_sample, author=actor.name)
+
+
+def import_to_warehouse(conn: duckdb.DuckDBPyConnection, actor: Actor, engine: warehouse.Engine,
+                        chosen: warehouse.Setting, uploads: Sequence[Upload], note: str,
+                        progress: Callable[[float, str], None] | None = None) -> ImportResult:
+    """Import exports into the warehouse the data is read from (warehouse.upload), as a new snapshot."""
+    actor.require_editor("Importing files")
+    return warehouse.upload(conn, engine, chosen, uploads, note, actor.name, progress)
 
 
 def drop_tables(conn: duckdb.DuckDBPyConnection, actor: Actor, names: Iterable[str]) -> store.Snapshot:
@@ -66,7 +73,7 @@ def _local(conn: duckdb.DuckDBPyConnection, what: str) -> None:
                        "snapshots.")
 
 
-def read_warehouse(conn: duckdb.DuckDBPyConnection, actor: Actor, engine: Engine,
+def read_warehouse(conn: duckdb.DuckDBPyConnection, actor: Actor, engine: warehouse.Engine,
                    chosen: warehouse.Setting) -> store.Snapshot:
     """Read the warehouse's canonical tables again, as a new snapshot."""
     actor.require_editor("Reading the warehouse again")

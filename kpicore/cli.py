@@ -181,7 +181,7 @@ def _parser() -> argparse.ArgumentParser:
         "warehouse", help="compute on a warehouse ($KPI_ENGINE): make the canonical views, read the tables again",
         description="With KPI_ENGINE set (postgresql://..., spark://host:port or local[*]) KPIs are computed "
                     "there, on the canonical tables or views of KPI_SCHEMA (default kpi). See docs/warehouse.md.")
-    doing = house.add_subparsers(dest="doing", required=True, metavar="ACTION")
+    doing = house.add_subparsers(dest="doing", required=True, metavar="ACTION", help="views or read")
     views = doing.add_parser("views", help="make the canonical views from a mapping of the company's tables")
     views.add_argument("mapping", metavar="MAPPING.yaml", help="canonical table: from, columns and values")
     views.set_defaults(run=_warehouse_views)
@@ -222,9 +222,13 @@ WAIT_SECONDS = 30  # how long a command waits for the database while the app hol
 
 def _connect(args: argparse.Namespace, sample: bool = True) -> duckdb.DuckDBPyConnection:
     """The database, waiting a while if the app holds it (DatabaseBusy after WAIT_SECONDS). With a warehouse set,
-    a new database starts without the sample data (the warehouse holds the data)."""
-    sample = sample and not warehouse.setting().url
-    return store.connect(args.db, sample=sample, wait=WAIT_SECONDS, waiting=lambda text: print(text, file=sys.stderr))
+    a new database starts without the sample data (the warehouse holds the data); with a PostgreSQL one, the
+    app's own tables are there too (warehouse.shares_state)."""
+    chosen = warehouse.setting()
+    if warehouse.shares_state(chosen):  # the app's own tables live in the warehouse too
+        return warehouse.state(chosen)  # type: ignore[return-value]
+    return store.connect(args.db, sample=sample and not chosen.url, wait=WAIT_SECONDS,
+                         waiting=lambda text: print(text, file=sys.stderr))
 
 
 def _latest(conn: duckdb.DuckDBPyConnection) -> tuple[store.Snapshot, Engine]:
@@ -406,9 +410,13 @@ def _load(args: argparse.Namespace) -> int:
             upload = Upload(raw, _plan(conn, raw, args), Mode(args.mode), args.as_of)
             _check(upload)
             uploads.append(upload)
-        result = actions.import_files(conn, access.command_line(), uploads,
-                                      f"kpicore load {' '.join(Path(f).name for f in args.files)}",
-                                      keep_sample=args.keep_sample)
+        note = f"kpicore load {' '.join(Path(f).name for f in args.files)}"
+        chosen = warehouse.setting()
+        if chosen.url and warehouse.shares_state(chosen):  # the state and the data live in the warehouse
+            result = actions.import_to_warehouse(conn, access.command_line(), warehouse.open_engine(chosen), chosen,
+                                                 uploads, note)
+        else:
+            result = actions.import_files(conn, access.command_line(), uploads, note, keep_sample=args.keep_sample)
     finally:
         shutil.rmtree(copies, ignore_errors=True)
     for file_report in result.files:
@@ -420,14 +428,15 @@ def _load(args: argparse.Namespace) -> int:
         print(f"Saved the mapping as '{args.save_mapping}'.")
     print(f"Snapshot {result.snapshot.id} created.")
     if args.precompute:
-        _precompute(conn, catalog, result.snapshot)
+        _precompute(conn, catalog, result.snapshot, _latest(conn)[1])
     return 0
 
 
-def _precompute(conn: duckdb.DuckDBPyConnection, catalog: Catalog, snapshot: store.Snapshot) -> None:
+def _precompute(conn: duckdb.DuckDBPyConnection, catalog: Catalog, snapshot: store.Snapshot,
+                engine: Engine | None = None) -> None:
     """Compute the dashboard's default view (month, no filters) of a new snapshot and keep it in the database,
     so the first visitor does not wait for it."""
-    took = _keep(conn, catalog, snapshot, Grain.MONTH, NO_FILTERS, store.loaded(conn, snapshot))
+    took = _keep(conn, catalog, snapshot, Grain.MONTH, NO_FILTERS, store.loaded(conn, snapshot), engine)
     print(f"Computed the KPIs of snapshot {snapshot.id} for the dashboard ({took:.1f} s).")
 
 

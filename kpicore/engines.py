@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -26,7 +26,7 @@ import sqlglot
 
 from kpicore.catalog import Catalog, Derived, Ratio
 from kpicore.compute import build_query
-from kpicore.errors import BadParameter
+from kpicore.errors import BadParameter, KpiError
 from kpicore.model import TABLES, ColumnType
 from kpicore.periods import Grain, Period
 from kpicore.sql import quote
@@ -35,7 +35,7 @@ from kpicore.validate import references
 VERIFIED = ("duckdb", "postgres", "spark")
 UNVERIFIED = ("trino", "bigquery", "snowflake", "clickhouse")  # SQL generated, not verified here
 DIALECTS = VERIFIED + UNVERIFIED
-_LITERAL_PERCENT = re.compile(r"%(?!\(\w+\)s)")  # a '%' that is not one of psycopg's %(name)s placeholders
+_LITERAL_PERCENT = re.compile(r"%(?!\(\w+\)s|s(?!\w))")  # a "%" that is no psycopg placeholder
 # the canonical columns' types as PostgreSQL names them
 _PG_TYPES = {ColumnType.ID: "VARCHAR", ColumnType.TEXT: "VARCHAR", ColumnType.TIMESTAMP: "TIMESTAMP",
              ColumnType.MONTH: "DATE", ColumnType.NUMBER: "DOUBLE PRECISION", ColumnType.INTEGER: "INTEGER",
@@ -165,15 +165,95 @@ class SparkEngine:
             self.session.sql(f"CREATE TABLE `{self.schema}`.`{name}` USING parquet LOCATION '{path}'")
 
 
+class PostgresState:
+    """The app's own tables (snapshots, check-ins, targets, saved mappings, kept values) in a PostgreSQL schema, so
+    that several app processes (replicas) share them: the connection kpicore.store and the modules beside it use,
+    taking the same SQL as a DuckDB connection (transpiled, `?` and `$name` parameters). A transaction first takes
+    a lock every process shares, so two replicas never commit a snapshot with the same number."""
+
+    LOCK = 0x6B7069  # the advisory lock the processes writing one state schema take in turn
+
+    def __init__(self, dsn: str, schema: str) -> None:
+        import psycopg
+
+        self.schema = schema
+        self._conn = psycopg.connect(dsn, autocommit=True)
+        self._conn.execute("SET jit = off")
+        self._conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}")
+        self._conn.execute(f"SET search_path TO {quote(schema)}")
+
+    def execute(self, query: str, parameters: Sequence[Any] | dict[str, Any] | None = None) -> Any:
+        if query.strip().upper() in ("BEGIN", "BEGIN TRANSACTION"):
+            self._conn.execute("BEGIN")
+            return self._conn.execute(f"SELECT pg_advisory_xact_lock({self.LOCK})")
+        sql = transpile(query, "postgres")
+        if parameters:
+            return self._conn.execute(_LITERAL_PERCENT.sub("%%", sql), parameters)
+        return self._conn.execute(sql)
+
+    def cursor(self) -> PostgresState:
+        return self
+
+    def __enter__(self) -> PostgresState:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+class StatePool:
+    """The state schema as the app uses it: a connection per script run, taken from a few kept open (the
+    PostgreSQL counterpart of kpicore.store.Database)."""
+
+    def __init__(self, dsn: str, schema: str, prepare: Callable[[PostgresState], None], keep: int = 8) -> None:
+        self.dsn, self.schema, self.keep = dsn, schema, keep
+        self._free: list[PostgresState] = []
+        self._lock = threading.Lock()
+        with self.cursor() as first:
+            prepare(first)
+
+    @contextmanager
+    def cursor(self) -> Iterator[PostgresState]:
+        with self._lock:
+            conn = self._free.pop() if self._free else None
+        if conn is None:
+            try:
+                conn = PostgresState(self.dsn, self.schema)
+            except Exception as error:  # the driver's: the server is down or refuses the login
+                raise KpiError(f"The PostgreSQL server holding the app's own tables cannot be reached ("
+                               f"{str(error).strip().splitlines()[0] if str(error).strip() else error!r}).") from None
+        try:
+            yield conn
+        except BaseException:
+            conn.close()  # it may be inside a failed transaction
+            raise
+        with self._lock:
+            if len(self._free) < self.keep:
+                self._free.append(conn)
+                return
+        conn.close()
+
+
 def copy_tables(rows_of: Iterable[tuple[str, Sequence[tuple]]], engine: PostgresEngine) -> dict[str, int]:
     """Write canonical tables into the engine's schema, replacing what was there (one transaction): `rows_of`
     gives each table's name and its rows in the data model's column order. The rows written per table."""
+    return write_tables(engine, engine.schema, [(name, name, rows) for name, rows in rows_of])
+
+
+def write_tables(engine: PostgresEngine, schema: str, tables: Iterable[tuple[str, str, Sequence[tuple]]],
+                 then: Sequence[str] = ()) -> dict[str, int]:
+    """Write tables into a schema of the engine, replacing any of the same name, then run the statements `then`
+    (already in PostgreSQL's dialect), all in one transaction: `tables` gives each table's name there, the
+    canonical table whose columns it has, and its rows in the data model's column order."""
     written = {}
     with engine.writing() as conn:
-        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(engine.schema)}")
-        for name, rows in rows_of:
-            table = TABLES[name]
-            target = f"{quote(engine.schema)}.{quote(name)}"
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}")
+        for name, canonical, rows in tables:
+            table = TABLES[canonical]
+            target = f"{quote(schema)}.{quote(name)}"
             columns = ", ".join(quote(c.name) for c in table.columns)
             conn.execute(f"DROP TABLE IF EXISTS {target}")
             conn.execute(f"CREATE TABLE {target} ("
@@ -182,6 +262,8 @@ def copy_tables(rows_of: Iterable[tuple[str, Sequence[tuple]]], engine: Postgres
                 for row in rows:
                     copy.write_row(row)
             written[name] = len(rows)
+        for statement in then:
+            conn.execute(statement)
     return written
 
 

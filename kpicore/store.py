@@ -200,6 +200,19 @@ def _prepare(conn: duckdb.DuckDBPyConnection, sample_dir: Path, sample: bool) ->
     # DuckDB's default, stated because imports rely on it: a staged table keeps the file's row order, so a
     # row's rowid gives its row number in the file (ingest.staging_sql)
     conn.execute("SET preserve_insertion_order = true")
+    prepare_state(conn)
+    drop_unused_tables(conn)
+    if latest_snapshot(conn) is None:
+        if sample and any(sample_dir.glob("*.csv")):
+            load_sample(conn, sample_dir)
+        else:
+            empty_snapshot(conn, "Empty tables")
+
+
+def prepare_state(conn: duckdb.DuckDBPyConnection) -> None:
+    """The app's own tables (snapshots, their tables, saved mappings, kept values, check-ins, targets), made or
+    brought up to date: in the DuckDB file, or in a PostgreSQL schema that app replicas share
+    (kpicore.engines.PostgresState takes the same SQL)."""
     conn.execute("CREATE TABLE IF NOT EXISTS snapshots (id INTEGER PRIMARY KEY, created_at TIMESTAMP, note VARCHAR)")
     conn.execute(
         "CREATE TABLE IF NOT EXISTS snapshot_tables (snapshot_id INTEGER, table_name VARCHAR, physical VARCHAR, "
@@ -213,16 +226,10 @@ def _prepare(conn: duckdb.DuckDBPyConnection, sample_dir: Path, sample: bool) ->
         conn.execute(f"ALTER TABLE mappings ADD COLUMN IF NOT EXISTS {column} {kind}")
     # rows of a physical table that a later row with the same id replaced (see ingest._mark_duplicates)
     conn.execute("CREATE TABLE IF NOT EXISTS duplicate_rows (physical VARCHAR, row_id BIGINT)")
-    drop_unused_tables(conn)
     kept.create(conn)
     checkins.create(conn)
     from kpicore import targets  # targets builds on this module
     targets.create(conn)
-    if latest_snapshot(conn) is None:
-        if sample and any(sample_dir.glob("*.csv")):
-            load_sample(conn, sample_dir)
-        else:
-            empty_snapshot(conn, "Empty tables")
 
 
 def _open(target: Path, wait: float, waiting: Callable[[str], None] | None) -> duckdb.DuckDBPyConnection:
@@ -580,19 +587,24 @@ def _empty_table(conn: duckdb.DuckDBPyConnection, name: str) -> str:
 
 def record_reading(conn: duckdb.DuckDBPyConnection, engine: str, schema: str, counted: dict[str, tuple[int, tuple]],
                    author: str | None = None, note: str | None = None,
-                   also: Callable[[int], None] | None = None) -> Snapshot:
+                   also: Callable[[int], None] | None = None, stored: dict[str, Stored] | None = None) -> Snapshot:
     """Record a reading of the warehouse as a new snapshot (with what `also` writes for it, in the same
     transaction): its tables are the warehouse schema's, as `counted` (rows, and the canonical columns holding any
-    value) found them. A column without any value counts as not in the data, as a column an export lacks does."""
+    value) found them. A column without any value counts as not in the data, as a column an export lacks does.
+    `stored` gives what an upload just wrote to the warehouse (its export's columns, export date, currency)."""
+    stored = stored or {}
     with committing(conn) as new_id:
         made = Snapshot(new_id, datetime.now().replace(microsecond=0),
                         note or f"Read the warehouse ({engine}, schema {schema})", author, engine, schema)
         for name, (rows, filled) in counted.items():
             every = len(filled) == len(TABLES[name].columns)
+            facts = stored.get(name) or Stored(f"{schema}.{name}", f"warehouse {schema}.{name}",
+                                              None if every else tuple(filled))
+            listed = None if facts.columns is None else json.dumps(list(facts.columns))
             conn.execute(f"INSERT INTO snapshot_tables (snapshot_id, {_TABLE_FACTS}) VALUES "
-                         "(?, ?, ?, ?, ?, ?, ?, NULL, NULL, false)",
-                         [new_id, name, rows, note is None, f"{schema}.{name}", f"warehouse {schema}.{name}",
-                          None if every else json.dumps(list(filled))])
+                         "(?, ?, ?, ?, ?, ?, ?, ?, ?, false)",
+                         [new_id, name, rows, note is None or name in stored, facts.physical, facts.source, listed,
+                          facts.status_as_of, facts.currency])
         conn.execute(f"INSERT INTO snapshots ({_SNAPSHOT}) VALUES (?, ?, ?, ?, ?, ?)",
                      [made.id, made.created_at, made.note, author, engine, schema])
         if also is not None:

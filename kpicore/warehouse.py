@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+import secrets
+import shutil
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -24,8 +26,9 @@ from urllib.parse import urlsplit, urlunsplit
 import yaml
 from sqlglot import exp
 
-from kpicore import coverage, engines, store
+from kpicore import coverage, engines, ingest, store
 from kpicore.errors import BadParameter, KpiError
+from kpicore.files import workdir
 from kpicore.model import TABLES, ColumnType
 from kpicore.sql import quote
 
@@ -167,13 +170,17 @@ _TYPES = {ColumnType.ID: "VARCHAR", ColumnType.TEXT: "VARCHAR", ColumnType.TIMES
           ColumnType.BOOLEAN: "BOOLEAN"}
 
 
-def view_statements(sources: Mapping[str, Source], schema: str, dialect: str) -> list[str]:
-    """The statements that make the canonical views in `schema`, in the engine's dialect: one per canonical table,
-    casting each source column to the canonical type (NULL for a column the mapping leaves out; no rows for a
-    table it leaves out). Built as syntax trees, so names and values are quoted as the dialect quotes them."""
+def view_statements(sources: Mapping[str, Source], schema: str, dialect: str,
+                    only: Iterable[str] | None = None) -> list[str]:
+    """The statements that make the canonical views in `schema` (those of `only`, else every one), in the engine's
+    dialect: one per canonical table, casting each source column to the canonical type (NULL for a column the
+    mapping leaves out; no rows for a table it leaves out). Built as syntax trees, so names and values are quoted
+    as the dialect quotes them."""
     statements = [exp.Create(this=exp.Table(this=exp.to_identifier(schema, quoted=True)), kind="SCHEMA",
                              exists=True).sql(dialect=dialect)]
     for name, table in TABLES.items():
+        if only is not None and name not in only:
+            continue
         source = sources.get(name)
         items = []
         for column in table.columns:
@@ -279,18 +286,97 @@ def read_tables(engine: Engine, schema: str) -> dict[str, TableRead]:
 
 
 
-def read(conn: coverage.Engine, engine: Engine, chosen: Setting,
-         author: str | None = None) -> store.Snapshot:
+def read(conn: coverage.Engine, engine: Engine, chosen: Setting, author: str | None = None,
+         note: str | None = None, stored: dict[str, store.Stored] | None = None) -> store.Snapshot:
     """Read the warehouse's canonical tables now and record the reading as a new snapshot in `conn` (the app's
-    own database). KpiError, recording nothing, when a table or column is missing there."""
+    own state). KpiError, recording nothing, when a table or column is missing there."""
     found = read_tables(engine, chosen.schema)
     return store.record_reading(conn, chosen.shown, chosen.schema,  # type: ignore[arg-type]
-                                {name: (t.rows, t.filled) for name, t in found.items()}, author)
+                                {name: (t.rows, t.filled) for name, t in found.items()}, author, note,
+                                stored=stored)
 
 
-def is_reading_of(snapshot: store.Snapshot, chosen: Setting) -> bool:
+# --- the app's own state, and uploads, in PostgreSQL ------------------------------------------------------------
+
+def shares_state(chosen: Setting) -> bool:
+    """Whether the app's own tables live in the warehouse (a PostgreSQL one, in schema `<schema>_state`), where
+    every replica of the app reads and writes them; else in the DuckDB file (KPI_DB)."""
+    return chosen.dialect == "postgres"
+
+
+def state_schema(chosen: Setting) -> str:
+    return f"{chosen.schema}_state"
+
+
+def state_pool(chosen: Setting) -> engines.StatePool:
+    """The shared state schema, as the app's runs use it (a connection per run). KpiError when the server cannot
+    be reached."""
+    try:
+        return engines.StatePool(chosen.url, state_schema(chosen), store.prepare_state)
+    except Exception as error:
+        raise KpiError(f"The warehouse {chosen.shown} cannot be reached for the app's own tables: {_first(error)}. "
+                       "Check KPI_ENGINE and that the server runs.") from None
+
+
+def state(chosen: Setting) -> engines.PostgresState:
+    """One connection to the shared state schema (for the command line), its tables made or brought up to date."""
+    try:
+        conn = engines.PostgresState(chosen.url, state_schema(chosen))
+    except Exception as error:
+        raise KpiError(f"The warehouse {chosen.shown} cannot be reached: {_first(error)}. Check KPI_ENGINE and "
+                       "that the server runs.") from None
+    store.prepare_state(conn)  # type: ignore[arg-type]
+    return conn
+
+
+def upload(conn: coverage.Engine, engine: Engine, chosen: Setting, uploads: Sequence[ingest.Upload], note: str,
+           author: str | None = None, progress: Callable[[float, str], None] | None = None) -> ingest.ImportResult:
+    """Import exports into the warehouse: each file is read, checked and converted exactly as for the DuckDB file
+    (in a scratch copy), then written as a table of `<schema>_uploads`, and the canonical view of its table
+    shows it from then on, all in one transaction; a reading records the new state as a snapshot."""
+    if engine.dialect != "postgres":
+        raise KpiError(f"Uploads are written to a PostgreSQL warehouse; {chosen.shown} is Spark: load the exports "
+                       "into its tables there, then read the warehouse again.")
+    if appending := [u.raw.name for u in uploads if u.mode is not ingest.Mode.REPLACE]:
+        raise KpiError(f"{', '.join(appending)}: adding rows to what the warehouse holds is not done from here. "
+                       "Upload the whole export (it replaces the table), or add the rows in the warehouse.")
+    for name in dict.fromkeys(u.plan.table for u in uploads):
+        found = engine.execute("SELECT table_type FROM information_schema.tables WHERE table_schema = $schema AND "
+                               "table_name = $name", {"schema": chosen.schema, "name": name}).fetchone()
+        if found is not None and found[0] != "VIEW":
+            raise KpiError(f"{chosen.schema}.{name} is a table of the warehouse, not a view: an upload replaces "
+                           "views only, so that no table of yours is ever dropped. Make the canonical views with "
+                           "'kpicore warehouse views MAPPING.yaml', or load the export into that table there.")
+    folder = workdir("upload")
+    scratch = store.connect(folder / "scratch.duckdb", sample=False)
+    try:
+        result = ingest.import_files(scratch, uploads, note, progress=progress, author=author)
+        made = store.tables(scratch, result.snapshot)
+        uploaded, written, stored = f"{chosen.schema}_uploads", [], {}
+        for report in result.files:
+            name = report.table
+            physical = f"{name}__{secrets.token_hex(6)}"
+            columns = ", ".join(quote(c.name) for c in TABLES[name].columns)
+            rows = scratch.execute(f"SELECT {columns} FROM {quote(result.snapshot.schema)}.{quote(name)}").fetchall()
+            written.append((physical, name, rows))
+            stored[name] = replace(made[name].stored, physical=f"{uploaded}.{physical}")
+        sources = {name: Source(name, (uploaded, physical), {c.name: c.name for c in TABLES[name].columns}, {})
+                   for physical, name, _ in written}
+        try:
+            engines.write_tables(engine, uploaded, written, view_statements(sources, chosen.schema, "postgres",
+                                                                            only=sources)[1:])
+        except Exception as error:  # the server's own refusal (permissions, disk): the transaction rolled back
+            raise KpiError(f"The warehouse refused the upload ({_first(error)}). Nothing was changed.") from None
+    finally:
+        scratch.close()
+        shutil.rmtree(folder, ignore_errors=True)
+    snapshot = read(conn, engine, chosen, author, note, stored)
+    return replace(result, snapshot=snapshot)
+
+
+def is_reading_of(snapshot: store.Snapshot | None, chosen: Setting) -> bool:
     """Whether the snapshot was read from the warehouse and schema the setting names."""
-    return snapshot.warehouse == chosen.shown and snapshot.warehouse_schema == chosen.schema
+    return snapshot is not None and snapshot.warehouse == chosen.shown and snapshot.warehouse_schema == chosen.schema
 
 
 def engine_for(snapshot: store.Snapshot, chosen: Setting, conn: coverage.Engine,

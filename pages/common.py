@@ -20,7 +20,7 @@ import streamlit as st
 from streamlit import dataframe_util
 from streamlit.errors import StreamlitSecretNotFoundError
 
-from kpicore import access, charts, checkins, exports, kept, report, store, targets, warehouse
+from kpicore import access, charts, checkins, engines, exports, kept, report, store, targets, warehouse
 from kpicore.catalog import CUSTOMER, Catalog, JourneySettings, catalog_path, load_catalog
 from kpicore.charts import Spec
 from kpicore.checkins import CheckIn
@@ -55,8 +55,18 @@ def _database(path: str, sample: bool = True) -> store.Database:
     return store.Database(path, linger=LINGER, sample=sample)
 
 
-def _app_database() -> store.Database:
-    return _database(str(store.db_path()), not warehouse_setting().url)
+@st.cache_resource
+def _state_pool(url: str, schema: str) -> engines.StatePool:
+    """The app's own tables in the warehouse, shared by every session of the process (and every replica)."""
+    return warehouse.state_pool(warehouse.Setting(url, schema))
+
+
+def _app_database() -> store.Database | engines.StatePool:
+    """Where the app's own tables are: the DuckDB file, or the PostgreSQL warehouse every replica shares."""
+    chosen = warehouse_setting()
+    if warehouse.shares_state(chosen):
+        return _state_pool(chosen.url, chosen.schema)
+    return _database(str(store.db_path()), not chosen.url)
 
 
 @contextmanager
@@ -71,7 +81,7 @@ def database_for_this_run() -> Iterator[None]:
                    "that is done: reload it in a moment.", icon=":material/hourglass_top:")
         st.stop()
         raise
-    except store.BrokenDatabase as error:
+    except (store.BrokenDatabase, KpiError) as error:  # also: a warehouse holding the state cannot be reached
         st.error(f"**The database cannot be used.** {plain(error)}", icon=":material/error:")
         st.stop()
         raise

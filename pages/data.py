@@ -5,7 +5,7 @@ from datetime import date
 
 import streamlit as st
 
-from kpicore import actions, store, targets
+from kpicore import actions, store, targets, warehouse
 from kpicore.display import plain
 from kpicore.errors import BadParameter, KpiError
 from kpicore.exports import csv_bytes
@@ -52,25 +52,22 @@ def templates() -> None:
 
 templates_first = ctx.empty or st.query_params.get("section") == "templates"
 me = common.actor()
-if house.url:
-    files = []
-    if me.editor and st.button("Read the warehouse again", icon=":material/sync:", key="read-warehouse"):
-        try:
-            made = actions.read_warehouse(common.connection(), me, common.warehouse_engine(), house)
-        except KpiError as error:
-            st.error(f"Nothing was read: {plain(error)}", icon=":material/error:")
-        else:
-            common.forget_view()
-            st.session_state["data-note"] = f"The warehouse is read again, as snapshot {made.id}."
-            st.rerun()
-    elif not me.editor:
-        st.info(VIEW_ONLY, icon=":material/visibility:")
-elif me.editor:
-    files = st.file_uploader("Exports", type=["csv", "tsv", "txt", "xlsx"], accept_multiple_files=True,
-                             help=f"Up to {uploads.upload_limit_mb()} MB per file.")
-else:
+files = []
+if house.url and me.editor and st.button("Read the warehouse again", icon=":material/sync:", key="read-warehouse"):
+    try:
+        made = actions.read_warehouse(common.connection(), me, common.warehouse_engine(), house)
+    except KpiError as error:
+        st.error(f"Nothing was read: {plain(error)}", icon=":material/error:")
+    else:
+        common.forget_view()
+        st.session_state["data-note"] = f"The warehouse is read again, as snapshot {made.id}."
+        st.rerun()
+if not me.editor:
     st.info(VIEW_ONLY, icon=":material/visibility:")
-    files = []
+elif not house.url or warehouse.shares_state(house):  # uploads go to the file, or into a PostgreSQL warehouse
+    files = st.file_uploader("Exports", type=["csv", "tsv", "txt", "xlsx"], accept_multiple_files=True,
+                             help=f"Up to {uploads.upload_limit_mb()} MB per file." + (
+                                 " Each replaces its table in the warehouse." if house.url else ""))
 uploads.forget_others(files or [])
 to_import: list[Upload] = []
 keys: list[str] = []
@@ -186,10 +183,14 @@ if files:
                    key="import", help="Every file not skipped must be ready first." if blocked else None):
         bar = st.progress(0.0, text="Starting the import")
         try:
-            result = actions.import_files(common.connection(), me, to_import,
-                                          "Upload: " + ", ".join(u.raw.name for u in to_import),
-                                          progress=lambda share, text: bar.progress(share, text=text),
-                                          keep_sample=keep_sample)
+            note, shown = "Upload: " + ", ".join(u.raw.name for u in to_import), \
+                lambda share, text: bar.progress(share, text=text)
+            if house.url:
+                result = actions.import_to_warehouse(common.connection(), me, common.warehouse_engine(), house,
+                                                     to_import, note, progress=shown)
+            else:
+                result = actions.import_files(common.connection(), me, to_import, note, progress=shown,
+                                              keep_sample=keep_sample)
         except KpiError as error:
             bar.empty()
             st.error(f"Nothing was imported: {plain(error)}", icon=":material/error:")

@@ -6,6 +6,7 @@ from the rows below."""
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,11 +23,8 @@ from kpicore.access import Actor, Role
 from kpicore.catalog import Catalog
 from kpicore.cli import main
 from kpicore.errors import BadParameter, KpiError
-from kpicore.files import read_file
 from kpicore.filters import Filters
 from kpicore.filters import options as filter_options
-from kpicore.ingest import Upload
-from kpicore.mapping import propose
 from kpicore.periods import Grain, parse_period
 from kpicore.scorecard import Status
 
@@ -67,9 +65,10 @@ def server() -> Iterator[tuple[str, str]]:
 
 @pytest.fixture
 def on_warehouse(server: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, Path]:
-    """KPI_ENGINE set to the server, a fresh app database, and the canonical views made from MAPPING."""
+    """KPI_ENGINE set to the server, a schema of the test's own (the app's state beside it, in <schema>_state),
+    and the canonical views made there from MAPPING."""
     monkeypatch.setenv("KPI_ENGINE", server[1])
-    monkeypatch.setenv("KPI_SCHEMA", "kpi")
+    monkeypatch.setenv("KPI_SCHEMA", f"kpi_{secrets.token_hex(4)}")
     monkeypatch.setenv("KPI_DB", str(tmp_path / "kpi.duckdb"))
     mapping = tmp_path / "crm.yaml"
     mapping.write_text(MAPPING, encoding="utf-8")
@@ -169,23 +168,22 @@ def test_the_command_line_computes_the_mapped_company_table_on_the_warehouse(on_
     assert september["leads"]["value"] == 3  # L1, L2, L3
     assert september["mql_rate"]["value"] == pytest.approx(1 / 3)  # L1 of those three has an MQL date
     assert kpis(capsys, "2026-10")["leads"]["value"] == 1  # L4
+    schema = warehouse.setting().schema
     engine = warehouse.open_engine(warehouse.setting())
     try:
-        assert filter_options(engine, "kpi")["channel"] == ["organic", "paid search"]  # renamed by the mapping
-        paid = compute.compute(engine, catalog, "kpi", Grain.MONTH, Filters((("channel", ("paid search",)),)))
+        assert filter_options(engine, schema)["channel"] == ["organic", "paid search"]  # renamed by the mapping
+        paid = compute.compute(engine, catalog, schema, Grain.MONTH, Filters((("channel", ("paid search",)),)))
         assert paid.value("leads", parse_period("2026-09", Grain.MONTH)) == 2  # L1, L3
     finally:
         engine.close()
-    conn = duckdb.connect(str(db))
+    conn = warehouse.state(warehouse.setting())  # the app's own tables are in the warehouse too
     try:
         latest = store.latest_snapshot(conn)
-        assert (latest.warehouse, latest.warehouse_schema) == (url, "kpi")
+        assert (latest.id, latest.warehouse, latest.warehouse_schema) == (1, url, warehouse.setting().schema)
         assert store.tables(conn, latest)["leads"].rows == 4
-        # the app's own file holds no copy of the rows
-        assert conn.execute("SELECT COUNT(*) FROM duckdb_tables() WHERE table_name LIKE 'leads__%' "
-                            "AND table_name <> 'leads__empty'").fetchone() == (0,)
     finally:
         conn.close()
+    assert not db.exists()  # and no DuckDB file holds a copy of anything
 
 
 def test_a_column_the_mapping_leaves_out_counts_as_not_in_the_data(server, tmp_path: Path, monkeypatch,
@@ -223,29 +221,80 @@ def test_a_schema_without_the_canonical_tables_is_refused_naming_them_and_record
 
 def test_with_the_data_in_the_warehouse_local_changes_are_refused_and_a_target_change_keeps_the_reading(
         on_warehouse, capsys, tmp_path: Path, catalog: Catalog) -> None:
-    url, db = on_warehouse
-    assert kpis(capsys, "2026-09")["leads"]["value"] == 3  # reads the warehouse: snapshot 2 (1 is empty tables)
-    export = tmp_path / "leads.csv"
-    export.write_text("lead_id,created_at\nX1,2026-09-01 10:00:00\n", encoding="utf-8")
-    assert main(["load", str(export)]) == 1
-    assert "the data shown is read from the warehouse" in capsys.readouterr().err
-    conn = store.connect(db)
+    assert kpis(capsys, "2026-09")["leads"]["value"] == 3  # reads the warehouse: snapshot 1
+    conn = warehouse.state(warehouse.setting())
     try:
-        raw = read_file(export, workdir=tmp_path)
-        with pytest.raises(KpiError, match="Importing files changes the tables kept in the app's own file"):
-            actions.import_files(conn, EDITOR, [Upload(raw, propose(raw))], "refused")
-        with pytest.raises(KpiError, match="Emptying tables"):
+        with pytest.raises(KpiError, match="Emptying tables changes the tables kept in the app's own file"):
             actions.drop_tables(conn, EDITOR, ["leads"])
+        with pytest.raises(KpiError, match="Loading the sample data"):
+            actions.load_sample(conn, EDITOR)
         with pytest.raises(KpiError, match="keeps no earlier states"):
-            actions.restore(conn, EDITOR, 2)
+            actions.restore(conn, EDITOR, 1)
         made, _ = actions.change_target(conn, EDITOR, catalog, "leads", 5.0)
-        assert made.warehouse is not None and made.schema == "kpi"
+        assert made.warehouse is not None and made.schema == warehouse.setting().schema
         assert store.tables(conn, made)["leads"].rows == 4
-        assert [s.id for s, _ in store.snapshots(conn)] == [3, 2, 1]
+        assert [s.id for s, _ in store.snapshots(conn)] == [2, 1]
     finally:
         conn.close()
     # the new target judges the warehouse's numbers: 3 leads against 5, below the at-risk share (0.9 x 5)
     assert kpis(capsys, "2026-09")["leads"]["status"] == Status.OFF_TRACK.value
+
+
+def test_an_upload_replaces_its_table_in_the_warehouse_and_a_refused_one_changes_nothing(
+        on_warehouse, server, capsys, tmp_path: Path) -> None:
+    assert kpis(capsys, "2026-09")["leads"]["value"] == 3  # the company's table, through the mapping's view
+    schema = warehouse.setting().schema
+    export = tmp_path / "leads.csv"
+    export.write_text("lead_id,created_at,channel\nN1,2026-09-02 10:00:00,event\nN2,2026-09-03 11:00:00,web\n"
+                      "N3,2026-10-04 12:00:00,web\nN4,2026-09-05 13:00:00,web\nN4,2026-09-06 13:00:00,web\n",
+                      encoding="utf-8")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("lead_id,channel\nX1,web\n", encoding="utf-8")  # no creation date: refused, never guessed
+
+    def state() -> tuple[list, list]:
+        with psycopg.connect(server[0]) as pg:
+            rows = pg.execute(f'SELECT lead_id FROM {schema}.leads ORDER BY 1').fetchall()
+        conn = warehouse.state(warehouse.setting())
+        try:
+            return rows, [s.id for s, _ in store.snapshots(conn)]
+        finally:
+            conn.close()
+
+    before = state()
+    assert main(["load", str(bad)]) == 1
+    assert "created_at" in capsys.readouterr().err
+    assert main(["load", "--append", str(export)]) == 1
+    assert "adding rows to what the warehouse holds is not done from here" in capsys.readouterr().err
+    assert state() == before
+    assert main(["load", str(export)]) == 0
+    printed = capsys.readouterr().out
+    assert "Snapshot 2 created." in printed and "1 row(s) repeat an id of a later row" in printed
+    september = kpis(capsys, "2026-09")
+    assert september["leads"]["value"] == 3  # N1, N2 and N4 (its second row replaces its first)
+    assert kpis(capsys, "2026-10")["leads"]["value"] == 1  # N3
+    rows, snapshots = state()
+    assert rows == [("N1",), ("N2",), ("N3",), ("N4",)] and snapshots == [2, 1]
+    with psycopg.connect(server[0]) as pg:
+        uploaded = pg.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+                              [f"{schema}_uploads"]).fetchall()
+        assert len(uploaded) == 1 and uploaded[0][0].startswith("leads__")
+        assert pg.execute('SELECT COUNT(*) FROM crm."Leads"').fetchone() == (4,)  # the company's table untouched
+
+
+def test_an_upload_never_drops_a_table_of_the_warehouse(server, tmp_path: Path, monkeypatch, capsys) -> None:
+    dsn, url = server
+    with psycopg.connect(dsn, autocommit=True) as pg:  # canonical tables the company made itself, not views
+        pg.execute("CREATE SCHEMA own_tables")
+        pg.execute("CREATE TABLE own_tables.leads AS SELECT 'L1'::text AS lead_id, "
+                   "'2026-09-01 10:00'::timestamp AS created_at")
+    monkeypatch.setenv("KPI_ENGINE", url)
+    monkeypatch.setenv("KPI_SCHEMA", "own_tables")
+    export = tmp_path / "leads.csv"
+    export.write_text("lead_id,created_at\nN1,2026-09-02 10:00:00\n", encoding="utf-8")
+    assert main(["load", str(export)]) == 1
+    assert "own_tables.leads is a table of the warehouse, not a view" in capsys.readouterr().err
+    with psycopg.connect(dsn) as pg:
+        assert pg.execute("SELECT lead_id FROM own_tables.leads").fetchall() == [("L1",)]
 
 
 # --- the app -------------------------------------------------------------------------------------------------------
@@ -280,5 +329,6 @@ def test_the_app_on_the_warehouse_shows_the_numbers_the_app_shows_on_the_same_da
     assert any("Read the warehouse" in c.value for c in theirs.sidebar.caption)
     open_page(theirs, "data").run()
     assert not theirs.exception, [e.value for e in theirs.exception]
-    assert not theirs.get("file_uploader")
+    assert [u.help for u in theirs.get("file_uploader")] == [  # uploads go into the warehouse
+        "Up to 200 MB per file. Each replaces its table in the warehouse."]
     assert any("KPIs are computed on the warehouse" in m.value for m in theirs.markdown)
