@@ -595,7 +595,7 @@ def record_reading(conn: duckdb.DuckDBPyConnection, engine: str, schema: str, co
     stored = stored or {}
     with committing(conn) as new_id:
         made = Snapshot(new_id, datetime.now().replace(microsecond=0),
-                        note or f"Read the warehouse ({engine}, schema {schema})", author, engine, schema)
+                        note or f"Read {schema} from the warehouse", author, engine, schema)
         for name, (rows, filled) in counted.items():
             every = len(filled) == len(TABLES[name].columns)
             facts = stored.get(name) or Stored(f"{schema}.{name}", f"warehouse {schema}.{name}",

@@ -21,6 +21,8 @@ from kpicore import compute, engines, store
 from kpicore.catalog import Catalog, Simple
 from kpicore.compute import KpiValues, build_query
 from kpicore.filters import Filters
+from kpicore.filters import options as filter_options
+from kpicore.journey import early_churn_by_channel, journey
 from kpicore.model import TABLES
 from kpicore.periods import Grain, parse_period
 from kpicore.sql import quote
@@ -214,3 +216,18 @@ def test_kpicore_sql_prints_a_kpis_query_for_an_engine_and_says_how_it_takes_med
     assert "verified against DuckDB here" in capsys.readouterr().out
     assert main(["--db", str(db), "sql", "no_such_kpi"]) != 0
     assert "'no_such_kpi' is not in the catalog in use" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("filters", [Filters(), Filters((("channel", ("paid_search", "events")),))],
+                         ids=["all", "two channels"])
+def test_the_journey_early_churn_and_filter_choices_on_postgresql_equal_duckdb(sample_on_postgres,
+                                                                            filters: Filters) -> None:
+    conn, snapshot, engine = sample_on_postgres
+    assert filter_options(engine, "sample") == filter_options(conn, snapshot.schema)
+    for label in ("2026-07", "2025-12"):
+        period = parse_period(label, Grain.MONTH)
+        ours = journey(conn, snapshot.schema, period, filters)
+        assert ours.cohorts and ours.cohort.steps[0].count > 0
+        assert journey(engine, "sample", period, filters) == ours
+        churned = early_churn_by_channel(conn, snapshot.schema, period, filters)
+        assert churned and early_churn_by_channel(engine, "sample", period, filters) == churned

@@ -326,7 +326,7 @@ def test_the_app_on_the_warehouse_shows_the_numbers_the_app_shows_on_the_same_da
     local = overview(None, tmp_path / "local.duckdb")
     theirs = overview(server[1], tmp_path / "warehouse.duckdb")
     assert len(tiles(local)) > 8 and tiles(theirs) == tiles(local)
-    assert any("Read the warehouse" in c.value for c in theirs.sidebar.caption)
+    assert any("snapshot 1 (Read sample_copy from the warehouse)" in c.value for c in theirs.sidebar.caption)
     open_page(theirs, "data").run()
     assert not theirs.exception, [e.value for e in theirs.exception]
     assert [u.help for u in theirs.get("file_uploader")] == [  # uploads go into the warehouse
