@@ -244,7 +244,17 @@ def _latest(conn: duckdb.DuckDBPyConnection) -> tuple[store.Snapshot, Engine]:
     return latest, engine
 
 
+def _file_only(what: str) -> None:
+    """Refuse a command about the DuckDB file while the app's own tables live in the warehouse."""
+    chosen = warehouse.setting()
+    if warehouse.shares_state(chosen):
+        raise KpiError(f"{what} is about the DuckDB file, but with KPI_ENGINE set to a PostgreSQL warehouse the data "
+                       f"and the app's own tables are there ({chosen.describe}; state in schema "
+                       f"{warehouse.state_schema(chosen)}): back it up with the warehouse's own tools (pg_dump).")
+
+
 def _init(args: argparse.Namespace) -> int:
+    _file_only("kpicore init")
     path = store.db_path(args.db)
     if args.force and path.exists():
         path.unlink()
@@ -597,6 +607,7 @@ def _restore(args: argparse.Namespace) -> int:
 
 
 def _backup(args: argparse.Namespace) -> int:
+    _file_only("kpicore backup")
     target = store.db_path(args.db)
     with _connect(args) as conn:
         count = store.backup(conn, target, Path(args.file))
@@ -606,6 +617,7 @@ def _backup(args: argparse.Namespace) -> int:
 
 
 def _restore_backup(args: argparse.Namespace) -> int:
+    _file_only("kpicore restore-backup")
     target = store.db_path(args.db)
     kept_aside = store.restore_backup(target, Path(args.file), wait=WAIT_SECONDS)
     aside = f" The file it replaced is kept as {kept_aside}." if kept_aside.exists() else ""

@@ -60,14 +60,17 @@ def create(conn: Engine) -> None:
 
 def values(conn: Engine, catalog: Catalog, snapshot_id: int, schema: str, grain: Grain,
            filters: Filters = NO_FILTERS, loaded: Mapping[str, Loaded] | None = None,
-           engine: Engine | None = None) -> KpiValues:
+           engine: Engine | None = None, keep: bool = True) -> KpiValues:
     """The KPI values of a snapshot: read back if kept, else computed (by `engine`, where the snapshot's tables are
-    a warehouse's) and kept in `conn`."""
+    a warehouse's) and kept in `conn` (unless not to `keep`: values of an earlier warehouse reading computed now,
+    from the warehouse as it is now, are not that reading's)."""
     key = _key(catalog, snapshot_id, grain, filters)
     if (found := _payload(conn, key)) is not None:
         return from_json(found)
     started = time.perf_counter()
     computed = compute(engine or conn, catalog, schema, grain, filters, loaded)
+    if not keep:
+        return computed
     key |= {"payload": to_json(computed), "seconds": time.perf_counter() - started}
     conn.execute(f"INSERT INTO {TABLE} VALUES ($snapshot, $catalog, $code, $grain, $filters, $payload, $seconds) "
                  "ON CONFLICT DO NOTHING", key)  # another session may have kept the same values meanwhile

@@ -375,8 +375,20 @@ def upload(conn: coverage.Engine, engine: Engine, chosen: Setting, uploads: Sequ
 
 
 def is_reading_of(snapshot: store.Snapshot | None, chosen: Setting) -> bool:
-    """Whether the snapshot was read from the warehouse and schema the setting names."""
-    return snapshot is not None and snapshot.warehouse == chosen.shown and snapshot.warehouse_schema == chosen.schema
+    """Whether the snapshot was read from the warehouse and schema the setting names. Where the state lives in
+    the warehouse itself, every reading in it is of that warehouse, however a replica spells its URL (two
+    spellings must not take turns reading it again)."""
+    if snapshot is None or snapshot.warehouse is None or snapshot.warehouse_schema != chosen.schema:
+        return False
+    return shares_state(chosen) or snapshot.warehouse == chosen.shown
+
+
+def computed_now(snapshot: store.Snapshot) -> str:
+    """What a page says when an earlier reading's values for the view asked were not kept: the warehouse keeps no
+    earlier state, so they come from its tables as they are now."""
+    return (f"Snapshot {snapshot.id} was read from the warehouse on {snapshot.created_at:%Y-%m-%d %H:%M}, and the "
+            "numbers of this view were not kept then: they are computed from the warehouse as it is now, which may "
+            "differ from what was shown at the time.")
 
 
 def engine_for(snapshot: store.Snapshot, chosen: Setting, conn: coverage.Engine,

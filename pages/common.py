@@ -250,12 +250,12 @@ def _catalog(path: str, modified: float) -> Catalog:
 
 @st.cache_data(show_spinner="Computing KPIs…", max_entries=64)
 def _values(db: str, snapshot: store.Snapshot, catalog_fingerprint: str, grain: Grain, filters: Filters,
-            _catalog: Catalog) -> KpiValues:
+            _catalog: Catalog, keep: bool = True) -> KpiValues:
     """KPI values, cached per database, snapshot, catalog version, grain and filters (and kept in the database,
     so that a restarted server or another process reads them back instead of computing them)."""
     cursor = connection()
     return kept.values(cursor, _catalog, snapshot.id, snapshot.schema, grain, filters, store.loaded(cursor, snapshot),
-                       data_engine(snapshot))
+                       data_engine(snapshot), keep)
 
 
 @st.cache_data(max_entries=16)
@@ -439,7 +439,12 @@ def _read_context() -> Context:
     cat = targets.catalog_for(connection(), cat, snapshot.id)  # the targets in force in the snapshot shown
     filters, dropped = checked(view.filters, _options(db, snapshot))
     view = replace(view, snapshot=snapshot.id, filters=filters)
-    values = _values(db, snapshot, cat.fingerprint, view.grain, filters, cat)
+    # an earlier reading's values not kept then come from the warehouse as it is now: said, and not kept as its own
+    now = bool(snapshot.warehouse) and snapshot.id != latest.id and not kept.is_kept(connection(), cat, snapshot.id,
+                                                                                      view.grain, filters)
+    if now:
+        notices.append(warehouse.computed_now(snapshot))
+    values = _values(db, snapshot, cat.fingerprint, view.grain, filters, cat, not now)
     notices += dropped
     period, more = view.resolve(values, page_kpis(cat, st.session_state.get("team"))) if values.periods else (None, [])
     wanted = view.to_query_params(period)

@@ -4,6 +4,7 @@ hand-worked helpdesk fixture of tests/test_engines.py gives its hand-worked valu
 (`percentile()`). Marked `spark` (about a minute): CI runs it, a quick local run may skip it with -m 'not spark'."""
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,9 +13,12 @@ import duckdb
 import pytest
 from conftest import build_tiny_store
 from test_engines import EXPECTED, TICKETS, ts
+from test_warehouse import LEADS, MAPPING
 
-from kpicore import compute, engines, store
+from kpicore import compute, engines, store, warehouse
 from kpicore.catalog import Catalog
+from kpicore.cli import main
+from kpicore.filters import Filters
 from kpicore.model import TABLES
 from kpicore.periods import Grain, parse_period
 from kpicore.sql import quote
@@ -79,3 +83,40 @@ def test_week_boundaries_even_medians_and_small_shares_by_hand_on_spark(spark: e
     for label, expected in EXPECTED.items():
         for kpi, value in expected.items():
             assert values.value(kpi, parse_period(label, Grain.WEEK)) == pytest.approx(value), (label, kpi)
+
+
+def test_canonical_views_over_a_company_table_on_spark(spark: engines.SparkEngine, catalog: Catalog,
+                                                       tmp_path: Path, monkeypatch, capsys) -> None:
+    # the company's table as its CRM names it (spaces, its own channel codes), and the mapping in the importer's
+    # vocabulary: the same hand-counted leads as tests/test_warehouse.py
+    frame = spark.session.createDataFrame(LEADS, ["Record ID", "Create Date", "Source", "MQL Date"])
+    spark.session.sql("CREATE DATABASE IF NOT EXISTS crm_spark")
+    frame.write.mode("overwrite").saveAsTable("crm_spark.leads_export")
+    mapping = tmp_path / "crm.yaml"
+    mapping.write_text(MAPPING.replace("crm.Leads", "crm_spark.leads_export"), encoding="utf-8")
+    engine = engines.SparkEngine("local[2]", "kpi_spark")  # the same session
+    warehouse.make_views(engine, warehouse.load_mapping(mapping), "kpi_spark", mapping.name)
+    read = warehouse.read_tables(engine, "kpi_spark")
+    assert read["leads"].rows == 4 and read["opportunities"].rows == 0
+    assert set(read["leads"].filled) == {"lead_id", "created_at", "channel", "qualified_at"}
+    values = compute.compute(engine, catalog, "kpi_spark", Grain.MONTH)
+    assert values.value("leads", parse_period("2026-09", Grain.MONTH)) == 3  # L1, L2, L3
+    assert values.value("mql_rate", parse_period("2026-09", Grain.MONTH)) == pytest.approx(1 / 3)  # L1
+    paid = compute.compute(engine, catalog, "kpi_spark", Grain.MONTH, Filters((("channel", ("paid search",)),)))
+    assert paid.value("leads", parse_period("2026-09", Grain.MONTH)) == 2  # L1, L3, renamed from PAID
+
+    # and the command line with KPI_ENGINE set to Spark: it reads the warehouse into a snapshot of the DuckDB file
+    # (Spark holds no state of the app's) and prints the same numbers
+    monkeypatch.setenv("KPI_ENGINE", "local[2]")
+    monkeypatch.setenv("KPI_SCHEMA", "kpi_spark")
+    monkeypatch.setenv("KPI_DB", str(tmp_path / "kpi.duckdb"))
+    capsys.readouterr()
+    assert main(["kpis", "--period", "2026-09", "--format", "json"]) == 0
+    printed = capsys.readouterr()
+    assert "Read the warehouse (local[2], schema kpi_spark) as snapshot 2." in printed.err  # 1: empty tables
+    records = {r["id"]: r for r in json.loads(printed.out)}
+    assert records["leads"]["value"] == 3 and records["mql_rate"]["value"] == pytest.approx(1 / 3)
+    export = tmp_path / "leads.csv"
+    export.write_text("lead_id,created_at\nN1,2026-09-02 10:00:00\n", encoding="utf-8")
+    assert main(["load", str(export)]) == 1
+    assert "Importing files changes the tables kept in the app's own file" in capsys.readouterr().err

@@ -297,6 +297,27 @@ def test_an_upload_never_drops_a_table_of_the_warehouse(server, tmp_path: Path, 
         assert pg.execute("SELECT lead_id FROM own_tables.leads").fetchall() == [("L1",)]
 
 
+def test_another_spelling_of_the_same_server_does_not_read_it_again(on_warehouse, server, capsys,
+                                                                     monkeypatch) -> None:
+    assert kpis(capsys, "2026-09")["leads"]["value"] == 3  # reads it: snapshot 1
+    monkeypatch.setenv("KPI_ENGINE", server[1].replace("127.0.0.1", "localhost"))
+    assert kpis(capsys, "2026-09")["leads"]["value"] == 3
+    conn = warehouse.state(warehouse.setting())
+    try:
+        assert [s.id for s, _ in store.snapshots(conn)] == [1]  # two replicas spelling it apart share one reading
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("command", [["init"], ["backup", "copy.duckdb"], ["restore-backup", "copy.duckdb"]])
+def test_commands_about_the_duckdb_file_say_where_the_data_is_instead(on_warehouse, capsys, tmp_path: Path,
+                                                                     command: list[str]) -> None:
+    assert main([*command[:1], *(str(tmp_path / c) for c in command[1:])]) == 1
+    said = capsys.readouterr().err
+    assert f"kpicore {command[0]} is about the DuckDB file" in said and "pg_dump" in said
+    assert not (tmp_path / "copy.duckdb").exists() and not (tmp_path / "kpi.duckdb").exists()
+
+
 # --- the app -------------------------------------------------------------------------------------------------------
 
 def tiles(at: AppTest) -> dict[str, str]:
@@ -332,3 +353,37 @@ def test_the_app_on_the_warehouse_shows_the_numbers_the_app_shows_on_the_same_da
     assert [u.help for u in theirs.get("file_uploader")] == [  # uploads go into the warehouse
         "Up to 200 MB per file. Each replaces its table in the warehouse."]
     assert any("KPIs are computed on the warehouse" in m.value for m in theirs.markdown)
+
+
+def test_an_earlier_reading_shows_its_kept_numbers_and_says_when_they_are_computed_now(on_warehouse, server, capsys,
+                                                                                      monkeypatch) -> None:
+    assert kpis(capsys, "2026-09")["leads"]["value"] == 3  # reading 1, its month view kept
+    with psycopg.connect(server[0], autocommit=True) as pg:  # the company's CRM gets a fifth lead in September
+        pg.execute("""INSERT INTO crm."Leads" VALUES ('L5', '2026-09-10 10:00', 'PAID', NULL)""")
+    try:
+        assert main(["warehouse", "read"]) == 0  # reading 2
+        assert kpis(capsys, "2026-09")["leads"]["value"] == 4
+
+        def page(params: dict[str, str]) -> AppTest:
+            at = AppTest.from_file(str(APP), default_timeout=120)
+            for key, value in params.items():
+                at.query_params[key] = value
+            at.run()
+            open_page(at, "marketing").run()
+            assert not at.exception, [e.value for e in at.exception]
+            return at
+
+        def leads(at: AppTest) -> str:
+            return next(m.value for m in at.metric if m.label == "Leads")
+
+        kept_then = page({"snapshot": "1", "period": "2026-09", "grain": "month"})
+        assert leads(kept_then) == "3"  # what reading 1 showed, though the warehouse has 4 now
+        assert not any("computed from the warehouse as it is now" in w.value for w in kept_then.warning)
+        not_kept = page({"snapshot": "1", "period": "2026-Q3", "grain": "quarter"})
+        assert any("Snapshot 1 was read from the warehouse" in w.value and "as it is now" in w.value
+                   for w in not_kept.warning)
+        again = page({"snapshot": "1", "period": "2026-Q3", "grain": "quarter"})  # not kept as reading 1's
+        assert any("as it is now" in w.value for w in again.warning)
+    finally:
+        with psycopg.connect(server[0], autocommit=True) as pg:
+            pg.execute("""DELETE FROM crm."Leads" WHERE "Record ID" = 'L5'""")
