@@ -40,7 +40,7 @@ from kpicore.filters import NO_FILTERS, Filters
 from kpicore.lineage import atoms, columns_read, monthly, tables_of
 from kpicore.model import MONEY, TABLES
 from kpicore.periods import Grain, Period, add_months
-from kpicore.sql import Params, day, materialized, percentile, period_start, quote
+from kpicore.sql import Params, day, days, materialized, percentile, period_start, quote, seconds_between
 
 
 @dataclass(frozen=True)
@@ -321,7 +321,7 @@ class _Compiler:
         if f.duration is not None:
             seconds = 3600.0 if unit is Unit.HOURS else 86400.0
             start, end = (f"t.{quote(c)}" for c in f.duration)
-            measured = f"CAST(date_diff('second', {start}, {end}) AS DOUBLE) / {seconds}"
+            measured = f"{seconds_between(start, end)} / {seconds}"
         else:
             measured = f"t.{quote(f.column or f.time)}"
         aggregate = {
@@ -400,7 +400,7 @@ class _Compiler:
         key, unique = quote(f.key), TABLES[f.source.table].key
         row = quote(unique or f.key)
         source_time, target_time = f"s.{quote(f.source.time)}", f"x.{quote(f.target.time)}"
-        window = f"INTERVAL '{f.window_days}' DAY"
+        window = days(f.window_days)
         if f.lookback:
             within = f"{target_time} <= {source_time} AND {target_time} > {source_time} - {window}"
         else:

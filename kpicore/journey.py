@@ -10,7 +10,8 @@ from kpicore.catalog import Catalog, JourneySettings, Kpi
 from kpicore.coverage import Engine, Span, table_spans
 from kpicore.filters import NO_FILTERS, Filters
 from kpicore.periods import Period
-from kpicore.sql import Bind, Params, percentile
+from kpicore.sql import Bind, Params, percentile, seconds_between
+from kpicore.sql import days as interval
 
 COHORTS = 12  # cohorts shown over time, the selected one last
 DEFAULT_SETTINGS = JourneySettings()
@@ -164,7 +165,7 @@ def early_churn_by_channel(engine: Engine, schema: str, period: Period, filters:
     sql = (
         f"SELECT CASE WHEN c.lead_id IS NULL THEN {bind(NO_LEAD)} ELSE COALESCE(l.channel, {bind(UNKNOWN_CHANNEL)}) "
         f"END AS channel, COUNT(*) AS customers, COUNT(CASE WHEN c.churned_at >= c.acquired_at "
-        f"AND c.churned_at < c.acquired_at + INTERVAL '{int(days)}' DAY THEN 1 END) AS churned "
+        f"AND c.churned_at < c.acquired_at + {interval(days)} THEN 1 END) AS churned "
         f"FROM {customers} AS c LEFT JOIN {leads} AS l ON l.lead_id = c.lead_id "
         f"WHERE c.acquired_at >= CAST({bind(period.start)} AS TIMESTAMP) "
         f"AND c.acquired_at < CAST({bind(period.end)} AS TIMESTAMP) GROUP BY 1"
@@ -176,7 +177,7 @@ def early_churn_by_channel(engine: Engine, schema: str, period: Period, filters:
 
 def _days(start: str, end: str) -> str:
     """The median days between two timestamp columns."""
-    return percentile(f"CAST(date_diff('second', {start}, {end}) AS DOUBLE) / 86400.0", 0.5)
+    return percentile(f"{seconds_between(start, end)} / 86400.0", 0.5)
 
 
 def _journey_sql(schema: str, periods: list[Period], until: date, filters: Filters, bind: Bind,
@@ -189,7 +190,7 @@ def _journey_sql(schema: str, periods: list[Period], until: date, filters: Filte
     leads, deals = filters.relation(schema, "leads", bind), filters.relation(schema, "opportunities", bind)
     customers, surveys = filters.relation(schema, "customers", bind), filters.relation(schema, "surveys", bind)
     cutoff = f"CAST({bind(until)} AS TIMESTAMP)"
-    year = f"INTERVAL '{int(retained_days)}' DAY"
+    year = interval(retained_days)
     not_flagged = "NOT COALESCE(w.churned, FALSE)"
     return (
         f"WITH calendar AS (SELECT * FROM (VALUES {calendar}) AS v(period, period_start, period_end)), "

@@ -31,6 +31,16 @@ def day(expr: str) -> str:
     return f"CAST({expr} AS DATE)"
 
 
+def seconds_between(start: str, end: str) -> str:
+    """The seconds from one timestamp to another, as a DOUBLE (sqlglot writes each engine's difference)."""
+    return f"CAST(date_diff('second', {start}, {end}) AS DOUBLE)"
+
+
+def days(count: int) -> str:
+    """An interval of whole days (a number from the catalog, never a user's value)."""
+    return f"INTERVAL '{int(count)}' DAY"
+
+
 class Params(dict[str, object]):
     """The named parameters of one statement, collected while its SQL is written."""
 
