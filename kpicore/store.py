@@ -668,7 +668,9 @@ def plan_for(conn: duckdb.DuckDBPyConnection, raw: RawFile, table: str | None = 
 def save_mapping(conn: duckdb.DuckDBPyConnection, name: str, mapping: dict[str, object],
                  author: str | None = None) -> None:
     """Keep a column and value mapping under a name, for the next export from the same tool, with who saved it."""
-    conn.execute("INSERT OR REPLACE INTO mappings (name, headers, mapping, saved_by, saved_at) VALUES (?, ?, ?, ?, ?)",
+    conn.execute("INSERT INTO mappings (name, headers, mapping, saved_by, saved_at) VALUES (?, ?, ?, ?, ?) "
+                 "ON CONFLICT (name) DO UPDATE SET headers = excluded.headers, mapping = excluded.mapping, "
+                 "saved_by = excluded.saved_by, saved_at = excluded.saved_at",
                  [name, json.dumps(mapping["headers"]), json.dumps(mapping), author,
                   datetime.now().replace(microsecond=0)])
 

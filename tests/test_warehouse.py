@@ -18,7 +18,7 @@ from pg_support import postgres_server
 from streamlit.testing.v1 import AppTest
 from test_engines import copy_schema
 
-from kpicore import actions, compute, store, warehouse
+from kpicore import actions, checkins, compute, store, warehouse
 from kpicore.access import Actor, Role
 from kpicore.catalog import Catalog
 from kpicore.cli import main
@@ -316,6 +316,27 @@ def test_commands_about_the_duckdb_file_say_where_the_data_is_instead(on_warehou
     said = capsys.readouterr().err
     assert f"kpicore {command[0]} is about the DuckDB file" in said and "pg_dump" in said
     assert not (tmp_path / "copy.duckdb").exists() and not (tmp_path / "kpi.duckdb").exists()
+
+
+def test_check_ins_and_saved_mappings_made_through_one_process_are_read_by_another(on_warehouse, capsys,
+                                                                                  tmp_path: Path,
+                                                                                  catalog: Catalog) -> None:
+    export = tmp_path / "crm_leads.csv"
+    export.write_text("Lead Number,Created\nN1,2026-09-02 10:00:00\n", encoding="utf-8")
+    assert main(["load", str(export), "--table", "leads", "--map", "lead_id=Lead Number", "--map",
+                 "created_at=Created", "--save-mapping", "CRM leads"]) == 0
+    one = warehouse.state(warehouse.setting())  # as one replica
+    try:
+        actions.add_checkin(one, EDITOR, catalog, "leads", parse_period("2026-09", Grain.MONTH), "Webinar week")
+    finally:
+        one.close()
+    other = warehouse.state(warehouse.setting())  # as another
+    try:
+        assert store.mapping_names(other) == ["CRM leads"]
+        assert [(c.kpi, c.period, c.note, c.author) for c in checkins.of_grain(other, Grain.MONTH)] == [
+            ("leads", "2026-09", "Webinar week", "Dana")]
+    finally:
+        other.close()
 
 
 # --- the app -------------------------------------------------------------------------------------------------------
