@@ -19,7 +19,7 @@ from kpicore.errors import KpiError
 from kpicore.files import read_file
 from kpicore.ingest import Upload
 
-EXAMPLES = int(os.environ.get("KPI_FUZZ_EXAMPLES", "300"))
+EXAMPLES = int(os.environ.get("KPI_FUZZ_EXAMPLES", "200"))
 EDITOR = Actor("fuzzer", Role.EDITOR)
 SEEDS = [
     b"lead_id,created_at,channel\nL1,2026-01-05 10:00:00,web\nL2,2026-01-06 11:30:00,event\n",

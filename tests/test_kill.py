@@ -101,7 +101,7 @@ def test_killing_an_import_midway_leaves_the_previous_snapshot_intact(tmp_path, 
 # --- killed at twenty random moments ---------------------------------------------------------------------------
 
 KILLS = 20
-LOOP_ROWS = 150_000
+LOOP_ROWS = 50_000
 
 
 def checksums(path: Path) -> tuple[list[tuple], dict[str, tuple[int, int]]]:
