@@ -422,7 +422,7 @@ def _load(args: argparse.Namespace) -> int:
             uploads.append(upload)
         note = f"kpicore load {' '.join(Path(f).name for f in args.files)}"
         chosen = warehouse.setting()
-        if chosen.url and warehouse.shares_state(chosen):  # the state and the data live in the warehouse
+        if chosen.url:  # the data lives in the warehouse
             result = actions.import_to_warehouse(conn, access.command_line(), warehouse.open_engine(chosen), chosen,
                                                  uploads, note)
         else:

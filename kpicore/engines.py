@@ -42,6 +42,9 @@ _PG_TYPES = {ColumnType.ID: "VARCHAR", ColumnType.TEXT: "VARCHAR", ColumnType.TI
              ColumnType.BOOLEAN: "BOOLEAN"}
 
 
+_SPARK_TYPES = {ColumnType.ID: "STRING", ColumnType.TEXT: "STRING", ColumnType.TIMESTAMP: "TIMESTAMP_NTZ",
+                ColumnType.MONTH: "DATE", ColumnType.NUMBER: "DOUBLE", ColumnType.INTEGER: "INT",
+                ColumnType.BOOLEAN: "BOOLEAN"}
 _MATERIALIZING = ("duckdb", "postgres")  # the engines that take `WITH x AS MATERIALIZED (...)`
 # How each engine's SQL takes medians and quartiles (PERCENTILE_CONT ... WITHIN GROUP in DuckDB's)
 PERCENTILES = {
@@ -120,6 +123,12 @@ class PostgresEngine:
         with self._conn.transaction():
             yield self._conn
 
+    def relation_kind(self, schema: str, name: str) -> str | None:
+        """Whether `schema.name` is a "VIEW" or a "TABLE" here (None: neither)."""
+        found = self.execute("SELECT table_type FROM information_schema.tables WHERE table_schema = $schema AND "
+                             "table_name = $name", {"schema": schema, "name": name}).fetchone()
+        return None if found is None else "VIEW" if found[0] == "VIEW" else "TABLE"
+
     def define(self, statements: Sequence[str]) -> None:
         """Run statements already in PostgreSQL's dialect (views, schemas) in one transaction: all or none."""
         with self._lock, self.writing() as conn:
@@ -155,6 +164,21 @@ class SparkEngine:
         transactions: a failed one leaves the earlier ones made)."""
         for statement in statements:
             self.session.sql(statement)
+
+    def relation_kind(self, schema: str, name: str) -> str | None:
+        """Whether `schema.name` is a "VIEW" or a "TABLE" here (None: neither)."""
+        if not self.session.catalog.tableExists(name, schema):
+            return None
+        return "VIEW" if self.session.catalog.getTable(f"{schema}.{name}").tableType == "VIEW" else "TABLE"
+
+    def write_rows(self, schema: str, name: str, canonical: str, rows: Sequence[tuple]) -> None:
+        """A table `schema.name` with the columns of a canonical table and these rows (in the data model's column
+        order), replacing one of the same name; written through the driver, so a cluster's executors need no
+        access to this machine's files. Timestamps are kept as written (without a time zone)."""
+        columns = ", ".join(f"`{c.name}` {_SPARK_TYPES[c.type]}" for c in TABLES[canonical].columns)
+        self.session.sql(f"CREATE DATABASE IF NOT EXISTS `{schema}`")
+        frame = self.session.createDataFrame(list(rows), schema=columns)
+        frame.write.mode("overwrite").saveAsTable(f"`{schema}`.`{name}`")
 
     def write_tables(self, files: dict[str, Path]) -> None:
         """Make the engine's database hold the canonical tables, each read from a Parquet file (DuckDB writes

@@ -46,6 +46,7 @@ class Setting:
 
     url: str = ""
     schema: str = DEFAULT_SCHEMA
+    state: str = ""  # KPI_STATE: a PostgreSQL server for the app's own tables ("" : the engine's, if PostgreSQL)
 
     @property
     def dialect(self) -> str | None:
@@ -57,12 +58,12 @@ class Setting:
     @property
     def shown(self) -> str:
         """The engine as people may read it: the URL without its password."""
-        if self.dialect != "postgres":
-            return self.url
-        parts = urlsplit(self.url)
-        host = parts.hostname or ""
-        netloc = (f"{parts.username}@" if parts.username else "") + host + (f":{parts.port}" if parts.port else "")
-        return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+        return _hidden(self.url) if self.dialect == "postgres" else self.url
+
+    @property
+    def state_url(self) -> str:
+        """The PostgreSQL server holding the app's own tables ("" : the DuckDB file)."""
+        return self.state or (self.url if self.dialect == "postgres" else "")
 
     @property
     def describe(self) -> str:
@@ -70,9 +71,17 @@ class Setting:
         return f"{self.shown}, schema {self.schema}" if self.url else "the embedded DuckDB file"
 
 
+def _hidden(url: str) -> str:
+    """A PostgreSQL URL without its password (and options)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = (f"{parts.username}@" if parts.username else "") + host + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
 def setting(given: Mapping[str, Any] | None = None) -> Setting:
-    """The engine setting: $KPI_ENGINE and $KPI_SCHEMA, else `engine` and `schema` of `given` (the [kpi] section of
-    secrets.toml). BadParameter, naming the setting, for an engine or schema kpicore cannot use."""
+    """The engine setting: $KPI_ENGINE, $KPI_SCHEMA and $KPI_STATE, else `engine`, `schema` and `state` of `given`
+    (the [kpi] section of secrets.toml). BadParameter, naming the setting, for one kpicore cannot use."""
     given = given or {}
     url = str(os.environ.get("KPI_ENGINE") or given.get("engine") or "").strip()
     schema = str(os.environ.get("KPI_SCHEMA") or given.get("schema") or DEFAULT_SCHEMA).strip()
@@ -84,7 +93,14 @@ def setting(given: Mapping[str, Any] | None = None) -> Setting:
     if not _NAME.fullmatch(schema):
         raise BadParameter(f"KPI_SCHEMA: '{schema}' is not a schema name kpicore uses: letters, digits and _, "
                            "starting with a letter or _, at most 63 characters.")
-    return Setting(url, schema)
+    state = str(os.environ.get("KPI_STATE") or given.get("state") or "").strip()
+    if state and urlsplit(state).scheme not in ("postgresql", "postgres"):
+        raise BadParameter(f"KPI_STATE: '{_hidden(state)}' is not a PostgreSQL server. Give "
+                           "postgresql://user@host:port/database, or leave it unset.")
+    if state and not url:
+        raise BadParameter("KPI_STATE is set but KPI_ENGINE is not: replicas sharing their state must also read the "
+                           "same data, so set KPI_ENGINE to the warehouse that holds it.")
+    return Setting(url, schema, state)
 
 
 def open_engine(chosen: Setting) -> Engine:
@@ -299,9 +315,9 @@ def read(conn: coverage.Engine, engine: Engine, chosen: Setting, author: str | N
 # --- the app's own state, and uploads, in PostgreSQL ------------------------------------------------------------
 
 def shares_state(chosen: Setting) -> bool:
-    """Whether the app's own tables live in the warehouse (a PostgreSQL one, in schema `<schema>_state`), where
-    every replica of the app reads and writes them; else in the DuckDB file (KPI_DB)."""
-    return chosen.dialect == "postgres"
+    """Whether the app's own tables live in PostgreSQL (the engine's server, or KPI_STATE's, in schema
+    `<schema>_state`), where every replica of the app reads and writes them; else in the DuckDB file (KPI_DB)."""
+    return bool(chosen.state_url)
 
 
 def state_schema(chosen: Setting) -> str:
@@ -312,19 +328,19 @@ def state_pool(chosen: Setting) -> engines.StatePool:
     """The shared state schema, as the app's runs use it (a connection per run). KpiError when the server cannot
     be reached."""
     try:
-        return engines.StatePool(chosen.url, state_schema(chosen), store.prepare_state)
+        return engines.StatePool(chosen.state_url, state_schema(chosen), store.prepare_state)
     except Exception as error:
-        raise KpiError(f"The warehouse {chosen.shown} cannot be reached for the app's own tables: {_first(error)}. "
-                       "Check KPI_ENGINE and that the server runs.") from None
+        raise KpiError(f"{_hidden(chosen.state_url)} cannot be reached for the app's own tables: {_first(error)}. "
+                       "Check KPI_ENGINE (or KPI_STATE) and that the server runs.") from None
 
 
 def state(chosen: Setting) -> engines.PostgresState:
     """One connection to the shared state schema (for the command line), its tables made or brought up to date."""
     try:
-        conn = engines.PostgresState(chosen.url, state_schema(chosen))
+        conn = engines.PostgresState(chosen.state_url, state_schema(chosen))
     except Exception as error:
-        raise KpiError(f"The warehouse {chosen.shown} cannot be reached: {_first(error)}. Check KPI_ENGINE and "
-                       "that the server runs.") from None
+        raise KpiError(f"{_hidden(chosen.state_url)} cannot be reached for the app's own tables: {_first(error)}. "
+                       "Check KPI_ENGINE (or KPI_STATE) and that the server runs.") from None
     store.prepare_state(conn)  # type: ignore[arg-type]
     return conn
 
@@ -333,17 +349,12 @@ def upload(conn: coverage.Engine, engine: Engine, chosen: Setting, uploads: Sequ
            author: str | None = None, progress: Callable[[float, str], None] | None = None) -> ingest.ImportResult:
     """Import exports into the warehouse: each file is read, checked and converted exactly as for the DuckDB file
     (in a scratch copy), then written as a table of `<schema>_uploads`, and the canonical view of its table
-    shows it from then on, all in one transaction; a reading records the new state as a snapshot."""
-    if engine.dialect != "postgres":
-        raise KpiError(f"Uploads are written to a PostgreSQL warehouse; {chosen.shown} is Spark: load the exports "
-                       "into its tables there, then read the warehouse again.")
+    shows it from then on (in one transaction on PostgreSQL); a reading records the new state as a snapshot."""
     if appending := [u.raw.name for u in uploads if u.mode is not ingest.Mode.REPLACE]:
         raise KpiError(f"{', '.join(appending)}: adding rows to what the warehouse holds is not done from here. "
                        "Upload the whole export (it replaces the table), or add the rows in the warehouse.")
     for name in dict.fromkeys(u.plan.table for u in uploads):
-        found = engine.execute("SELECT table_type FROM information_schema.tables WHERE table_schema = $schema AND "
-                               "table_name = $name", {"schema": chosen.schema, "name": name}).fetchone()
-        if found is not None and found[0] != "VIEW":
+        if engine.relation_kind(chosen.schema, name) == "TABLE":
             raise KpiError(f"{chosen.schema}.{name} is a table of the warehouse, not a view: an upload replaces "
                            "views only, so that no table of yours is ever dropped. Make the canonical views with "
                            "'kpicore warehouse views MAPPING.yaml', or load the export into that table there.")
@@ -362,11 +373,17 @@ def upload(conn: coverage.Engine, engine: Engine, chosen: Setting, uploads: Sequ
             stored[name] = replace(made[name].stored, physical=f"{uploaded}.{physical}")
         sources = {name: Source(name, (uploaded, physical), {c.name: c.name for c in TABLES[name].columns}, {})
                    for physical, name, _ in written}
+        views = view_statements(sources, chosen.schema, engine.dialect, only=sources)[1:]
         try:
-            engines.write_tables(engine, uploaded, written, view_statements(sources, chosen.schema, "postgres",
-                                                                            only=sources)[1:])
-        except Exception as error:  # the server's own refusal (permissions, disk): the transaction rolled back
-            raise KpiError(f"The warehouse refused the upload ({_first(error)}). Nothing was changed.") from None
+            if isinstance(engine, engines.PostgresEngine):  # tables and views in one transaction
+                engines.write_tables(engine, uploaded, written, views)
+            else:  # Spark SQL has no transactions: the tables first, then the views that show them
+                for physical, name, rows in written:
+                    engine.write_rows(uploaded, physical, name, rows)
+                engine.define(views)
+        except Exception as error:  # the server's own refusal (permissions, disk)
+            raise KpiError(f"The warehouse refused the upload ({_first(error)}). The canonical views show what "
+                           "they showed before.") from None
     finally:
         scratch.close()
         shutil.rmtree(folder, ignore_errors=True)

@@ -56,16 +56,16 @@ def _database(path: str, sample: bool = True) -> store.Database:
 
 
 @st.cache_resource
-def _state_pool(url: str, schema: str) -> engines.StatePool:
-    """The app's own tables in the warehouse, shared by every session of the process (and every replica)."""
-    return warehouse.state_pool(warehouse.Setting(url, schema))
+def _state_pool(url: str, schema: str, state: str) -> engines.StatePool:
+    """The app's own tables in PostgreSQL, shared by every session of the process (and every replica)."""
+    return warehouse.state_pool(warehouse.Setting(url, schema, state))
 
 
 def _app_database() -> store.Database | engines.StatePool:
     """Where the app's own tables are: the DuckDB file, or the PostgreSQL warehouse every replica shares."""
     chosen = warehouse_setting()
     if warehouse.shares_state(chosen):
-        return _state_pool(chosen.url, chosen.schema)
+        return _state_pool(chosen.url, chosen.schema, chosen.state)
     return _database(str(store.db_path()), not chosen.url)
 
 
@@ -127,7 +127,7 @@ def warehouse_setting() -> warehouse.Setting:
 @st.cache_resource
 def _warehouse(url: str, schema: str) -> warehouse.Engine:
     """The warehouse connection, shared by every session of the process."""
-    return warehouse.open_engine(warehouse.Setting(url, schema))
+    return warehouse.open_engine(warehouse.Setting(url, schema))  # (where the state lives plays no part)
 
 
 def warehouse_engine() -> warehouse.Engine:

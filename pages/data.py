@@ -5,7 +5,7 @@ from datetime import date
 
 import streamlit as st
 
-from kpicore import actions, store, targets, warehouse
+from kpicore import actions, store, targets
 from kpicore.display import plain
 from kpicore.errors import BadParameter, KpiError
 from kpicore.exports import csv_bytes
@@ -64,7 +64,7 @@ if house.url and me.editor and st.button("Read the warehouse again", icon=":mate
         st.rerun()
 if not me.editor:
     st.info(VIEW_ONLY, icon=":material/visibility:")
-elif not house.url or warehouse.shares_state(house):  # uploads go to the file, or into a PostgreSQL warehouse
+else:  # uploads go into the file, or into the warehouse
     files = st.file_uploader("Exports", type=["csv", "tsv", "txt", "xlsx"], accept_multiple_files=True,
                              help=f"Up to {uploads.upload_limit_mb()} MB per file." + (
                                  " Each replaces its table in the warehouse." if house.url else ""))

@@ -12,6 +12,7 @@ from pathlib import Path
 import duckdb
 import pytest
 from conftest import build_tiny_store
+from pg_support import postgres_server
 from test_engines import EXPECTED, TICKETS, ts
 from test_warehouse import LEADS, MAPPING
 
@@ -116,7 +117,31 @@ def test_canonical_views_over_a_company_table_on_spark(spark: engines.SparkEngin
     assert "Read the warehouse (local[2], schema kpi_spark) as snapshot 2." in printed.err  # 1: empty tables
     records = {r["id"]: r for r in json.loads(printed.out)}
     assert records["leads"]["value"] == 3 and records["mql_rate"]["value"] == pytest.approx(1 / 3)
+    # an upload goes into Spark: a table of kpi_spark_uploads that the canonical view shows from then on
     export = tmp_path / "leads.csv"
-    export.write_text("lead_id,created_at\nN1,2026-09-02 10:00:00\n", encoding="utf-8")
-    assert main(["load", str(export)]) == 1
-    assert "Importing files changes the tables kept in the app's own file" in capsys.readouterr().err
+    export.write_text("lead_id,created_at\nN1,2026-09-02 10:00:00\nN2,2026-09-30 23:59:00\n"
+                      "N3,2026-10-01 00:00:00\n", encoding="utf-8")
+    assert main(["load", str(export)]) == 0
+    assert "Snapshot 3 created." in capsys.readouterr().out
+    september = kpis(capsys, "2026-09")
+    assert september["leads"]["value"] == 2  # N1, N2 (N3 is October's, to the minute: no time zone shift)
+    assert spark.session.sql("SELECT COUNT(*) FROM crm_spark.leads_export").collect()[0][0] == 4  # untouched
+    assert engine.relation_kind("kpi_spark", "leads") == "VIEW"
+    assert [t.tableName for t in spark.session.sql("SHOW TABLES IN kpi_spark_uploads").collect()][0].startswith(
+        "leads__")
+    # the app's own tables in PostgreSQL (KPI_STATE), as Spark replicas share them
+    with postgres_server() as dsn:
+        port = dsn.split("port=")[1].split()[0]
+        monkeypatch.setenv("KPI_STATE", f"postgresql://kpi@127.0.0.1:{port}/postgres")
+        assert kpis(capsys, "2026-09")["leads"]["value"] == 2  # reads Spark again, into snapshot 1 there
+        conn = warehouse.state(warehouse.setting())
+        try:
+            assert [(s.id, s.warehouse) for s, _ in store.snapshots(conn)] == [(1, "local[2]")]
+        finally:
+            conn.close()
+
+
+def kpis(capsys, period: str) -> dict[str, dict]:
+    capsys.readouterr()
+    assert main(["kpis", "--period", period, "--format", "json"]) == 0
+    return {r["id"]: r for r in json.loads(capsys.readouterr().out)}

@@ -92,6 +92,22 @@ def test_the_setting_comes_from_the_environment_before_secrets_and_never_shows_a
     assert warehouse.setting({"engine": "local[*]"}).url == "postgresql://kpi@localhost/db"
 
 
+def test_the_state_may_live_in_another_postgresql_but_only_beside_a_warehouse(monkeypatch) -> None:
+    monkeypatch.setenv("KPI_ENGINE", "local[*]")
+    monkeypatch.setenv("KPI_STATE", "postgresql://kpi:pw@state.example/kpi")
+    chosen = warehouse.setting({})
+    assert warehouse.shares_state(chosen) and chosen.state_url == "postgresql://kpi:pw@state.example/kpi"
+    monkeypatch.setenv("KPI_STATE", "mysql://kpi:pw@state.example/kpi")
+    with pytest.raises(BadParameter, match="KPI_STATE: 'mysql://kpi@state.example/kpi' is not a PostgreSQL server"):
+        warehouse.setting({})
+    monkeypatch.delenv("KPI_ENGINE")
+    monkeypatch.setenv("KPI_STATE", "postgresql://kpi@state.example/kpi")
+    with pytest.raises(BadParameter, match="KPI_STATE is set but KPI_ENGINE is not"):
+        warehouse.setting({})
+    monkeypatch.delenv("KPI_STATE")
+    assert not warehouse.shares_state(warehouse.setting({"engine": "local[2]"}))  # Spark alone: the DuckDB file
+
+
 @pytest.mark.parametrize(("engine", "schema", "named"), [
     ("mysql://root:pw@db/crm", "kpi", "KPI_ENGINE: 'mysql://root@db/crm' is not an engine"),
     ("postgresql://db/crm", "kpi; DROP TABLE x", "KPI_SCHEMA: 'kpi; DROP TABLE x' is not a schema name"),
