@@ -14,7 +14,7 @@ from pathlib import Path
 
 import duckdb
 
-from kpicore import access, actions, checkins, engines, kept, report, sample, store, targets, warehouse
+from kpicore import access, actions, checkins, engines, kept, report, store, targets, warehouse
 from kpicore.catalog import CUSTOMER, Catalog, load_catalog
 from kpicore.compute import KpiValues
 from kpicore.coverage import Engine, Loaded
@@ -641,6 +641,8 @@ def _sample(args: argparse.Namespace) -> int:
     if not args.scale > 0:
         print(f"--scale must be a positive number, not {args.scale:g}.", file=sys.stderr)
         return 2
+    from kpicore import sample  # the generator needs pandas; no other command does
+
     paths = sample.write_csvs(sample.generate(seed=args.seed, scale=args.scale), Path(args.out))
     print(f"Wrote {len(paths)} files to {args.out}")
     return 0

@@ -12,8 +12,8 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from kpicore import charts
 from kpicore.catalog import Catalog
 from kpicore.checkins import CheckIn
 from kpicore.compute import KpiValues
@@ -23,6 +23,9 @@ from kpicore.periods import Comparison, Period
 from kpicore.scorecard import KpiResult, Scorecard
 from kpicore.story import story
 from kpicore.tensions import Tension
+
+if TYPE_CHECKING:  # charts (Altair, pandas) is imported when a report is built: a command that makes none
+    from kpicore import charts  # starts a second sooner
 
 FORMATS = ("md", "html", "pdf")
 TOP_TENSIONS = 3
@@ -70,6 +73,8 @@ def build(catalog: Catalog, values: KpiValues, card: Scorecard, tensions: Sequen
           notes: Sequence[CheckIn], facts: str, link: str, team: str | None = None) -> Report:
     """The report of a scorecard (one team's with `team`): `notes` are the period's check-ins, `facts` the line
     naming the view and data, `link` the live view."""
+    from kpicore import charts
+
     teams = [t for t in card.teams if team is None or t.team == team]
     shown = [t for t in tensions if team is None or team in t.teams][:TOP_TENSIONS]
     title = f"KPI scorecard{f' · {teams[0].label}' if team else ''} · {card.period.label}"
@@ -171,6 +176,8 @@ figure{margin:.5rem 0 1.2rem}figure svg{max-width:100%;height:auto}"""
 
 def to_html(report: Report) -> str:
     """One self-contained page: inline CSS and the charts as inline SVG, nothing fetched from the network."""
+    from kpicore import charts
+
     e = html.escape
     parts = ["<!doctype html>", '<html lang="en"><head><meta charset="utf-8">',
              '<meta name="viewport" content="width=device-width, initial-scale=1">',
@@ -219,6 +226,8 @@ def to_pdf(report: Report) -> bytes:
     """A4 pages with 18 mm margins; every line wraps inside them, tables get column widths that fit the page."""
     from fpdf import FPDF
     from fpdf.fonts import FontFace
+
+    from kpicore import charts
 
     pdf = FPDF(format="A4", unit="mm")
     pdf.set_margins(18, 18, 18)
