@@ -559,9 +559,9 @@ def _sql(args: argparse.Namespace) -> int:
     catalog = load_catalog(args.catalog)
     grain = Grain(args.grain)
     conn = _connect(args)
-    snapshot = store.latest_snapshot(conn)
+    snapshot, engine = _latest(conn)  # the periods of the data the app shows, wherever it is computed
     periods = kept.values(conn.cursor(), catalog, snapshot.id, snapshot.schema, grain,
-                          loaded=store.loaded(conn, snapshot)).periods
+                          loaded=store.loaded(conn, snapshot), engine=engine).periods
     if not periods:
         raise KpiError("The latest snapshot has no data, so there is no period to write the query for.")
     text, params = engines.kpi_sql(catalog, args.kpi, grain, periods, args.schema, args.engine)
@@ -648,3 +648,5 @@ def _sample(args: argparse.Namespace) -> int:
     return 0
 
 
+if __name__ == "__main__":  # python -m kpicore.cli works as the kpicore command does
+    sys.exit(main())
