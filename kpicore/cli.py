@@ -581,9 +581,7 @@ def _target(args: argparse.Namespace) -> int:
     conn = _connect(args)
     if args.value is None:
         snapshot = store.latest_snapshot(conn)
-        kpi = next((k for k in catalog.kpis if k.id == args.kpi), None)
-        if kpi is None or kpi.target is None:
-            raise BadParameter(f"'{args.kpi}' is not a KPI with a target in the catalog in use.")
+        targets.targeted(catalog, args.kpi)
         judged = targets.catalog_for(conn, catalog, snapshot.id)
         print(printable(targets.describe(judged, args.kpi, targets.in_force(conn, snapshot.id).get(args.kpi))))
         return 0

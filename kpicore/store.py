@@ -234,7 +234,7 @@ def prepare_state(conn: duckdb.DuckDBPyConnection) -> None:
 
 def _open(target: Path, wait: float, waiting: Callable[[str], None] | None) -> duckdb.DuckDBPyConnection:
     deadline = time.monotonic() + wait
-    told = False
+    told = asked = False
     try:
         while True:
             try:
@@ -251,7 +251,7 @@ def _open(target: Path, wait: float, waiting: Callable[[str], None] | None) -> d
                     raise DatabaseBusy(f"{target} is open in another program ({holder}), most likely the app while "
                                        "it imports or draws a page. Try again in a moment, or import on the app's "
                                        "Data page.") from None
-                _want(target)  # the app lets go of the file between two page runs when it sees this
+                asked = asked or _want(target)  # the app lets go of the file between two page runs when it sees it
                 if waiting is not None and not told:
                     waiting(f"{target} is in use by another program ({holder}); waiting up to {wait:g} s for it.")
                     told = True
@@ -264,12 +264,16 @@ def _wanted_path(target: Path) -> Path:
     return target.with_name(target.name + ".wanted")
 
 
-def _want(target: Path) -> None:
-    """Say that this process waits for the database file (one waiting process at a time is said)."""
+def _want(target: Path) -> bool:
+    """Say that this process waits for the database file (one waiting process at a time is said): whether it is
+    said now (written once, not on every try)."""
     if wanted_by_another(target):
-        return
-    with contextlib.suppress(OSError):  # a read-only folder: the others will not know, only wait
+        return False
+    try:
         _wanted_path(target).write_text(str(os.getpid()), encoding="ascii")
+    except OSError:  # a read-only folder: the others will not know, only wait
+        return False
+    return True
 
 
 def _unwant(target: Path) -> None:

@@ -94,14 +94,20 @@ def _with(kpi: Kpi, change: TargetChange) -> Kpi:
                                       (), old.slices))
 
 
+def targeted(catalog: Catalog, kpi_id: str) -> Kpi:
+    """The catalog's KPI with this id that has a target; BadParameter listing those that have one."""
+    found = next((k for k in catalog.kpis if k.id == kpi_id), None)
+    if found is None or found.is_measure or found.target is None:
+        known = ", ".join(k.id for k in catalog.kpis if not k.is_measure and k.target is not None)
+        raise BadParameter(f"'{kpi_id}' is not a KPI with a target in the catalog in use. Use one of: {known}.")
+    return found
+
+
 def change(conn: duckdb.DuckDBPyConnection, catalog: Catalog, kpi: str, value: float | None,
            at_risk: float | None = None, author: str | None = None) -> tuple[store.Snapshot, TargetChange]:
     """Set a KPI's monthly target (and at-risk band, a share of the target), or None: back to the catalog's. A new
     snapshot, committed with the change; BadParameter, saying what to fix, if the change cannot be made."""
-    found = next((k for k in catalog.kpis if k.id == kpi), None)
-    if found is None or found.is_measure or found.target is None:
-        known = ", ".join(k.id for k in catalog.kpis if not k.is_measure and k.target is not None)
-        raise BadParameter(f"'{kpi}' is not a KPI with a target in the catalog in use. Use one of: {known}.")
+    found = targeted(catalog, kpi)
     if value is not None and (isinstance(value, bool) or not math.isfinite(value)):
         raise BadParameter(f"The target of {found.label} must be a number, not {value!r}.")
     if at_risk is not None and not 0 < at_risk <= 1:
