@@ -27,12 +27,16 @@ def import_files(conn: duckdb.DuckDBPyConnection, actor: Actor, uploads: Sequenc
     return _import_files(conn, uploads, note, progress=progress, keep_sample=keep_sample, author=actor.name)
 
 
-def import_to_warehouse(conn: duckdb.DuckDBPyConnection, actor: Actor, engine: warehouse.Engine,
-                        chosen: warehouse.Setting, uploads: Sequence[Upload], note: str,
-                        progress: Callable[[float, str], None] | None = None) -> ImportResult:
-    """Import exports into the warehouse the data is read from (warehouse.upload), as a new snapshot."""
+def import_where_the_data_is(conn: duckdb.DuckDBPyConnection, actor: Actor, chosen: warehouse.Setting,
+                             engine: Callable[[], warehouse.Engine], uploads: Sequence[Upload], note: str,
+                             progress: Callable[[float, str], None] | None = None,
+                             keep_sample: bool = True) -> ImportResult:
+    """Import exports as one new snapshot where the data lives: into the DuckDB file (import_files), or, with a
+    warehouse set, into the warehouse (warehouse.upload; `engine()` opens it)."""
+    if not chosen.url:
+        return import_files(conn, actor, uploads, note, progress, keep_sample)
     actor.require_editor("Importing files")
-    return warehouse.upload(conn, engine, chosen, uploads, note, actor.name, progress)
+    return warehouse.upload(conn, engine(), chosen, uploads, note, actor.name, progress)
 
 
 def drop_tables(conn: duckdb.DuckDBPyConnection, actor: Actor, names: Iterable[str]) -> store.Snapshot:

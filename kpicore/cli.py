@@ -422,11 +422,9 @@ def _load(args: argparse.Namespace) -> int:
             uploads.append(upload)
         note = f"kpicore load {' '.join(Path(f).name for f in args.files)}"
         chosen = warehouse.setting()
-        if chosen.url:  # the data lives in the warehouse
-            result = actions.import_to_warehouse(conn, access.command_line(), warehouse.open_engine(chosen), chosen,
-                                                 uploads, note)
-        else:
-            result = actions.import_files(conn, access.command_line(), uploads, note, keep_sample=args.keep_sample)
+        result = actions.import_where_the_data_is(conn, access.command_line(), chosen,
+                                                  lambda: warehouse.open_engine(chosen), uploads, note,
+                                                  keep_sample=args.keep_sample)
     finally:
         shutil.rmtree(copies, ignore_errors=True)
     for file_report in result.files:

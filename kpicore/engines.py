@@ -26,7 +26,7 @@ import sqlglot
 
 from kpicore.catalog import Catalog, Derived, Ratio
 from kpicore.compute import build_query
-from kpicore.errors import BadParameter, KpiError
+from kpicore.errors import BadParameter, KpiError, first_line
 from kpicore.model import TABLES, ColumnType
 from kpicore.periods import Grain, Period
 from kpicore.sql import quote
@@ -228,6 +228,15 @@ class PostgresState:
         self._conn.close()
 
 
+def open_state(dsn: str, schema: str) -> PostgresState:
+    """A connection to the state schema; KpiError saying what to check when the server cannot be reached."""
+    try:
+        return PostgresState(dsn, schema)
+    except Exception as error:  # the driver's: the server is down or refuses the login
+        raise KpiError(f"The PostgreSQL server holding the app's own tables cannot be reached ({first_line(error)}). "
+                       "Check KPI_ENGINE (or KPI_STATE) and that the server runs.") from None
+
+
 class StatePool:
     """The state schema as the app uses it: a connection per script run, taken from a few kept open (the
     PostgreSQL counterpart of kpicore.store.Database)."""
@@ -244,11 +253,7 @@ class StatePool:
         with self._lock:
             conn = self._free.pop() if self._free else None
         if conn is None:
-            try:
-                conn = PostgresState(self.dsn, self.schema)
-            except Exception as error:  # the driver's: the server is down or refuses the login
-                raise KpiError(f"The PostgreSQL server holding the app's own tables cannot be reached ("
-                               f"{str(error).strip().splitlines()[0] if str(error).strip() else error!r}).") from None
+            conn = open_state(self.dsn, self.schema)
         try:
             yield conn
         except BaseException:

@@ -4,6 +4,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+def first_line(error: BaseException, limit: int = 200) -> str:
+    """The first line of a library's error message, for a sentence of ours (its type's name if it says nothing)."""
+    text = str(error).strip()
+    return text.splitlines()[0][:limit] if text else type(error).__name__
+
+
 class KpiError(Exception):
     """Base of every expected failure; the message is shown to the user as is."""
 

@@ -22,7 +22,7 @@ import duckdb
 import numpy as np
 from python_calamine import CalamineWorkbook
 
-from kpicore.errors import BadFile, KpiError
+from kpicore.errors import BadFile, KpiError, first_line
 
 DEFAULT_MAX_UPLOAD_MB = 200
 DEFAULT_MAX_XLSX_MB = 1000
@@ -307,7 +307,7 @@ def _layout(path: Path, name: str) -> tuple[str, int, tuple[str, ...]]:
                           {"path": str(path)})
         sniffed = sniffed[0] if sniffed else None
     except duckdb.Error as error:
-        raise BadFile(name, f"could not be read as a table ({_first_line(error)}). "
+        raise BadFile(name, f"could not be read as a table ({first_line(error)}). "
                             "Upload a CSV, TSV or XLSX export with a header row.") from None
     delimiter = sniffed[0] if sniffed and sniffed[0] in _DELIMITERS else ","
     top = _top_rows(path, delimiter)
@@ -372,12 +372,8 @@ def _sample(raw: RawFile) -> RawFile:
     except duckdb.Error as error:
         if raw.parallel and needs_sequential(error):
             return _sample(raw.sequential())
-        raise BadFile(raw.name, f"could not be read as a table ({_first_line(error)}).") from None
+        raise BadFile(raw.name, f"could not be read as a table ({first_line(error)}).") from None
     return replace(raw, sample=tuple(tuple(row) for row in rows))
-
-
-def _first_line(error: Exception) -> str:
-    return str(error).strip().splitlines()[0][:200]
 
 
 def _excel_to_csv(path: Path, name: str, workdir: Path) -> tuple[Path, str]:
@@ -393,7 +389,7 @@ def _excel_to_csv(path: Path, name: str, workdir: Path) -> tuple[Path, str]:
         names = workbook.sheet_names
         sheet = workbook.get_sheet_by_index(0) if names else None
     except Exception as error:  # noqa: BLE001 - calamine raises several kinds for broken files
-        raise BadFile(name, f"is not a readable Excel file ({_first_line(error)}). "
+        raise BadFile(name, f"is not a readable Excel file ({first_line(error)}). "
                             "Open it in Excel and save it again as .xlsx or CSV.") from None
     target = workdir / (Path(name).stem + ".xlsx.csv")
     try:
@@ -404,10 +400,10 @@ def _excel_to_csv(path: Path, name: str, workdir: Path) -> tuple[Path, str]:
     except OSError as error:
         if error.errno in _FULL:
             raise
-        raise BadFile(name, f"is not a readable Excel file ({_first_line(error)}). "
+        raise BadFile(name, f"is not a readable Excel file ({first_line(error)}). "
                             "Open it in Excel and save it again as .xlsx or CSV.") from None
     except Exception as error:  # noqa: BLE001 - a malformed cell fails while the rows are read
-        raise BadFile(name, f"is not a readable Excel file ({_first_line(error)}). "
+        raise BadFile(name, f"is not a readable Excel file ({first_line(error)}). "
                             "Open it in Excel and save it again as .xlsx or CSV.") from None
     finally:
         workbook.close()
@@ -431,7 +427,7 @@ def _check_expanded_size(path: Path, name: str) -> None:
         with zipfile.ZipFile(path) as archive:
             expanded = sum(info.file_size for info in archive.infolist())
     except (OSError, zipfile.BadZipFile) as error:
-        raise BadFile(name, f"is not a readable Excel file ({_first_line(error)}). "
+        raise BadFile(name, f"is not a readable Excel file ({first_line(error)}). "
                             "Open it in Excel and save it again as .xlsx or CSV.") from None
     limit = max_expanded_bytes()
     if expanded > limit:
@@ -457,7 +453,7 @@ def _check_cell_sizes(path: Path, name: str) -> None:
                                         "limit for a cell, so it was not saved by Excel or is damaged. Open it in "
                                         "Excel and save it again, or export the table as CSV.")
     except (OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError) as error:
-        raise BadFile(name, f"is not a readable Excel file ({_first_line(error)}). "
+        raise BadFile(name, f"is not a readable Excel file ({first_line(error)}). "
                             "Open it in Excel and save it again as .xlsx or CSV.") from None
 
 

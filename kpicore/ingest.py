@@ -12,7 +12,7 @@ from pathlib import Path
 
 import duckdb
 
-from kpicore.errors import BadFile
+from kpicore.errors import BadFile, first_line
 from kpicore.files import RawFile, TextCounts, needs_sequential, not_utf8, scratch, text_counts
 from kpicore.mapping import DateOrder, Plan, currency_of, date_order, date_share
 from kpicore.model import (
@@ -278,7 +278,7 @@ def _stage(conn: duckdb.DuckDBPyConnection, upload: Upload, physical: str) -> No
         if out_of_space(error):
             raise disk_full(Path(conn.execute("SELECT path FROM duckdb_databases() WHERE database_name = "
                                               "current_database()").fetchone()[0] or "."), raw.name) from None
-        detail = str(error).strip().splitlines()[0][:300]
+        detail = first_line(error, 300)
         raise BadFile(raw.name, f"could not be read completely ({detail}). Check that every row has the "
                                 "same columns and export it again.") from None
 

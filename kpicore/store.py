@@ -31,7 +31,7 @@ import duckdb
 
 from kpicore import checkins, kept
 from kpicore.coverage import Loaded
-from kpicore.errors import KpiError
+from kpicore.errors import KpiError, first_line
 from kpicore.files import RawFile, process_running
 from kpicore.mapping import Plan, apply_saved, propose
 from kpicore.model import TABLES
@@ -104,8 +104,8 @@ class BrokenDatabase(KpiError):
 def broken(target: Path, error: Exception) -> BrokenDatabase:
     """What to do about a database file DuckDB cannot read: nothing in it is changed."""
     return BrokenDatabase(
-        f"{target} cannot be read as a KPI database ({_first(error)}). Nothing in it was changed. Put a backup back "
-        "with "
+        f"{target} cannot be read as a KPI database ({first_line(error)}). Nothing in it was changed. Put a backup "
+        "back with "
         f"'kpicore --db {target} restore-backup BACKUP_FILE', or keep the file aside and start afresh: "
         f"'mv {target} {target}.broken && kpicore --db {target} init'.")
 
@@ -243,7 +243,7 @@ def _open(target: Path, wait: float, waiting: Callable[[str], None] | None) -> d
                 holder = _lock_holder(error)
                 if holder is None:
                     if "Permission denied" in str(error) or "Read-only file system" in str(error):
-                        raise BrokenDatabase(f"{target} cannot be opened for writing ({_first(error)}). Give this "
+                        raise BrokenDatabase(f"{target} cannot be opened for writing ({first_line(error)}). Give this "
                                              "user write access to it and its folder, or set KPI_DB (or --db) to a "
                                              "file in a writable folder.") from None
                     raise broken(target, error) from None
@@ -298,10 +298,6 @@ def wanted_by_another(target: Path) -> bool:
             marker.unlink()
         return False
     return True
-
-
-def _first(error: Exception) -> str:
-    return str(error).strip().splitlines()[0][:200]
 
 
 def _lock_holder(error: Exception) -> str | None:

@@ -27,9 +27,9 @@ import yaml
 from sqlglot import exp
 
 from kpicore import coverage, engines, ingest, store
-from kpicore.errors import BadParameter, KpiError
+from kpicore.errors import BadParameter, KpiError, first_line
 from kpicore.files import workdir
-from kpicore.model import TABLES, ColumnType
+from kpicore.model import TABLES
 from kpicore.sql import quote
 
 DEFAULT_SCHEMA = "kpi"
@@ -110,9 +110,8 @@ def open_engine(chosen: Setting) -> Engine:
             return engines.SparkEngine(chosen.url, chosen.schema)
         return engines.PostgresEngine(chosen.url, chosen.schema)
     except Exception as error:  # the driver's own errors: a wrong host, password or database
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise KpiError(f"The warehouse {chosen.shown} cannot be reached: {first}. Check KPI_ENGINE (or engine "
-                       "in secrets.toml) and that the server runs.") from None
+        raise KpiError(f"The warehouse {chosen.shown} cannot be reached: {first_line(error)}. Check KPI_ENGINE (or "
+                       "engine in secrets.toml) and that the server runs.") from None
 
 
 # --- canonical views from a mapping file -------------------------------------------------------------------------
@@ -135,7 +134,7 @@ def load_mapping(path: Path) -> dict[str, Source]:
     except OSError as error:
         raise KpiError(f"{name}: cannot be read ({error.strerror}).") from None
     except (yaml.YAMLError, UnicodeDecodeError) as error:
-        raise KpiError(f"{name}: is not a YAML file ({str(error).splitlines()[0]}).") from None
+        raise KpiError(f"{name}: is not a YAML file ({first_line(error)}).") from None
     if not isinstance(data, dict) or not isinstance(data.get("tables"), dict):
         raise KpiError(f"{name}: needs a 'tables' section, one entry per canonical table (leads: from: crm.leads, "
                        "columns: ...). See docs/warehouse.md.")
@@ -181,11 +180,6 @@ def load_mapping(path: Path) -> dict[str, Source]:
     return sources
 
 
-_TYPES = {ColumnType.ID: "VARCHAR", ColumnType.TEXT: "VARCHAR", ColumnType.TIMESTAMP: "TIMESTAMP",
-          ColumnType.MONTH: "DATE", ColumnType.NUMBER: "DOUBLE", ColumnType.INTEGER: "INTEGER",
-          ColumnType.BOOLEAN: "BOOLEAN"}
-
-
 def view_statements(sources: Mapping[str, Source], schema: str, dialect: str,
                     only: Iterable[str] | None = None) -> list[str]:
     """The statements that make the canonical views in `schema` (those of `only`, else every one), in the engine's
@@ -200,7 +194,7 @@ def view_statements(sources: Mapping[str, Source], schema: str, dialect: str,
         source = sources.get(name)
         items = []
         for column in table.columns:
-            kind = exp.DataType.build(_TYPES[column.type])
+            kind = exp.DataType.build(column.type.sql)  # DuckDB's name, written in the dialect's
             if source is None or column.name not in source.columns:
                 value: exp.Expression = exp.cast(exp.null(), kind)
             else:
@@ -233,7 +227,7 @@ def source_columns(engine: Engine, relation: tuple[str, ...]) -> list[str]:
         return [d[0] for d in engine.execute(f"SELECT * FROM {name} WHERE 1 = 0").description]
     except Exception as error:  # the engine's own error: no such table, no permission
         raise KpiError(f"The warehouse has no table or view {'.'.join(relation)} that kpicore may read "
-                       f"({_first(error)}).") from None
+                       f"({first_line(error)}).") from None
 
 
 def make_views(engine: Engine, sources: Mapping[str, Source], schema: str,
@@ -256,14 +250,9 @@ def make_views(engine: Engine, sources: Mapping[str, Source], schema: str,
     try:
         engine.define(view_statements(sources, schema, engine.dialect))
     except Exception as error:
-        raise KpiError(f"The warehouse refused the views in schema {schema} ({_first(error)}). Nothing was "
+        raise KpiError(f"The warehouse refused the views in schema {schema} ({first_line(error)}). Nothing was "
                        "changed.") from None
     return list(TABLES)
-
-
-def _first(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 # --- readings ----------------------------------------------------------------------------------------------------
@@ -327,20 +316,12 @@ def state_schema(chosen: Setting) -> str:
 def state_pool(chosen: Setting) -> engines.StatePool:
     """The shared state schema, as the app's runs use it (a connection per run). KpiError when the server cannot
     be reached."""
-    try:
-        return engines.StatePool(chosen.state_url, state_schema(chosen), store.prepare_state)
-    except Exception as error:
-        raise KpiError(f"{_hidden(chosen.state_url)} cannot be reached for the app's own tables: {_first(error)}. "
-                       "Check KPI_ENGINE (or KPI_STATE) and that the server runs.") from None
+    return engines.StatePool(chosen.state_url, state_schema(chosen), store.prepare_state)
 
 
 def state(chosen: Setting) -> engines.PostgresState:
     """One connection to the shared state schema (for the command line), its tables made or brought up to date."""
-    try:
-        conn = engines.PostgresState(chosen.state_url, state_schema(chosen))
-    except Exception as error:
-        raise KpiError(f"{_hidden(chosen.state_url)} cannot be reached for the app's own tables: {_first(error)}. "
-                       "Check KPI_ENGINE (or KPI_STATE) and that the server runs.") from None
+    conn = engines.open_state(chosen.state_url, state_schema(chosen))
     store.prepare_state(conn)  # type: ignore[arg-type]
     return conn
 
@@ -382,7 +363,7 @@ def upload(conn: coverage.Engine, engine: Engine, chosen: Setting, uploads: Sequ
                     engine.write_rows(uploaded, physical, name, rows)
                 engine.define(views)
         except Exception as error:  # the server's own refusal (permissions, disk)
-            raise KpiError(f"The warehouse refused the upload ({_first(error)}). The canonical views show what "
+            raise KpiError(f"The warehouse refused the upload ({first_line(error)}). The canonical views show what "
                            "they showed before.") from None
     finally:
         scratch.close()
@@ -414,8 +395,13 @@ def engine_for(snapshot: store.Snapshot, chosen: Setting, conn: coverage.Engine,
     opens it) for a reading of it. KpiError for a reading of another warehouse than the one set."""
     if snapshot.warehouse is None:
         return conn
-    if not is_reading_of(snapshot, chosen):
+    check_readable(snapshot, chosen)
+    return warehouse()
+
+
+def check_readable(snapshot: store.Snapshot, chosen: Setting) -> None:
+    """KpiError for a reading of another warehouse than the one set (its numbers cannot be computed here)."""
+    if snapshot.warehouse is not None and not is_reading_of(snapshot, chosen):
         raise KpiError(f"Snapshot {snapshot.id} was read from {snapshot.warehouse} (schema "
                        f"{snapshot.warehouse_schema}), and KPIs are now computed on {chosen.describe}: set "
                        "KPI_ENGINE and KPI_SCHEMA to that warehouse to see it, or open the latest data.")
-    return warehouse()

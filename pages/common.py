@@ -487,7 +487,7 @@ def _snapshot(view: View, notices: list[str]) -> tuple[store.Snapshot, store.Sna
         return latest, latest
     try:
         shown = store.snapshot(cursor, view.snapshot)
-        warehouse.engine_for(shown, chosen, cursor, lambda: cursor)  # a reading of another warehouse: refused
+        warehouse.check_readable(shown, chosen)
         return shown, latest
     except KpiError as error:
         notices.append(f"URL parameter snapshot: {error} Showing the latest data.")

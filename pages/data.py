@@ -183,14 +183,10 @@ if files:
                    key="import", help="Every file not skipped must be ready first." if blocked else None):
         bar = st.progress(0.0, text="Starting the import")
         try:
-            note, shown = "Upload: " + ", ".join(u.raw.name for u in to_import), \
-                lambda share, text: bar.progress(share, text=text)
-            if house.url:
-                result = actions.import_to_warehouse(common.connection(), me, common.warehouse_engine(), house,
-                                                     to_import, note, progress=shown)
-            else:
-                result = actions.import_files(common.connection(), me, to_import, note, progress=shown,
-                                              keep_sample=keep_sample)
+            result = actions.import_where_the_data_is(
+                common.connection(), me, house, common.warehouse_engine, to_import,
+                "Upload: " + ", ".join(u.raw.name for u in to_import),
+                progress=lambda share, text: bar.progress(share, text=text), keep_sample=keep_sample)
         except KpiError as error:
             bar.empty()
             st.error(f"Nothing was imported: {plain(error)}", icon=":material/error:")
