@@ -226,7 +226,7 @@ def funnel_frame(journey: Journey, owners: dict[str, str]) -> pd.DataFrame:
     """One row per step of the selected cohort, with its owner's label and the text of its bar label."""
     rows = []
     for count in journey.steps:
-        share = "–" if count.conversion is None else f"{count.conversion:.1%}"
+        share = count.shown(count.conversion)
         if count.maturing:
             label = f"{count.count:,} so far · still maturing"
         elif count.step is Step.LEAD:
@@ -240,7 +240,7 @@ def funnel_frame(journey: Journey, owners: dict[str, str]) -> pd.DataFrame:
             "label": label,
             "state": MATURING[count.maturing],
             "previous": share,
-            "of_leads": "–" if count.from_first is None else f"{count.from_first:.1%}",
+            "of_leads": count.shown(count.from_first),
             "median": "–" if count.median_days is None else f"{count.median_days:.1f} days ({count.step.since})",
             "note": count.maturing_note or "complete",
         })

@@ -79,6 +79,13 @@ class StepCount:
         """Whether the cohort has not had the time this step needs yet."""
         return self.maturing_note is not None
 
+    def shown(self, share: float | None) -> str:
+        """One of the step's shares as a page shows it: '50.0%', '–' when there is none, and '0.0% so far' while
+        the step is maturing (its count can still grow, so the share is not final)."""
+        if share is None:
+            return "–"
+        return f"{share:.1%} so far" if self.maturing else f"{share:.1%}"
+
 
 @dataclass(frozen=True)
 class Cohort:

@@ -245,8 +245,8 @@ def journey_steps(found: Journey, owners: dict[str, str]) -> pd.io.formats.style
         "Step": s.label + (" (maturing)" if s.maturing else ""),
         "Owner": owners[s.owner],
         "Count": s.count,
-        "From previous": _share(s.conversion),
-        "Of the leads": _share(s.from_first),
+        "From previous": s.shown(s.conversion),
+        "Of the leads": s.shown(s.from_first),
         "Median days": "–" if s.median_days is None else f"{s.median_days:.1f}",
     } for s in found.steps])
     grey = [f"color: {STATUS_LOOKS[Status.MATURING].text}" if s.maturing else "" for s in found.steps]

@@ -307,6 +307,9 @@ def test_funnel_chart_marks_owners_and_maturing_steps(tiny_store, memory_conn) -
     assert list(frame["owner"]) == ["Marketing", "Marketing", "Sales", "Sales", "Service", "Customer outcome"]
     assert list(frame["label"])[:2] == ["2 leads", "1 · 50.0% of previous step"]
     assert list(frame["label"])[2] == "1 so far · still maturing"
+    # a maturing step's shares are not final: 1 of the 1 qualified lead, 1 of the 2 leads, so far
+    assert (list(frame["previous"])[2], list(frame["of_leads"])[2]) == ("100.0% so far", "50.0% so far")
+    assert (list(frame["previous"])[1], list(frame["of_leads"])[1]) == ("50.0%", "50.0%")
     spec = funnel_chart(found, OWNERS).to_dict()
     bars = spec["layer"][0]["encoding"]
     assert bars["color"]["scale"]["domain"] == ["Marketing", "Sales", "Service", "Customer outcome"]
