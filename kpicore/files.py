@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 import time as time_module
 import zipfile
 import zlib
@@ -292,12 +293,21 @@ def _transcode(path: Path, encoding: str, workdir: Path, errors: str | None = No
     return target
 
 
+_SCRATCH: list[duckdb.DuckDBPyConnection] = []  # the in-memory database the file reads run in, once made
+_SCRATCH_LOCK = threading.Lock()
+
+
 def scratch(query: str, params: object = None) -> list[tuple]:
-    """Rows of a query that reads files only, on a connection of its own: DuckDB's module-level connection is one
-    for the whole process, and two sessions reading uploads at once found it busy ("connection is busy with
-    another call")."""
-    with duckdb.connect(":memory:") as conn:
-        return conn.execute(query, params).fetchall()
+    """Rows of a query that reads files only, on a cursor of its own: DuckDB's module-level connection is one for
+    the whole process, and two sessions reading uploads at once found it busy ("connection is busy with another
+    call"). The cursors share one in-memory database: starting a database for each read was 20 ms, a fifth of
+    reading a file's layout and sample."""
+    with _SCRATCH_LOCK:
+        if not _SCRATCH:
+            _SCRATCH.append(duckdb.connect(":memory:"))
+        cursor = _SCRATCH[0].cursor()
+    with cursor:
+        return cursor.execute(query, params).fetchall()
 
 
 def _layout(path: Path, name: str) -> tuple[str, int, tuple[str, ...]]:

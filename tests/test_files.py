@@ -194,8 +194,8 @@ def test_text_counts(tmp_path, content, lines, quotes):
 
 
 def test_sessions_reading_uploads_at_once_do_not_share_a_connection(tmp_path):
-    # two editors uploading at the same moment: each read of a file runs on its own DuckDB connection (the
-    # module-level one refused the second caller with "connection is busy with another call")
+    # two editors uploading at the same moment: each read of a file runs on its own cursor (DuckDB's
+    # module-level connection refused the second caller with "connection is busy with another call")
     import threading
     paths = []
     for n in range(6):
