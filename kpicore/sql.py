@@ -31,6 +31,11 @@ def day(expr: str) -> str:
     return f"CAST({expr} AS DATE)"
 
 
+def month_number(expr: str) -> str:
+    """A month as a whole number that counts months (year * 12 + month): months apart differ by their distance."""
+    return f"(EXTRACT(YEAR FROM {expr}) * 12 + EXTRACT(MONTH FROM {expr}))"
+
+
 def seconds_between(start: str, end: str) -> str:
     """The seconds from one timestamp to another, as a DOUBLE (sqlglot writes each engine's difference)."""
     return f"CAST(date_diff('second', {start}, {end}) AS DOUBLE)"

@@ -57,6 +57,25 @@ def test_nrr_compares_the_periods_last_month_with_the_month_before_it_began(memo
     assert monthly.value("net_revenue_retention", parse_period("2026-08")) == pytest.approx(1.0)
 
 
+def test_nrr_adds_up_several_rows_of_a_month_and_counts_only_those_who_paid_exactly_then(memory_conn, tiny_store,
+                                                                                         catalog):
+    rows = revenue_rows({
+        "A": {"2026-08": 60, "2026-09": 70},  # and a second product below: A pays 100 in August, 110 in September
+        "B": {"2026-07": 80, "2026-09": 80},  # skipped August: back in September, but not retained from August
+        "C": {"2026-08": 30},  # left after August
+    })
+    rows += [{"customer_id": "A", "month": month("2026-08"), "amount": 40},
+             {"customer_id": "A", "month": month("2026-09"), "amount": 40}]
+    values = compute(memory_conn, catalog, tiny_store({"revenue": rows}), Grain.MONTH)
+    # September from August's payers A (60 + 40) and C (30): A 70 + 40, C 0 over 130; B is not counted
+    assert values.value("net_revenue_retention", parse_period("2026-09")) == pytest.approx(110 / 130)
+    # August from July's payer B (80), who paid nothing in August: 0 of 80 (a value: all of it was lost)
+    assert values.value("net_revenue_retention", parse_period("2026-08")) == pytest.approx(0.0)
+    quarterly = compute(memory_conn, catalog, tiny_store({"revenue": rows}), Grain.QUARTER)
+    # Q3's last month September against June (three months before): nobody paid in June, so no value
+    assert quarterly.value("net_revenue_retention", parse_period("2026-Q3")) is None
+
+
 def test_nrr_targets_compound_from_the_monthly_one():
     catalog = parse_catalog("""
 teams: [{id: sales, label: Sales}]
