@@ -76,6 +76,23 @@ def test_nrr_adds_up_several_rows_of_a_month_and_counts_only_those_who_paid_exac
     assert quarterly.value("net_revenue_retention", parse_period("2026-Q3")) is None
 
 
+def test_nrr_over_years_of_revenue_tells_each_month_apart(memory_conn, tiny_store, catalog):
+    # Revenue from 2020 to 2026: a month five years (or any number of months) before another is another month.
+    rows = revenue_rows({
+        "A": {"2024-11": 100, "2024-12": 110},
+        "B": {"2024-11": 50},
+        "E": {"2020-01": 5, "2025-01": 10, "2026-01": 12},
+        "G": {"2020-01": 7, "2026-01": 30},  # paid in January 2020 and 2026, never in January 2025
+    })
+    values = compute(memory_conn, catalog, tiny_store({"revenue": rows}), Grain.MONTH)
+    # December 2024 from November's payers A 100 and B 50: A 110
+    assert values.value("net_revenue_retention", parse_period("2024-12")) == pytest.approx(110 / 150)
+    # January 2025 from December's payer A 110, who paid nothing in January (E is new): 0
+    assert values.value("net_revenue_retention", parse_period("2025-01")) == pytest.approx(0.0)
+    # January 2026 from January 2025's payer E 10: E 12; G paid six years before, not one
+    assert values.value("net_revenue_retention_12m", parse_period("2026-01")) == pytest.approx(12 / 10)
+
+
 def test_nrr_targets_compound_from_the_monthly_one():
     catalog = parse_catalog("""
 teams: [{id: sales, label: Sales}]
