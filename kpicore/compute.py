@@ -202,7 +202,9 @@ def build_query(catalog: Catalog, grain: Grain, periods: Iterable[Period], schem
         for kpi in members:
             counted = kpi.formula.agg in (Agg.COUNT, Agg.COUNT_DISTINCT, Agg.SUM)  # type: ignore[union-attr]
             compiler.refs[kpi.id] = _Ref(name, quote("v_" + kpi.id), quote("se_" + kpi.id), "period_start", counted)
-    ctes[1:1] = [materialized(name, sql) for name, sql in compiler.retention()]
+    retention = compiler.retention()
+    ctes[1:1] = ([materialized(quote(name), sql) for name, sql in compiler.kept.items()]
+                 + [materialized(name, sql) for name, sql in retention])
     errors = [f"{compiler.reference(k, error=True)} AS {quote('se_' + k)}" for k in sampled_atoms(catalog)]
     columns = ", ".join([f"{compiler.expression(k.id)} AS {quote(k.id)}" for k in catalog.kpis] + errors)
     joined = dict.fromkeys((ref.relation, ref.on) for ref in compiler.refs.values())
@@ -261,6 +263,7 @@ class _Compiler:
         self.schema, self.grain, self.params = schema, grain, params
         self.by_id, self.parameters, self.filters, self.months = by_id, parameters, filters, months
         self.refs: dict[str, _Ref] = {}  # where each atom's value and error are
+        self.kept: dict[str, str] = {}  # the ids each filter keeps (name: query), computed once for every atom
         # per revenue table read by net retention: the name of its monthly amounts, and the months it looks back
         self.retained: dict[tuple[str, str, str, str], tuple[str, set[int]]] = {}
 
@@ -291,7 +294,7 @@ class _Compiler:
                 f"FROM {self.relation(table)} AS t GROUP BY 1")
 
     def relation(self, table: str) -> str:
-        return self.filters.relation(self.schema, table, self.params.bind)
+        return self.filters.relation(self.schema, table, self.params.bind, self.kept)
 
     def conditions(self, alias: str, where: tuple[Condition, ...]) -> str:
         parts = []

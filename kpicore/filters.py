@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from kpicore.sql import Bind, quote
+from kpicore.sql import Bind, materialized, quote
 
 # How each table reaches a dimension: "own" (it has the column), "lead" (via lead_id), "customer"
 # (via customer_id), "customer_lead" (via customer_id -> customers.lead_id). Tables not listed are not filtered.
@@ -62,63 +62,92 @@ class Filters:
 
     def left_out(self, engine: object, schema: str) -> dict[str, str]:
         """For each table a chosen filter applies to, the rows it cannot tell (no channel, no lead behind them),
-        which the filter leaves out: 'spend: 36 rows have no marketing channel'."""
-        found: dict[str, list[str]] = {}
+        which the filter leaves out: 'spend: 36 rows have no marketing channel'.
+
+        One statement: the ids whose value can be told are found once per way of reaching it (a query per table
+        joined the leads to the customers again for each, most of a filter change at 10M leads)."""
+        known: dict[str, str] = {}
+        counts = []
         for dimension, _ in self.chosen:
             source_table, column = SOURCE[dimension]
             for table, path in DIMENSIONS[dimension].items():
-                unknown = self._unknown(schema, path, source_table, column)
-                count = engine.execute(  # type: ignore[attr-defined]
-                    f"SELECT COUNT(*) FROM {quote(schema)}.{quote(table)} AS f WHERE {unknown}").fetchone()[0]
-                if count:
-                    found.setdefault(table, []).append(f"{count:,} {table} rows have no {LABELS[dimension]}")
+                joined, unknown = self._unknown(schema, dimension, path, source_table, column, known)
+                counts.append(f"SELECT {len(counts)} AS n, COUNT(*) AS rows FROM {quote(schema)}.{quote(table)} AS f"
+                              f"{joined} WHERE {unknown}")
+        if not counts:
+            return {}
+        ctes = ", ".join(materialized(quote(name), query) for name, query in known.items())
+        found_rows = dict(engine.execute(  # type: ignore[attr-defined]
+            f"{'WITH ' + ctes + ' ' if ctes else ''}{' UNION ALL '.join(counts)}").fetchall())
+        found: dict[str, list[str]] = {}
+        pairs = [(d, t) for d, _ in self.chosen for t in DIMENSIONS[d]]
+        for n, (dimension, table) in enumerate(pairs):
+            if found_rows.get(n):
+                found.setdefault(table, []).append(f"{found_rows[n]:,} {table} rows have no {LABELS[dimension]}")
         return {table: "; ".join(parts) + " and are left out" for table, parts in found.items()}
 
     @staticmethod
-    def _unknown(schema: str, path: str, source_table: str, column: str) -> str:
-        """SQL for a row of `f` whose value of the dimension cannot be told."""
+    def _unknown(schema: str, dimension: str, path: str, source_table: str, column: str,
+                 known: dict[str, str]) -> tuple[str, str]:
+        """A join and the condition for a row of `f` whose value of the dimension cannot be told (the ids that
+        can, where they are a set to look rows up in, go into `known`)."""
         source = f"{quote(schema)}.{quote(source_table)}"
         if path == "own":
-            return f"f.{quote(column)} IS NULL"
-        if path == "lead":
-            return f"f.lead_id IS NULL OR f.lead_id NOT IN (SELECT lead_id FROM {source} WHERE {quote(column)} " \
-                   "IS NOT NULL AND lead_id IS NOT NULL)"
+            return "", f"f.{quote(column)} IS NULL"
+        if path == "lead":  # one lead per id (the store's rule): its own row says whether it has a value
+            return (f" LEFT JOIN {source} AS l ON l.lead_id = f.lead_id",
+                    f"f.lead_id IS NULL OR l.{quote(column)} IS NULL")
+        name = f"known_{dimension}_{path}"
         if path == "customer":
-            return f"f.customer_id IS NULL OR f.customer_id NOT IN (SELECT customer_id FROM {source} WHERE " \
-                   f"{quote(column)} IS NOT NULL AND customer_id IS NOT NULL)"
-        customers = f"{quote(schema)}.{quote('customers')}"
-        return (f"f.customer_id IS NULL OR f.customer_id NOT IN (SELECT c.customer_id FROM {customers} AS c JOIN "
-                f"{source} AS l ON l.lead_id = c.lead_id WHERE l.{quote(column)} IS NOT NULL "
-                "AND c.customer_id IS NOT NULL)")
+            known[name] = (f"SELECT customer_id FROM {source} WHERE {quote(column)} IS NOT NULL "
+                           "AND customer_id IS NOT NULL")
+        else:
+            customers = f"{quote(schema)}.{quote('customers')}"
+            known[name] = (f"SELECT c.customer_id FROM {customers} AS c JOIN {source} AS l ON l.lead_id = c.lead_id "
+                           f"WHERE l.{quote(column)} IS NOT NULL AND c.customer_id IS NOT NULL")
+        return "", f"f.customer_id IS NULL OR f.customer_id NOT IN (SELECT customer_id FROM {quote(name)})"
 
     def unfiltered(self, tables: set[str]) -> list[str]:
         """Notes for tables that cannot be filtered by a chosen dimension."""
         return [f"{table} has no {LABELS[dimension]}, so it is not filtered by it"
                 for dimension, _ in self.chosen for table in sorted(tables) if table not in DIMENSIONS[dimension]]
 
-    def relation(self, schema: str, table: str, bind: Bind) -> str:
-        """The table as SQL: the plain relation, or a subquery keeping only the chosen values."""
+    def relation(self, schema: str, table: str, bind: Bind, kept: dict[str, str] | None = None) -> str:
+        """The table as SQL: the plain relation, or a subquery keeping only the chosen values.
+
+        With `kept`, the ids a filter keeps (the leads of a channel, their customers...) are written into it once
+        (name: query), for the statement to compute once as a common table expression, and read from there by
+        name: every atom of a filtered view joined the leads to the customers again (most of a filter change)."""
         plain = f"{quote(schema)}.{quote(table)}"
-        conditions = [self._condition(schema, table, d, v, bind) for d, v in self.chosen if table in DIMENSIONS[d]]
+        conditions = [self._condition(schema, table, d, v, bind, kept) for d, v in self.chosen
+                      if table in DIMENSIONS[d]]
         if not conditions:
             return plain
         return f"(SELECT f.* FROM {plain} AS f WHERE {' AND '.join(conditions)})"
 
     @staticmethod
-    def _condition(schema: str, table: str, dimension: str, values: tuple[str, ...], bind: Bind) -> str:
-        keep = f"IN ({', '.join(bind(v) for v in values)})"
+    def _condition(schema: str, table: str, dimension: str, values: tuple[str, ...], bind: Bind,
+                   kept: dict[str, str] | None) -> str:
         source_table, column = SOURCE[dimension]
-        source = f"{quote(schema)}.{quote(source_table)}"
         path = DIMENSIONS[dimension][table]
         if path == "own":
-            return f"f.{quote(column)} {keep}"
-        if path == "lead":
-            return f"f.lead_id IN (SELECT lead_id FROM {source} WHERE {quote(column)} {keep})"
-        if path == "customer":
-            return f"f.customer_id IN (SELECT customer_id FROM {source} WHERE {quote(column)} {keep})"
-        customers = f"{quote(schema)}.{quote('customers')}"
-        return (f"f.customer_id IN (SELECT c.customer_id FROM {customers} AS c JOIN {source} AS l "
-                f"ON l.lead_id = c.lead_id WHERE l.{quote(column)} {keep})")
+            return f"f.{quote(column)} IN ({', '.join(bind(v) for v in values)})"
+        key = "lead_id" if path == "lead" else "customer_id"
+        name = f"kept_{dimension}_{path}"
+        if kept is not None and name in kept:
+            return f"f.{key} IN (SELECT {key} FROM {quote(name)})"
+        keep = f"IN ({', '.join(bind(v) for v in values)})"
+        source = f"{quote(schema)}.{quote(source_table)}"
+        if path in ("lead", "customer"):
+            ids = f"SELECT {key} FROM {source} WHERE {quote(column)} {keep}"
+        else:
+            customers = f"{quote(schema)}.{quote('customers')}"
+            ids = (f"SELECT c.customer_id FROM {customers} AS c JOIN {source} AS l ON l.lead_id = c.lead_id "
+                   f"WHERE l.{quote(column)} {keep}")
+        if kept is None:
+            return f"f.{key} IN ({ids})"
+        kept[name] = ids
+        return f"f.{key} IN (SELECT {key} FROM {quote(name)})"
 
 
 NO_FILTERS = Filters()

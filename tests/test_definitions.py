@@ -307,3 +307,26 @@ def test_a_slice_is_judged_only_against_a_target_of_its_own(memory_conn, sliced)
     assert team.untargeted == 2  # leads and cost per lead: the score is the rate's alone
     share = next(r for r in team.kpis if r.kpi.id == "qualified_share")
     assert team.own_score == pytest.approx(min(share.attainment, 1.2))
+
+
+def test_a_filter_counts_the_rows_it_cannot_tell_through_leads_and_customers(memory_conn, tiny_store):
+    from kpicore.filters import Filters
+
+    day = ts("2026-01-05 09:00")
+    schema = tiny_store({
+        "leads": [{"lead_id": "L1", "created_at": day, "channel": "web"},
+                  {"lead_id": "L2", "created_at": day, "channel": None}],
+        # O1's lead has a channel; O2's has none, O3's is not in the leads, O4 names no lead
+        "opportunities": [{"opportunity_id": f"O{n}", "lead_id": lead, "created_at": day}
+                          for n, lead in enumerate(["L1", "L2", "L404", None], start=1)],
+        # C1 came from a web lead; C2 from a lead without channel; C3 from no lead
+        "customers": [{"customer_id": f"C{n}", "lead_id": lead, "acquired_at": day}
+                      for n, lead in enumerate(["L1", "L2", None], start=1)],
+        "revenue": [{"customer_id": c, "month": month("2026-01"), "amount": 10.0} for c in ("C1", "C2", "C3", "C9")],
+    })
+    found = Filters((("channel", ("web",)),)).left_out(memory_conn, schema)
+    assert found["leads"] == "1 leads rows have no marketing channel and are left out"  # L2
+    assert found["opportunities"] == "3 opportunities rows have no marketing channel and are left out"  # O2-O4
+    assert found["customers"] == "2 customers rows have no marketing channel and are left out"  # C2, C3
+    assert found["revenue"] == "3 revenue rows have no marketing channel and are left out"  # C2, C3, C9 (unknown)
+    assert set(found) == {"leads", "opportunities", "customers", "revenue"}  # empty tables have nothing to leave out
