@@ -471,6 +471,11 @@ def markdown(results: dict[str, Any]) -> str:
                 wanted = ("< 4 s " + ("MET" if c[kind]["wall"] < 4 else "MISSED")) if row["leads"] > 5e6 else ""
                 lines.append(f"| {n} | a filter change ({grain}, one channel), {what} | {f(c[kind])} | | | "
                              f"{wanted} |")
+        if {"week", "month"} <= set(row["compute"]):  # issue 10: week no slower than month
+            week, month = row["compute"]["week"]["ours"], row["compute"]["month"]["ours"]
+            ratio = week["wall"] / month["wall"]
+            lines.append(f"| {n} | whole catalog, week vs month | {f(week)} | {f(month)} | {ratio:.2f}x | "
+                         f"{judged(ratio, 1.0, True)} |")
         for label, p in row.get("pages", {}).items():
             name = {"overview": "Overview", "team": "Sales page"}[label]
             limit = 4.0 if row["leads"] > 5_000_000 else 1.0
