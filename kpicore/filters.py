@@ -67,23 +67,23 @@ class Filters:
         One statement: the ids whose value can be told are found once per way of reaching it (a query per table
         joined the leads to the customers again for each, most of a filter change at 10M leads)."""
         known: dict[str, str] = {}
-        counts = []
+        counts, counted = [], []  # a count per (dimension, table), numbered in order
         for dimension, _ in self.chosen:
             source_table, column = SOURCE[dimension]
             for table, path in DIMENSIONS[dimension].items():
                 joined, unknown = self._unknown(schema, dimension, path, source_table, column, known)
-                counts.append(f"SELECT {len(counts)} AS n, COUNT(*) AS rows FROM {quote(schema)}.{quote(table)} AS f"
-                              f"{joined} WHERE {unknown}")
+                counts.append(f"SELECT {len(counts)} AS n, COUNT(*) AS unknown FROM {quote(schema)}.{quote(table)} "
+                              f"AS f{joined} WHERE {unknown}")
+                counted.append((dimension, table))
         if not counts:
             return {}
         ctes = ", ".join(materialized(quote(name), query) for name, query in known.items())
-        found_rows = dict(engine.execute(  # type: ignore[attr-defined]
+        unknown_rows = dict(engine.execute(  # type: ignore[attr-defined]
             f"{'WITH ' + ctes + ' ' if ctes else ''}{' UNION ALL '.join(counts)}").fetchall())
         found: dict[str, list[str]] = {}
-        pairs = [(d, t) for d, _ in self.chosen for t in DIMENSIONS[d]]
-        for n, (dimension, table) in enumerate(pairs):
-            if found_rows.get(n):
-                found.setdefault(table, []).append(f"{found_rows[n]:,} {table} rows have no {LABELS[dimension]}")
+        for n, (dimension, table) in enumerate(counted):
+            if unknown_rows.get(n):
+                found.setdefault(table, []).append(f"{unknown_rows[n]:,} {table} rows have no {LABELS[dimension]}")
         return {table: "; ".join(parts) + " and are left out" for table, parts in found.items()}
 
     @staticmethod
