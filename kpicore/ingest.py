@@ -542,8 +542,7 @@ def _leading_format(raw: RawFile, plan: Plan, column: Column, formats: list[str]
     checks = [f"{agg}(try_strptime(v, $f{k}) IS NOT NULL)"
               for agg in ("bool_and", "bool_or") for k in range(len(formats))]
     params: dict[str, object] = {"v": of_shape, **{f"f{k}": f for k, f in enumerate(formats)}}
-    with duckdb.cursor() as conn:  # an in-memory database of its own cost more than the check
-        found = conn.execute(f"SELECT {', '.join(checks)} FROM unnest($v) AS a(v)", params).fetchone()
+    found = scratch(f"SELECT {', '.join(checks)} FROM unnest($v) AS a(v)", params)[0]
     every, some = found[:len(formats)], found[len(formats):]
     for k, form in enumerate(formats):  # the first format that reads any of them must read all of them
         if some[k]:
